@@ -1,0 +1,136 @@
+"""Edit-friendly DDPM inversion (Huberman-Spiegelglas et al.) and DDIM inversion.
+
+Both return the inverted latents at every noise level the reverse pass visits
+(x at t_start, ..., t_{T-1}, then x0) and, for DDPM, the noise maps z_t that
+make the reverse pass reproduce them exactly.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from .schedule import Schedule, noise_scale, predict_x0, step_mean
+
+#: predict(latents [N, C, H, W] float32, step_indices [N]) -> eps [N, C, H, W] float32
+NoisePredictor = Callable[[torch.Tensor, list[int]], torch.Tensor]
+
+
+@dataclass
+class Inversion:
+    """Inverted trajectory from step ``start`` on.
+
+    ``latents[k]`` is the latent at the level of step ``start + k`` (the input
+    of that reverse step), ``latents[-1]`` is x0.  ``means[k]`` is mu of step
+    ``start + k`` as the inversion predicted it (DDPM only), so that the noise
+    map is ``z = (latents[k + 1] - means[k]) / noise_scale``.
+    """
+
+    method: str
+    start: int
+    latents: torch.Tensor
+    means: torch.Tensor | None = None
+
+    def level(self, i: int) -> torch.Tensor:
+        """Latent at the input level of step i (i = T gives x0)."""
+        if i < self.start:
+            raise IndexError(f"step {i} was not inverted (inversion starts at step {self.start})")
+        return self.latents[i - self.start]
+
+    def mean(self, i: int) -> torch.Tensor:
+        if self.means is None:
+            raise ValueError(f"{self.method} inversion has no noise maps")
+        return self.means[i - self.start]
+
+    def noise_map(self, schedule: Schedule, i: int, eta: float) -> torch.Tensor:
+        """z_t of step i (for inspection; the reverse pass uses the residual form)."""
+        return (self.level(i + 1) - self.mean(i)) / noise_scale(schedule, i, eta)
+
+    @property
+    def x0(self) -> torch.Tensor:
+        return self.latents[-1]
+
+
+def draw_level_noise(
+    schedule: Schedule,
+    shape: tuple[int, ...],
+    generator: torch.Generator | None,
+) -> torch.Tensor:
+    """One independent N(0, I) draw per step, [T, *shape], float32 on the CPU.
+
+    Drawn for all T steps in one call whatever ``skip`` is, so that the noise
+    at a given timestep depends only on the seed, and on the CPU, so that the
+    same seed gives the same noise on every device.
+    """
+    return torch.randn((schedule.num_steps, *shape), generator=generator, dtype=torch.float32)
+
+
+def ddpm_invert(
+    x0: torch.Tensor,
+    schedule: Schedule,
+    predict: NoisePredictor,
+    start: int,
+    eta: float,
+    generator: torch.Generator | None,
+    batch_size: int = 8,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Inversion:
+    """Edit-friendly inversion of ``x0`` for reverse steps ``start..T-1``.
+
+    x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_t with independent eps_t; then
+    z_t = (x_{t-1} - mu_t(x_t)) / (eta sigma_t) (see ``noise_scale`` for the
+    last step, where sigma_t = 0); the means mu_t are kept instead of z_t, see
+    :func:`radedit_core.diffusion.editing.radedit_reverse`.  The UNet evaluations do not
+    depend on each other, so they run ``batch_size`` timesteps per call.
+    """
+    T = schedule.num_steps
+    noise = draw_level_noise(schedule, tuple(x0.shape), generator).to(x0.device)
+    steps = list(range(start, T))
+    levels = torch.stack(
+        [math.sqrt(schedule.abar[i]) * x0 + math.sqrt(1.0 - schedule.abar[i]) * noise[i] for i in steps] + [x0]
+    )
+    means = torch.empty_like(levels[:-1])
+    done = 0
+    for chunk_start in range(0, len(steps), max(1, batch_size)):
+        chunk = steps[chunk_start : chunk_start + batch_size]
+        k0 = chunk_start
+        x_in = levels[k0 : k0 + len(chunk)]  # [n, B, C, H, W]
+        n, b = x_in.shape[:2]
+        step_ids = [i for i in chunk for _ in range(b)]
+        eps = predict(x_in.reshape(n * b, *x_in.shape[2:]), step_ids).reshape(x_in.shape)
+        for j, i in enumerate(chunk):
+            means[k0 + j] = step_mean(levels[k0 + j], eps[j], schedule, i, eta)
+        done += len(chunk)
+        if on_progress is not None:
+            on_progress(done, len(steps))
+    return Inversion("ddpm", start, levels, means)
+
+
+def ddim_invert(
+    x0: torch.Tensor,
+    schedule: Schedule,
+    predict: NoisePredictor,
+    start: int,
+    on_progress: Callable[[int, int], None] | None = None,
+) -> Inversion:
+    """Deterministic DDIM inversion from x0 up to the level of step ``start``.
+
+    Each step reuses the noise predicted at the lower level with the target
+    timestep (the usual approximation), so it is sequential and only
+    approximately invertible: the paper's ablation (Fig. 5).
+    """
+    T = schedule.num_steps
+    levels: list[torch.Tensor] = [x0]
+    x = x0
+    for n, j in enumerate(range(T - 1, start - 1, -1), start=1):
+        a_cur, a_next = schedule.abar_prev[j], schedule.abar[j]
+        eps = predict(x, [j] * x.shape[0])
+        x = math.sqrt(a_next) * predict_x0(x, eps, a_cur) + math.sqrt(1.0 - a_next) * eps
+        levels.append(x)
+        if on_progress is not None:
+            on_progress(n, T - start)
+    stacked = torch.stack(levels[::-1])
+    return Inversion("ddim", start, stacked)

@@ -1,0 +1,236 @@
+"""Where each model component comes from: one :class:`ModelSpec`.
+
+A spec names, per component, a Hugging Face hub id or a local folder, with a
+subfolder and a revision.  It can be written as a small JSON/YAML file::
+
+    {
+      "name": "radedit",
+      "unet": {"source": "microsoft/radedit", "subfolder": "unet", "revision": "<sha>"},
+      "vae": {"source": "stabilityai/sdxl-vae", "revision": "<sha>"},
+      "text_encoder": {"source": "microsoft/BiomedVLP-BioViL-T", "revision": "<sha>",
+                       "trust_remote_code": true},
+      "tokenizer": {"source": "microsoft/BiomedVLP-BioViL-T", "revision": "<sha>",
+                    "trust_remote_code": true},
+      "scheduler": {"beta_schedule": "linear", ...},
+      "text": {"max_length": 128, "pass_attention_mask": false}
+    }
+
+or given as a folder with the diffusers layout (``unet/``, ``vae/``,
+``text_encoder/``, ``tokenizer/`` and optionally ``scheduler/``), with or
+without a ``radedit_model.json`` in it.  Relative ``source`` paths in a spec
+file are resolved against the file's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ..errors import ConfigError
+
+SPEC_FILENAME = "radedit_model.json"
+COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
+
+# Commits of the published weights, pinned so that a cache or a download always
+# resolves to the files this code was written against.  They are the revisions
+# recorded for these repositories in public RadEdit reproduction code; override
+# them in a spec file if your snapshot is another one.
+RADEDIT_REVISION = "e8ebd31396ff8553c34084b98b5defb8ebea2817"
+SDXL_VAE_REVISION = "6f5909a7e596173e25d4e97b07fd19cdf9611c76"
+BIOVIL_T_REVISION = "692f09e9be1bfe5fdd5f3efdd0e1eca7d2c10b23"
+
+#: The model card's DDIMScheduler settings (num_train_timesteps etc. are the
+#: diffusers defaults: 1000 steps, betas 0.00085..0.012).
+RADEDIT_SCHEDULER = {
+    "beta_schedule": "linear",
+    "clip_sample": False,
+    "prediction_type": "epsilon",
+    "timestep_spacing": "trailing",
+    "steps_offset": 1,
+}
+
+_SHA = re.compile(r"^[0-9a-f]{40}$")
+
+
+@dataclass(frozen=True)
+class ComponentSource:
+    """One component: ``source`` is a hub id ("org/name") or a local folder."""
+
+    source: str
+    subfolder: str | None = None
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @property
+    def is_local(self) -> bool:
+        path = Path(self.source).expanduser()
+        return path.is_absolute() or path.exists()
+
+    @property
+    def is_pinned(self) -> bool:
+        return self.revision is not None and (bool(_SHA.match(self.revision)) or self.revision.startswith("v"))
+
+    def describe(self) -> str:
+        where = self.source + (f"/{self.subfolder}" if self.subfolder else "")
+        if self.is_local:
+            return f"local folder {where}"
+        return f"hub repository {where} at revision {self.revision or 'main (unpinned)'}"
+
+
+@dataclass(frozen=True)
+class TextSettings:
+    """How prompts become UNet conditioning.
+
+    ``pass_attention_mask``: whether the tokenizer's attention mask is given to
+    the text encoder.  The model card builds a StableDiffusionPipeline, which
+    passes it only when the encoder config sets ``use_attention_mask``; BioViL-T
+    does not, so the default is False (padding tokens attend and are attended).
+    """
+
+    max_length: int = 128
+    pass_attention_mask: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    unet: ComponentSource
+    vae: ComponentSource
+    text_encoder: ComponentSource
+    tokenizer: ComponentSource
+    scheduler: dict[str, Any] = field(default_factory=lambda: dict(RADEDIT_SCHEDULER))
+    text: TextSettings = field(default_factory=TextSettings)
+
+    # -- construction ------------------------------------------------------
+    @classmethod
+    def radedit(cls) -> "ModelSpec":
+        """The published RadEdit components (model card), revisions pinned."""
+        biovil = ComponentSource("microsoft/BiomedVLP-BioViL-T", None, BIOVIL_T_REVISION, True)
+        return cls(
+            name="radedit",
+            unet=ComponentSource("microsoft/radedit", "unet", RADEDIT_REVISION),
+            vae=ComponentSource("stabilityai/sdxl-vae", None, SDXL_VAE_REVISION),
+            text_encoder=biovil,
+            tokenizer=biovil,
+        )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: Path | None = None) -> "ModelSpec":
+        unknown = set(data) - {"name", "scheduler", "text", *COMPONENTS}
+        if unknown:
+            raise ConfigError(f"model spec: unknown keys {sorted(unknown)}")
+        missing = [c for c in COMPONENTS if c not in data]
+        if missing:
+            raise ConfigError(f"model spec: missing components {missing}")
+
+        def component(key: str) -> ComponentSource:
+            entry = data[key]
+            if isinstance(entry, str):
+                entry = {"source": entry}
+            if not isinstance(entry, dict) or "source" not in entry:
+                raise ConfigError(f"model spec: '{key}' needs a 'source' (hub id or folder)")
+            bad = set(entry) - {"source", "subfolder", "revision", "trust_remote_code"}
+            if bad:
+                raise ConfigError(f"model spec: '{key}' has unknown keys {sorted(bad)}")
+            source = str(entry["source"])
+            if base is not None and not Path(source).expanduser().is_absolute():
+                candidate = base / source
+                if source.startswith(("./", "../")) or candidate.exists():
+                    source = str(candidate.resolve())
+            return ComponentSource(
+                source=source,
+                subfolder=entry.get("subfolder"),
+                revision=entry.get("revision"),
+                trust_remote_code=bool(entry.get("trust_remote_code", False)),
+            )
+
+        text = data.get("text", {})
+        try:
+            text_settings = TextSettings(**text)
+        except TypeError as exc:
+            raise ConfigError(f"model spec: bad 'text' settings ({exc})") from exc
+        scheduler = data.get("scheduler", RADEDIT_SCHEDULER)
+        if not isinstance(scheduler, dict):
+            raise ConfigError("model spec: 'scheduler' must be a mapping of DDIMScheduler settings")
+        return cls(
+            name=str(data.get("name", "custom")),
+            unet=component("unet"),
+            vae=component("vae"),
+            text_encoder=component("text_encoder"),
+            tokenizer=component("tokenizer"),
+            scheduler=dict(scheduler),
+            text=text_settings,
+        )
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> "ModelSpec":
+        path = Path(path)
+        try:
+            text = path.read_text()
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read model spec ({exc.strerror})") from exc
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError(f"{path}: model spec is not valid JSON/YAML ({exc})") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: model spec must be a mapping")
+        return cls.from_dict(data, base=path.parent.resolve())
+
+    @classmethod
+    def from_folder(cls, folder: str | Path) -> "ModelSpec":
+        folder = Path(folder).expanduser().resolve()
+        spec_file = folder / SPEC_FILENAME
+        if spec_file.exists():
+            return cls.from_file(spec_file)
+        absent = [c for c in COMPONENTS if not (folder / c).is_dir()]
+        if absent:
+            raise ConfigError(
+                f"{folder}: not a RadEdit model folder: no {SPEC_FILENAME} and missing "
+                f"subfolders {absent} (expected unet/, vae/, text_encoder/, tokenizer/)"
+            )
+        scheduler: dict[str, Any] = dict(RADEDIT_SCHEDULER)
+        scheduler_file = folder / "scheduler" / "scheduler_config.json"
+        if scheduler_file.exists():
+            scheduler = json.loads(scheduler_file.read_text())
+        return cls(
+            name=folder.name,
+            unet=ComponentSource(str(folder), "unet"),
+            vae=ComponentSource(str(folder), "vae"),
+            text_encoder=ComponentSource(str(folder), "text_encoder"),
+            tokenizer=ComponentSource(str(folder), "tokenizer"),
+            scheduler=scheduler,
+        )
+
+    @classmethod
+    def resolve(cls, model: "str | Path | ModelSpec | None") -> "ModelSpec":
+        """``radedit`` / ``tiny`` / a spec file / a model folder -> spec."""
+        if isinstance(model, ModelSpec):
+            return model
+        if model is None or str(model) == "radedit":
+            return cls.radedit()
+        if str(model) == "tiny":
+            from .tiny import ensure_tiny_model  # noqa: PLC0415 - avoids a cycle
+
+            return cls.from_folder(ensure_tiny_model())
+        path = Path(model).expanduser()
+        if path.is_file():
+            return cls.from_file(path)
+        if path.is_dir():
+            return cls.from_folder(path)
+        raise ConfigError(
+            f"{model}: model not found; use 'radedit' (published weights), 'tiny' "
+            "(offline demo model), a model folder or a spec file (.json/.yaml)"
+        )
+
+    def with_text(self, **changes: Any) -> "ModelSpec":
+        return replace(self, text=replace(self.text, **changes))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+

@@ -1,0 +1,145 @@
+"""A tiny RadEdit model for tests and the offline demo.
+
+Same classes and folder layout as the published weights (diffusers
+``UNet2DConditionModel`` and ``AutoencoderKL``, a transformers BERT text
+encoder with a WordPiece tokenizer written from a local vocabulary, the model
+card's DDIM scheduler), only small: the whole model is a few hundred kB and
+runs an edit in seconds on a laptop CPU.  The weights are a seeded random
+initialisation, so edits show the *mechanics* (masks, inversion, geometry,
+DICOM round trips) not radiology; point ``--model`` at the real weights for
+that.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .._version import __version__
+from ..fileio import atomic_directory
+from .spec import RADEDIT_SCHEDULER, SPEC_FILENAME
+
+TINY_VERSION = 2  # bump when the architecture or initialisation changes
+
+#: Paper-shaped configuration (App. 0.D) scaled down: 64x64 latents for 512
+#: images, an epsilon UNet with cross-attention and 32-dim heads, attention
+#: only at the coarsest level (16x16) to keep CPU runs fast.
+TINY_UNET = dict(
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    down_block_types=("DownBlock2D", "DownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "UpBlock2D", "UpBlock2D"),
+    block_out_channels=(16, 16, 32),
+    layers_per_block=1,
+    attention_head_dim=(1, 1, 1),
+    cross_attention_dim=32,
+    norm_num_groups=8,
+)
+#: SDXL-VAE-shaped (4 blocks, x8 downsampling, 4 latent channels, RGB in/out).
+TINY_VAE = dict(
+    in_channels=3,
+    out_channels=3,
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    block_out_channels=(8, 16, 16, 16),
+    layers_per_block=1,
+    latent_channels=4,
+    norm_num_groups=8,
+    sample_size=512,
+    scaling_factor=0.13025,
+)
+TINY_TEXT = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=64,
+    max_position_embeddings=128,
+)
+
+_WORDS = """
+no acute cardiopulmonary process moderate mild severe small large pulmonary edema the heart
+size is normal left right bilateral upper lower lobe consolidation new pectoral pacemaker in
+place position of leads as expected otherwise unremarkable chest radiographic examination
+pleural effusion effusions pneumothorax findings finding cardiomegaly atelectasis opacity
+opacities nodule mass pneumonia tube drain line catheter with and or without a an are be has
+have there lung lungs base bases apex mediastinum stable unchanged increased decreased
+""".split()
+
+
+def _vocabulary() -> list[str]:
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789.,;:-/()[]'\"%")
+    pieces = [f"##{c}" for c in chars]
+    words = list(dict.fromkeys(w for w in _WORDS if w not in chars))
+    return specials + words + chars + pieces
+
+
+def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
+    """Write the tiny model into ``folder`` (created; must not exist)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: PLC0415
+    from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: PLC0415
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=False)
+    gen_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        UNet2DConditionModel(**TINY_UNET).save_pretrained(folder / "unet")
+        torch.manual_seed(seed + 1)
+        AutoencoderKL(**TINY_VAE).save_pretrained(folder / "vae")
+        vocab = _vocabulary()
+        torch.manual_seed(seed + 2)
+        BertModel(BertConfig(vocab_size=len(vocab), **TINY_TEXT)).save_pretrained(folder / "text_encoder")
+    finally:
+        torch.random.set_rng_state(gen_state)
+    tok_dir = folder / "tokenizer"
+    tok_dir.mkdir()
+    (tok_dir / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    # from_pretrained on a folder holding only vocab.txt builds the WordPiece
+    # tokenizer the same way across transformers 4 and 5.
+    BertTokenizerFast.from_pretrained(str(tok_dir), do_lower_case=True, model_max_length=128).save_pretrained(
+        tok_dir
+    )
+    DDIMScheduler(**RADEDIT_SCHEDULER).save_pretrained(folder / "scheduler")
+    spec = {
+        "name": f"radedit-tiny-v{TINY_VERSION}",
+        "unet": {"source": ".", "subfolder": "unet"},
+        "vae": {"source": ".", "subfolder": "vae"},
+        "text_encoder": {"source": ".", "subfolder": "text_encoder"},
+        "tokenizer": {"source": ".", "subfolder": "tokenizer"},
+        "scheduler": RADEDIT_SCHEDULER,
+        "text": {"max_length": 128, "pass_attention_mask": False},
+    }
+    (folder / SPEC_FILENAME).write_text(json.dumps(spec, indent=2) + "\n")
+    (folder / "README.md").write_text(
+        f"Tiny RadEdit model (random weights, seed {seed}) written by radedit_core "
+        f"{__version__} for tests and the offline demo. Not for research use.\n"
+    )
+    return folder
+
+
+def radedit_home() -> Path:
+    """Where generated models live: $RADEDIT_HOME or ~/.cache/radedit."""
+    return Path(os.environ.get("RADEDIT_HOME", Path.home() / ".cache" / "radedit")).expanduser()
+
+
+def ensure_tiny_model(seed: int = 0) -> Path:
+    """Return the tiny model folder, writing it once (atomically) if absent."""
+    folder = radedit_home() / "models" / f"tiny-v{TINY_VERSION}-seed{seed}"
+    if (folder / SPEC_FILENAME).exists():
+        return folder
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_directory(folder) as tmp:
+            tmp.rmdir()
+            write_tiny_model(tmp, seed=seed)
+    except Exception:
+        # Another process may have written it meanwhile; that copy is as good.
+        if (folder / SPEC_FILENAME).exists():
+            return folder
+        raise
+    return folder

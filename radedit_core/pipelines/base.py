@@ -1,0 +1,187 @@
+"""Plumbing shared by the RadEdit pipelines: prompts, UNet calls, VAE."""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Callable, Iterator
+
+import torch
+from tqdm.auto import tqdm
+from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
+
+from ..errors import ConfigError
+from ..models.conditioning import encode_prompts
+from ..models.spec import TextSettings
+
+#: callback(stage, done, total); stages: "invert", "edit", "generate".
+ProgressCallback = Callable[[str, int, int], None]
+
+
+class RadEditPipelineBase(DiffusionPipeline):
+    """UNet/VAE/text plumbing; the pipelines add the sampling maths."""
+
+    model_cpu_offload_seq = "text_encoder->unet->vae"
+
+    def __init__(
+        self,
+        vae: AutoencoderKL,
+        text_encoder,
+        tokenizer,
+        unet: UNet2DConditionModel,
+        scheduler: DDIMScheduler,
+        text_max_length: int = 128,
+        pass_attention_mask: bool = False,
+    ):
+        super().__init__()
+        self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
+        self.register_to_config(text_max_length=text_max_length, pass_attention_mask=pass_attention_mask)
+        self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
+        self._unet_forward = self.unet
+        self.unet_calls = 0
+
+    @classmethod
+    def from_components(cls, components) -> "RadEditPipelineBase":
+        """Build from :class:`radedit_core.models.RadEditComponents`."""
+        return cls(
+            vae=components.vae,
+            text_encoder=components.text_encoder,
+            tokenizer=components.tokenizer,
+            unet=components.unet,
+            scheduler=components.scheduler,
+            text_max_length=components.spec.text.max_length,
+            pass_attention_mask=components.spec.text.pass_attention_mask,
+        )
+
+    # -- properties --------------------------------------------------------
+    @property
+    def model_resolution(self) -> int:
+        return int(self.unet.config.sample_size) * self.vae_scale_factor
+
+    @property
+    def text_settings(self) -> TextSettings:
+        return TextSettings(self.config.text_max_length, self.config.pass_attention_mask)
+
+    # -- speed -------------------------------------------------------------
+    def compile_unet(self, mode: str | None = None, **kwargs) -> None:
+        """Run the UNet through ``torch.compile`` (the module itself is kept for saving)."""
+        self._unet_forward = torch.compile(self.unet, mode=mode, **kwargs)
+
+    # -- building blocks ---------------------------------------------------
+    def encode_text(self, prompts: list[str]) -> torch.Tensor:
+        return encode_prompts(
+            prompts,
+            self.tokenizer,
+            self.text_encoder,
+            self.text_settings,
+            self.unet.device,
+            self.unet.dtype,
+        )
+
+    def unet_eps(self, latents: torch.Tensor, timesteps: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
+        """One UNet call on float32 latents; the prediction comes back as float32."""
+        self.unet_calls += 1
+        out = self._unet_forward(
+            latents.to(self.unet.dtype),
+            timesteps.to(self.unet.device),
+            encoder_hidden_states=embeddings,
+            return_dict=False,
+        )[0]
+        return out.float()
+
+    def conditional_predictor(
+        self,
+        timesteps: tuple[int, ...],
+        uncond: torch.Tensor,
+        cond: torch.Tensor,
+        batch_conditions: bool,
+    ) -> Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]:
+        """(x, step) -> (eps_uncond, eps_cond [P, B, ...]) with one batched call or 1 + P calls."""
+        embeddings = torch.cat([uncond, cond])  # [1 + P, L, D]
+        n = embeddings.shape[0]
+
+        def predict(x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+            b = x.shape[0]
+            t = torch.full((b,), timesteps[i], dtype=torch.long)
+            if batch_conditions:
+                eps = self.unet_eps(
+                    x.repeat(n, 1, 1, 1),
+                    t.repeat(n),
+                    embeddings.repeat_interleave(b, dim=0),
+                ).view(n, *x.shape)
+            else:
+                eps = torch.stack(
+                    [self.unet_eps(x, t, embeddings[k : k + 1].expand(b, -1, -1)) for k in range(n)]
+                )
+            return eps[0], eps[1:]
+
+        return predict
+
+    @torch.no_grad()
+    def encode_image(
+        self,
+        image: torch.Tensor,
+        sampling: str = "mode",
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """[B, 1, S, S] in [-1, 1] -> scaled float32 latents [B, C, S/8, S/8]."""
+        rgb = image.to(self.vae.device, self.vae.dtype).expand(-1, self.vae.config.in_channels, -1, -1)
+        dist = self.vae.encode(rgb).latent_dist
+        if sampling == "mode":
+            latents = dist.mode()
+        elif sampling == "sample":
+            noise = torch.randn(dist.mean.shape, generator=generator, dtype=torch.float32)
+            latents = dist.mean + dist.std * noise.to(dist.mean)
+        else:
+            raise ConfigError(f"latent sampling must be 'mode' or 'sample', got {sampling!r}")
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        return ((latents.float() - shift) * self.vae.config.scaling_factor).to(self.unet.device)
+
+    @torch.no_grad()
+    def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents -> grayscale images [B, 1, S, S] in [-1, 1], float32."""
+        shift = getattr(self.vae.config, "shift_factor", None) or 0.0
+        z = latents / self.vae.config.scaling_factor + shift
+        rgb = self.vae.decode(z.to(self.vae.device, self.vae.dtype), return_dict=False)[0]
+        return rgb.float().mean(dim=1, keepdim=True).clamp(-1.0, 1.0)
+
+    # -- bookkeeping -------------------------------------------------------
+    def stage_bar(self, total: int, desc: str) -> tqdm:
+        """A tqdm bar honouring ``set_progress_bar_config`` (disable=True etc.)."""
+        config = {"desc": desc, "leave": False} | dict(getattr(self, "_progress_bar_config", {}))
+        return tqdm(total=total, **config)
+
+    @contextmanager
+    def timed(self, timings: dict[str, float], key: str) -> Iterator[None]:
+        sync = self.unet.device.type == "cuda"
+        if sync:
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        yield
+        if sync:
+            torch.cuda.synchronize()
+        timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def make_generator(seed: int | torch.Generator | None) -> torch.Generator | None:
+    """Seeds become CPU generators, so noise is identical on every device."""
+    if seed is None or isinstance(seed, torch.Generator):
+        return seed
+    return torch.Generator(device="cpu").manual_seed(int(seed))
+
+
+def normalise_prompts(prompt: str | list[str], weights: float | list[float] | None, default: float) -> tuple[list[str], list[float]]:
+    prompts = [prompt] if isinstance(prompt, str) else list(prompt or [])
+    if not prompts:
+        raise ConfigError("at least one prompt is needed (an empty list was given)")
+    if not all(isinstance(p, str) for p in prompts):
+        raise ConfigError("prompts must be strings")
+    if weights is None:
+        weight_list = [default] * len(prompts)
+    elif isinstance(weights, (int, float)):
+        weight_list = [float(weights)] * len(prompts)
+    else:
+        weight_list = [float(w) for w in weights]
+    if len(weight_list) != len(prompts):
+        raise ConfigError(f"{len(prompts)} prompts but {len(weight_list)} weights; give one weight per prompt")
+    return prompts, weight_list
