@@ -116,9 +116,20 @@ def read_image(path: str | Path) -> SourceImage:
 
         return read_dicom_image(path)
     array, geometry = sitk_to_array(read_sitk(path), path)
+    if fmt == "nifti":
+        _check_nifti_finite(path)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     return SourceImage.from_array(array, geometry=geometry, path=path, format=fmt)
+
+
+def _check_nifti_finite(path: Path) -> None:
+    """ITK's NIfTI reader turns NaN into 0; nibabel reads the stored values."""
+    import nibabel as nib  # noqa: PLC0415
+
+    image = nib.load(str(path))
+    if np.issubdtype(image.get_data_dtype(), np.floating) and not np.all(np.isfinite(np.asarray(image.dataobj))):
+        raise InputError(path, "image contains NaN or infinite values")
 
 
 def array_to_sitk(array: np.ndarray, geometry: Geometry) -> sitk.Image:

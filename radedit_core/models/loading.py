@@ -96,7 +96,9 @@ def _not_found(what: str, comp: ComponentSource, exc: Exception) -> ModelNotFoun
             f"the folder must hold the {what} files (config + weights) as written by save_pretrained"
         )
     else:
-        cache = os.environ.get("HF_HUB_CACHE") or os.environ.get("HF_HOME") or "~/.cache/huggingface"
+        from huggingface_hub import constants  # noqa: PLC0415
+
+        cache = constants.HF_HUB_CACHE
         hint = (
             f"looked in the Hugging Face cache ({cache}){' in offline mode' if offline else ''}. "
             f"Provide it with `hf download {comp.source} --revision {comp.revision or 'main'}` on a "

@@ -44,8 +44,9 @@ RADEDIT_REVISION = "e8ebd31396ff8553c34084b98b5defb8ebea2817"
 SDXL_VAE_REVISION = "6f5909a7e596173e25d4e97b07fd19cdf9611c76"
 BIOVIL_T_REVISION = "692f09e9be1bfe5fdd5f3efdd0e1eca7d2c10b23"
 
-#: The model card's DDIMScheduler settings (num_train_timesteps etc. are the
-#: diffusers defaults: 1000 steps, betas 0.00085..0.012).
+#: The model card's DDIMScheduler settings.  Everything else is the diffusers
+#: default: 1000 training steps and Ho et al.'s linear betas 1e-4..0.02 (the
+#: paper's "linear schedule", App. 0.D), not Stable Diffusion's 0.00085..0.012.
 RADEDIT_SCHEDULER = {
     "beta_schedule": "linear",
     "clip_sample": False,

@@ -95,24 +95,27 @@ class RadEditPipelineBase(DiffusionPipeline):
         uncond: torch.Tensor,
         cond: torch.Tensor,
         batch_conditions: bool,
+        paired: bool = False,
     ) -> Callable[[torch.Tensor, int], tuple[torch.Tensor, torch.Tensor]]:
-        """(x, step) -> (eps_uncond, eps_cond [P, B, ...]) with one batched call or 1 + P calls."""
-        embeddings = torch.cat([uncond, cond])  # [1 + P, L, D]
-        n = embeddings.shape[0]
+        """(x, step) -> (eps_uncond [B, ...], eps_cond [P, B, ...]).
+
+        Every one of the P prompts is evaluated on every image, in one batched
+        call of (1 + P) * B or in 1 + P calls.  ``paired=True`` (text-to-image
+        with one prompt per image) evaluates image b under prompt b only:
+        P = 1 and a call of 2B.
+        """
+        n = 1 if paired else cond.shape[0]
 
         def predict(x: torch.Tensor, i: int) -> tuple[torch.Tensor, torch.Tensor]:
             b = x.shape[0]
             t = torch.full((b,), timesteps[i], dtype=torch.long)
+            groups = [uncond.expand(b, -1, -1)]
+            groups += [cond] if paired else [cond[k : k + 1].expand(b, -1, -1) for k in range(n)]
             if batch_conditions:
-                eps = self.unet_eps(
-                    x.repeat(n, 1, 1, 1),
-                    t.repeat(n),
-                    embeddings.repeat_interleave(b, dim=0),
-                ).view(n, *x.shape)
+                eps = self.unet_eps(x.repeat(n + 1, 1, 1, 1), t.repeat(n + 1), torch.cat(groups))
+                eps = eps.view(n + 1, *x.shape)
             else:
-                eps = torch.stack(
-                    [self.unet_eps(x, t, embeddings[k : k + 1].expand(b, -1, -1)) for k in range(n)]
-                )
+                eps = torch.stack([self.unet_eps(x, t, g) for g in groups])
             return eps[0], eps[1:]
 
         return predict

@@ -1,0 +1,156 @@
+"""The ``radedit`` command as users type it (subprocess, tiny model, CPU)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+
+from radedit_core.demo import sample_dir
+
+FAST = ["--steps", "20", "--model", "tiny", "--device", "cpu", "-q"]
+
+
+def radedit(*args, env_home=None, check=False):
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    if env_home:
+        env["RADEDIT_HOME"] = str(env_home)
+    cmd = [sys.executable, "-m", "radedit_core.cli", *map(str, args)]
+    # -q must precede the sub-command for argparse
+    if "-q" in cmd:
+        cmd.remove("-q")
+        cmd.insert(3, "-q")
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(proc.stderr)
+    return proc
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    src = sample_dir()
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for name in ("cxr.png", "lungs_mask.png", "pacemaker_mask.png"):
+        (folder / name).write_bytes((src / name).read_bytes())
+    return folder
+
+
+def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home):
+    out = tmp_path / "out" / "edited.png"
+    proc = radedit(
+        "edit", "--image", inputs / "cxr.png", "--edit-mask", inputs / "lungs_mask.png",
+        "--keep-mask", inputs / "pacemaker_mask.png", "--prompt", "Moderate pulmonary edema",
+        "--keep-mode", "pixel", "--dilate", "5", "--seed", "3", "--output", out, *FAST,
+        env_home=radedit_home, check=True,
+    )
+    assert "wrote" in proc.stdout
+    src = np.asarray(Image.open(inputs / "cxr.png"))
+    edited = np.asarray(Image.open(out))
+    assert edited.shape == src.shape and edited.dtype == src.dtype
+    keep = np.asarray(Image.open(inputs / "pacemaker_mask.png")) > 0
+    assert np.array_equal(edited[keep], src[keep])  # pixel keep mode: bit-identical
+    assert not np.array_equal(edited, src)
+    meta = json.loads((out.parent / "edited.json").read_text())
+    s = meta["settings"]
+    assert s["prompts"] == ["Moderate pulmonary edema"] and s["weights"] == [15.0]
+    assert (s["steps"], s["skip_ratio"], s["seed"], s["eta"], s["keep_mode"]) == (20, 0.3, 3, 1.0, "pixel")
+    assert meta["model"]["components"]["unet"]["class"] == "UNet2DConditionModel"
+    assert meta["version"] and meta["result"]["unet_evaluations"] == 2 * 14
+    assert "total" in meta["result"]["timings_s"]
+    assert meta["input"]["sha256"] == hashlib.sha256((inputs / "cxr.png").read_bytes()).hexdigest()
+
+
+def test_edit_nifti_keeps_geometry_and_dtype(tmp_path, radedit_home):
+    from radedit_core.synthetic import chest_phantom, quantise
+
+    ph = chest_phantom(300, 260, seed=1)
+    img = sitk.GetImageFromArray(quantise(ph.image, 12).astype(np.int16)[None])
+    img.SetSpacing((0.5, 0.4, 1.0))
+    img.SetOrigin((-10.0, 20.0, 5.0))
+    sitk.WriteImage(img, str(tmp_path / "cxr.nii.gz"))
+    mask = sitk.GetImageFromArray(ph.mask("right_lung").astype(np.uint8)[None])
+    mask.CopyInformation(img)
+    sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
+    out = tmp_path / "edited.nii.gz"
+    radedit("edit", "--image", tmp_path / "cxr.nii.gz", "--edit-mask", tmp_path / "mask.nii.gz",
+            "--prompt", "New right upper lobe consolidation", "--output", out, *FAST,
+            env_home=radedit_home, check=True)
+    res = sitk.ReadImage(str(out))
+    assert res.GetSize() == img.GetSize() and res.GetPixelID() == img.GetPixelID()
+    assert res.GetSpacing() == pytest.approx(img.GetSpacing()) and res.GetOrigin() == pytest.approx(img.GetOrigin())
+
+
+def test_generate(tmp_path, radedit_home):
+    out = tmp_path / "gen"
+    radedit("generate", "--prompt", "No acute cardiopulmonary process", "--prompt", "Left pectoral pacemaker",
+            "--steps", "10", "--model", "tiny", "--device", "cpu", "--output", out, "-q",
+            env_home=radedit_home, check=True)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == ["sample_000.png", "sample_001.png", "samples.json"]
+    assert np.asarray(Image.open(out / "sample_000.png")).shape == (512, 512)
+
+
+@pytest.mark.parametrize(
+    "case, args, message",
+    [
+        ("mask shape", ["--edit-mask", "{tmp}/small.png"], "small.png: mask size 10x10"),
+        ("missing image", ["--image", "{tmp}/nope.png"], "nope.png: file does not exist"),
+        ("unreadable", ["--image", "{tmp}/junk.png"], "junk.png: cannot be read as an image"),
+        ("nan image", ["--image", "{tmp}/nan.nii.gz", "--edit-mask", "{tmp}/nanmask.nii.gz"], "nan.nii.gz: image contains NaN"),
+        ("empty mask", ["--edit-mask", "{tmp}/empty.png"], "empty.png: edit mask is empty"),
+        ("no mask", ["--edit-mask", None], "give --edit-mask, or --global-edit"),
+        ("bad model", ["--model", "{tmp}/no-model"], "model not found"),
+        ("exists", ["--output", "{tmp}/exists.png"], "exists.png: output already exists"),
+        ("bad dtype", ["--dtype", "int8"], "invalid choice"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_home, case, args, message):
+    Image.fromarray(np.ones((10, 10), np.uint8)).save(tmp_path / "small.png")
+    Image.fromarray(np.zeros((640, 560), np.uint8)).save(tmp_path / "empty.png")
+    (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
+    nan = np.full((64, 64), np.nan, np.float32)
+    sitk.WriteImage(sitk.GetImageFromArray(nan), str(tmp_path / "nan.nii.gz"))
+    sitk.WriteImage(sitk.GetImageFromArray(np.ones((64, 64), np.uint8)), str(tmp_path / "nanmask.nii.gz"))
+    (tmp_path / "exists.png").write_bytes(b"old")
+    opts = {
+        "--image": inputs / "cxr.png",
+        "--edit-mask": inputs / "lungs_mask.png",
+        "--output": tmp_path / "result" / "out.png",
+        "--prompt": "No acute cardiopulmonary process",
+    }
+    extra = []
+    for key, value in zip(args[::2], args[1::2]):
+        if key in opts:
+            opts[key] = None if value is None else Path(value.format(tmp=tmp_path))
+        else:
+            extra += [key, value.format(tmp=tmp_path)]
+    before_in, before_tmp = digest(inputs), digest(tmp_path)
+    cli = ["edit"] + [x for k, v in opts.items() if v is not None for x in (k, v)] + extra
+    fast = [a for a in FAST if a not in extra and not (a == "tiny" and "--model" in extra)]
+    if "--model" in extra:
+        fast = ["--steps", "20", "--device", "cpu", "-q"]
+    proc = radedit(*cli, *fast, env_home=radedit_home)
+    assert proc.returncode != 0, case
+    assert message in proc.stderr, proc.stderr
+    assert digest(inputs) == before_in and digest(tmp_path) == before_tmp  # inputs untouched
+    assert not (tmp_path / "result").exists() or not any((tmp_path / "result").iterdir())
+
+
+def test_version_and_help():
+    assert radedit("--version").stdout.startswith("radedit_core ")
+    help_text = radedit("edit", "--help").stdout
+    for flag in ("--keep-mode", "--reference-compat", "--skip-ratio", "--invert-prompt", "--dilate"):
+        assert flag in help_text
