@@ -125,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true")
     _add_model_options(p)
 
+    from .pacs import add_pacs_parser  # noqa: PLC0415 - lives with the PACS code
+
+    add_pacs_parser(sub, _add_edit_options, _add_model_options)
+
     p = sub.add_parser("demo", help="offline demo: tiny model on the bundled sample image")
     p.add_argument("--output", type=Path, default=Path("radedit-demo"), help="output folder [default: %(default)s]")
     p.add_argument("--steps", type=int, default=200)
@@ -255,7 +259,13 @@ def cmd_demo(args) -> int:
     return 0
 
 
-COMMANDS = {"edit": cmd_edit, "generate": cmd_generate, "demo": cmd_demo}
+def cmd_pacs_edit(args) -> int:
+    from .pacs import run_pacs_edit  # noqa: PLC0415
+
+    return run_pacs_edit(args, _editor, _settings)
+
+
+COMMANDS = {"edit": cmd_edit, "generate": cmd_generate, "demo": cmd_demo, "pacs-edit": cmd_pacs_edit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
