@@ -77,6 +77,7 @@ def ddpm_invert(
     generator: torch.Generator | None,
     batch_size: int = 8,
     on_progress: Callable[[int, int], None] | None = None,
+    pad_chunks: bool = False,
 ) -> Inversion:
     """Edit-friendly inversion of ``x0`` for reverse steps ``start..T-1``.
 
@@ -100,7 +101,14 @@ def ddpm_invert(
         x_in = levels[k0 : k0 + len(chunk)]  # [n, B, C, H, W]
         n, b = x_in.shape[:2]
         step_ids = [i for i in chunk for _ in range(b)]
-        eps = predict(x_in.reshape(n * b, *x_in.shape[2:]), step_ids).reshape(x_in.shape)
+        flat = x_in.reshape(n * b, *x_in.shape[2:])
+        pad = (batch_size - n) * b if pad_chunks else 0
+        if pad:
+            # One input shape for every call: a compiled UNet is not recompiled
+            # (or re-captured as a CUDA graph) for the last, shorter chunk.
+            flat = torch.cat([flat, flat[-1:].expand(pad, *flat.shape[1:])])
+            step_ids = step_ids + [step_ids[-1]] * pad
+        eps = predict(flat, step_ids)[: n * b].reshape(x_in.shape)
         for j, i in enumerate(chunk):
             means[k0 + j] = step_mean(levels[k0 + j], eps[j], schedule, i, eta)
         done += len(chunk)

@@ -201,7 +201,15 @@ class RadEditPipeline(RadEditPipelineBase):
 
             if inversion == "ddpm":
                 inv = ddpm_invert(
-                    x0, schedule, inversion_eps, inv_start, eta, generator, inversion_batch_size, inv_progress
+                    x0,
+                    schedule,
+                    inversion_eps,
+                    inv_start,
+                    eta,
+                    generator,
+                    inversion_batch_size,
+                    inv_progress,
+                    pad_chunks=self.is_compiled,
                 )
             else:
                 inv = ddim_invert(x0, schedule, inversion_eps, inv_start, inv_progress)
