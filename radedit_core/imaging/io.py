@@ -8,7 +8,10 @@ back as a one-slice volume with the same geometry.
 
 from __future__ import annotations
 
+import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import SimpleITK as sitk
@@ -177,23 +180,82 @@ def write_like(path: str | Path, array: np.ndarray, like: SourceImage, overwrite
     return write_image(path, array, like.geometry, overwrite=overwrite)
 
 
-def read_mask_array(path: str | Path, like: SourceImage) -> np.ndarray:
-    """Read a mask file and check it lies on ``like``'s grid (no silent resampling)."""
+class MaskRef(os.PathLike):
+    """A mask file and which of its labels make the mask.
+
+    Anything that takes a mask path (``edit_file``, the batch runner) accepts
+    a ``MaskRef`` in its place; :func:`read_mask_array` applies the
+    selection, and ``str()`` records it in provenance, e.g.
+    ``seg.dcm [labels: lungs]``.
+    """
+
+    def __init__(self, path: str | Path, select: Any = None):
+        self.path = Path(path)
+        self.select = select
+
+    def __fspath__(self) -> str:
+        return str(self.path)
+
+    def __str__(self) -> str:
+        if self.select is None:
+            return str(self.path)
+        shown = self.select if isinstance(self.select, (str, int)) else ", ".join(map(str, self.select))
+        return f"{self.path} [labels: {shown}]"
+
+    def __repr__(self) -> str:
+        return f"MaskRef({str(self.path)!r}, select={self.select!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, MaskRef) and (self.path, self.select) == (other.path, other.select)
+
+    def __hash__(self) -> int:
+        return hash((self.path, str(self.select)))
+
+
+def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any = None) -> np.ndarray:
+    """Read a mask file and check it lies on ``like``'s grid (no silent resampling).
+
+    ``select`` restricts the mask to chosen labels (a value, a comma-separated
+    string or a sequence); None keeps every non-zero pixel:
+
+    * label maps (NIfTI, NRRD, PNG, ...): integer label values;
+    * Slicer ``.seg.nrrd``: segment names (or IDs), from the ``SegmentN_Name``,
+      ``SegmentN_LabelValue`` and ``SegmentN_Layer`` header fields, also for
+      overlapping segments stored in several layers (a 4D NRRD);
+    * DICOM SEG: segment numbers or labels (:func:`radedit_core.dicom.read_dicom_mask`).
+
+    The result is 0/1 (uint8) when labels were chosen, else the stored values.
+    """
+    if isinstance(path, MaskRef):
+        select = path.select if select is None else select
+        path = path.path
     path = Path(path)
     fmt = image_format(path)
     if fmt == "dicom":
         from ..dicom import read_dicom_mask  # noqa: PLC0415
 
-        return read_dicom_mask(path, like)
-    array, geometry = sitk_to_array(read_sitk(path), path)
+        return read_dicom_mask(path, like, select=select)
+    image = read_sitk(path)
+    segments = _slicer_segments(image) if full_suffix(path) == ".seg.nrrd" else []
+    if segments:
+        array, geometry = _slicer_mask(image, segments, select, path)
+    else:
+        array, geometry = sitk_to_array(image, path)
+        if select is not None:
+            array = _select_label_values(array, select, path)
     if array.shape != like.shape:
+        hint = ""
+        if segments and image.HasMetaDataKey("Segmentation_ReferenceImageExtentOffset"):
+            offset = image.GetMetaData("Segmentation_ReferenceImageExtentOffset").split()
+            if any(v != "0" for v in offset):
+                hint = "; Slicer saved the segmentation cropped to its extent (offset " + " ".join(offset) + ")"
         raise MaskError(
             path,
             f"mask size {array.shape[1]}x{array.shape[0]} (columns x rows) does not match "
-            f"the image's {like.shape[1]}x{like.shape[0]}",
+            f"the image's {like.shape[1]}x{like.shape[0]}{hint}",
         )
     # PNG carries no geometry; NIfTI/NRRD masks must sit on the image's grid.
-    if fmt != "png" and like.format != "png" and not _same_grid(geometry, like.geometry):
+    if fmt != "png" and like.format != "png" and not _same_grid(geometry, like):
         raise MaskError(
             path,
             "mask geometry (spacing/origin/direction) differs from the image's: "
@@ -204,7 +266,122 @@ def read_mask_array(path: str | Path, like: SourceImage) -> np.ndarray:
     return array
 
 
-def _same_grid(a: Geometry, b: Geometry) -> bool:
+def _tokens(select: Any) -> list[str]:
+    if isinstance(select, (str, int, np.integer)):
+        items = [select]
+    else:
+        items = list(select)
+    out: list[str] = []
+    for item in items:
+        out.extend(t.strip() for t in str(item).split(",") if t.strip())
+    return out
+
+
+def _select_label_values(array: np.ndarray, select: Any, path: Path) -> np.ndarray:
+    """Pixels whose value is one of the chosen integer labels, as 0/1."""
+    values = []
+    for token in _tokens(select):
+        try:
+            values.append(int(token))
+        except ValueError:
+            raise MaskError(
+                path, f"label '{token}' is not an integer label value; a label map is selected by value"
+            ) from None
+    if not values:
+        raise MaskError(path, "empty label selection")
+    present = np.unique(array)
+    missing = [v for v in values if v not in present]
+    if missing:
+        shown = ", ".join(str(v) for v in present[:20].tolist()) + (" ..." if present.size > 20 else "")
+        listed = ", ".join(map(str, missing))
+        raise MaskError(path, f"label value(s) {listed} do not occur in the mask (values: {shown})")
+    return np.isin(array, values).astype(np.uint8)
+
+
+def _slicer_segments(image: sitk.Image) -> list[dict[str, str]]:
+    """``SegmentN_*`` header fields of a Slicer segmentation, in N order."""
+
+    def field(index: int, key: str) -> str:
+        name = f"Segment{index}_{key}"
+        return image.GetMetaData(name).strip() if image.HasMetaDataKey(name) else ""
+
+    segments = []
+    index = 0
+    while field(index, "ID") or field(index, "Name"):
+        segments.append(
+            {
+                "id": field(index, "ID"),
+                "name": field(index, "Name"),
+                "label": field(index, "LabelValue") or "1",
+                "layer": field(index, "Layer") or "0",
+            }
+        )
+        index += 1
+    return segments
+
+
+def _slicer_mask(
+    image: sitk.Image, segments: list[dict[str, str]], select: Any, path: Path
+) -> tuple[np.ndarray, Geometry]:
+    """Union of the chosen segments of a (possibly multi-layer) Slicer ``.seg.nrrd``."""
+    data = sitk.GetArrayFromImage(image)
+    layers = image.GetNumberOfComponentsPerPixel()
+    # Several layers (overlapping segments) come back as vector pixels: layer last.
+    stack = np.moveaxis(data, -1, 0) if layers > 1 else data[None]
+    dim = image.GetDimension()
+    if dim == 3:
+        if stack.shape[1] != 1:
+            raise MaskError(path, f"segmentation has {stack.shape[1]} slices; a chest X-ray mask has one")
+        stack = stack[:, 0]
+    elif dim != 2:
+        raise MaskError(path, f"{dim}D segmentation; expected a 2D image or a one-slice volume")
+    geometry = Geometry(
+        spacing=tuple(image.GetSpacing()),
+        origin=tuple(image.GetOrigin()),
+        direction=tuple(image.GetDirection()),
+        dimension=dim,
+    )
+    if select is None:
+        # One layer: the label map as stored (as before selections existed);
+        # several layers: every labelled pixel of any layer.
+        return (stack[0] if layers == 1 else np.any(stack != 0, axis=0).astype(np.uint8)), geometry
+    tokens = _tokens(select) if not (isinstance(select, str) and _find_segment(segments, select)) else [select]
+    if not tokens:
+        raise MaskError(path, "empty segment selection")
+    mask = np.zeros(stack.shape[1:], dtype=bool)
+    for token in tokens:
+        chosen = _find_segment(segments, token)
+        if not chosen:
+            names = ", ".join(f"'{s['name'] or s['id']}'" for s in segments)
+            raise MaskError(path, f"no segment named '{token}' (segments: {names})")
+        for segment in chosen:
+            layer, label = int(segment["layer"]), int(segment["label"])
+            if layer >= stack.shape[0]:
+                raise MaskError(path, f"segment '{token}' is in layer {layer} but the file has {stack.shape[0]}")
+            mask |= stack[layer] == label
+    return mask.astype(np.uint8), geometry
+
+
+def _find_segment(segments: list[dict[str, str]], token: str) -> list[dict[str, str]]:
+    key = token.strip().lower()
+    by_name = [s for s in segments if s["name"].strip().lower() == key]
+    return by_name or [s for s in segments if s["id"].strip().lower() == key]
+
+
+def _same_grid(a: Geometry, like: SourceImage) -> bool:
+    """Same grid, allowing the other pixel-spacing attribute a DICOM file declares.
+
+    ITK (and so Slicer and SimpleITK) takes ImagerPixelSpacing for CR/DX even
+    when PixelSpacing is present; the pixel grid is the same either way.
+    """
+    candidates = [like.geometry]
+    for x, y in like.metadata.get("alternative_spacings", []) if like.format == "dicom" else []:
+        spacing = (x, y) + tuple(like.geometry.spacing[2:])
+        candidates.append(replace(like.geometry, spacing=spacing))
+    return any(_same_placement(a, b) for b in candidates)
+
+
+def _same_placement(a: Geometry, b: Geometry) -> bool:
     if a.dimension == b.dimension:
         return a.matches(b)
     # A 2D image and a one-slice volume describe the same grid when their
@@ -213,6 +390,7 @@ def _same_grid(a: Geometry, b: Geometry) -> bool:
 
 
 __all__ = [
+    "MaskRef",
     "image_format",
     "read_image",
     "read_mask_array",

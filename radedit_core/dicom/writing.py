@@ -1,0 +1,750 @@
+"""An edit -> a derived DICOM series of the source's study (and optionally a SEG).
+
+The derived instance is built module by module (PS3.3), never by copying the
+source and patching it:
+
+* Patient, Clinical Trial Subject, General Study, Patient Study and Clinical
+  Trial Study modules: the listed attributes are copied unchanged (missing
+  Type 2 attributes are added empty).
+* General Series: same Modality, new SeriesInstanceUID, a SeriesNumber the
+  study does not use (:func:`choose_series_number`), a SeriesDescription that
+  names the edit (<= 64 characters).
+* General Image / General Reference: ImageType DERIVED\\SECONDARY, a
+  DerivationDescription with prompts, masks, model and seed, and a
+  SourceImageSequence pointing at the source with purpose of reference
+  (121322, DCM, "Source image for image processing operation"); the Common
+  Instance Reference module lists the source series.
+* Image Pixel, CR/DX/SC modules: same SOP class, modality, Rows/Columns,
+  spacing attributes, photometric interpretation, bits, pixel representation
+  and rescale as the source; the pixels are the edit, in the source's
+  polarity; written uncompressed (Explicit VR Little Endian); no private tags.
+* VOI: the source's window or VOI LUT is kept while it is still valid for the
+  edited values, otherwise a window is recomputed (:func:`derived_voi`).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pydicom
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence as DicomSequence
+from pydicom.sr.codedict import codes
+from pydicom.uid import PYDICOM_ROOT_UID, UID, ExplicitVRLittleEndian, generate_uid
+
+from .._version import __version__
+from ..errors import ConfigError
+from ..fileio import atomic_directory
+from ..imaging.image import SourceImage
+from .reading import ModalityMap, read_voi, stored_value_range
+from .seg import MANUFACTURER, MODEL_NAME, build_segmentation
+from .sop import (
+    DX_FOR_PRESENTATION,
+    DX_FOR_PROCESSING,
+    DX_SOP_CLASSES,
+    EDITABLE_SOP_CLASSES,
+    MF_GRAYSCALE_BYTE_SC,
+    MULTIFRAME_SC_SOP_CLASSES,
+    SC_SOP_CLASSES,
+    sop_class_name,
+)
+
+# -- modules copied from the source ---------------------------------------------------
+
+PATIENT_MODULE = (
+    "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence", "TypeOfPatientID",
+    "PatientBirthDate", "PatientBirthTime", "PatientBirthDateInAlternativeCalendar",
+    "PatientDeathDateInAlternativeCalendar", "PatientAlternativeCalendar", "PatientSex",
+    "ReferencedPatientPhotoSequence", "QualityControlSubject", "ReferencedPatientSequence",
+    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "EthnicGroup", "EthnicGroupCodeSequence",
+    "PatientComments", "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription",
+    "PatientBreedCodeSequence", "BreedRegistrationSequence", "StrainDescription", "StrainNomenclature",
+    "StrainCodeSequence", "StrainAdditionalInformation", "StrainStockSequence", "GeneticModificationsSequence",
+    "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization", "PatientIdentityRemoved",
+    "DeidentificationMethod", "DeidentificationMethodCodeSequence", "SourcePatientGroupIdentificationSequence",
+    "GroupOfPatientsIdentificationSequence",
+)  # fmt: skip
+CLINICAL_TRIAL_SUBJECT_MODULE = (
+    "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialProtocolName", "ClinicalTrialSiteID",
+    "ClinicalTrialSiteName", "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID",
+    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
+)  # fmt: skip
+GENERAL_STUDY_MODULE = (
+    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName",
+    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName",
+    "ConsultingPhysicianIdentificationSequence", "StudyID", "AccessionNumber", "IssuerOfAccessionNumberSequence",
+    "StudyDescription", "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence",
+    "NameOfPhysiciansReadingStudy", "PhysiciansReadingStudyIdentificationSequence", "RequestingServiceCodeSequence",
+    "ReferencedStudySequence", "ProcedureCodeSequence", "ReasonForPerformedProcedureCodeSequence",
+)  # fmt: skip
+PATIENT_STUDY_MODULE = (
+    "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence", "PatientAge", "PatientSize",
+    "PatientWeight", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension",
+    "PatientSizeCodeSequence", "MedicalAlerts", "Allergies", "SmokingStatus", "PregnancyStatus",
+    "LastMenstrualDate", "PatientState", "Occupation", "AdditionalPatientHistory", "AdmissionID",
+    "IssuerOfAdmissionIDSequence", "ServiceEpisodeID", "IssuerOfServiceEpisodeIDSequence",
+    "ServiceEpisodeDescription", "PatientSexNeutered", "ReasonForVisit", "ReasonForVisitCodeSequence",
+)  # fmt: skip
+CLINICAL_TRIAL_STUDY_MODULE = (
+    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription", "ClinicalTrialTimePointTypeCodeSequence",
+    "LongitudinalTemporalOffsetFromEvent", "LongitudinalTemporalEventType", "ConsentForClinicalTrialUseSequence",
+)  # fmt: skip
+#: Every attribute of the patient- and study-level modules above, in order.
+PATIENT_AND_STUDY_ATTRIBUTES = (
+    PATIENT_MODULE + CLINICAL_TRIAL_SUBJECT_MODULE + GENERAL_STUDY_MODULE + PATIENT_STUDY_MODULE
+    + CLINICAL_TRIAL_STUDY_MODULE
+)  # fmt: skip
+_TYPE2_PATIENT_STUDY = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+    "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
+)  # fmt: skip
+
+# The derived image shows the same exposure: acquisition, positioning and
+# technique attributes still describe it and are copied when present.
+GENERAL_SERIES_COPIED = ("Laterality", "BodyPartExamined", "PatientPosition")
+GENERAL_ACQUISITION = ("AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime", "AcquisitionNumber")
+GENERAL_IMAGE_COPIED = ("PatientOrientation", "RecognizableVisualFeatures", "ImageLaterality")
+PIXEL_SPACING_ATTRIBUTES = (
+    "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
+    "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor", "PixelAspectRatio",
+)  # fmt: skip
+#: Not in the CR/DX/SC IODs, but kept when an archive put them there: they place the grid.
+PATIENT_GEOMETRY = (
+    "ImagePositionPatient",
+    "ImageOrientationPatient",
+    "FrameOfReferenceUID",
+    "PositionReferenceIndicator",
+)
+CR_SERIES_AND_IMAGE = (
+    "ViewPosition", "FilterType", "CollimatorGridName", "FocalSpots", "PlateType", "PhosphorType",
+    "KVP", "PlateID", "DistanceSourceToDetector", "DistanceSourceToPatient", "ExposureTime", "XRayTubeCurrent",
+    "Exposure", "ExposureInuAs", "GeneratorPower", "AcquisitionDeviceProcessingDescription",
+    "AcquisitionDeviceProcessingCode", "CassetteOrientation", "CassetteSize", "ExposuresOnPlate",
+    "RelativeXRayExposure", "ExposureIndex", "TargetExposureIndex", "DeviationIndex", "Sensitivity",
+)  # fmt: skip
+DX_MODULES_COPIED = (
+    # DX Anatomy Imaged
+    "AnatomicRegionSequence", "PrimaryAnatomicStructureSequence",
+    # DX Image (the pixel-describing ones are set explicitly)
+    "AcquisitionDeviceProcessingDescription", "AcquisitionDeviceProcessingCode", "CalibrationImage",
+    # DX Detector
+    "DetectorType", "DetectorConfiguration", "DetectorDescription", "DetectorMode", "DetectorID",
+    "DateOfLastDetectorCalibration", "TimeOfLastDetectorCalibration", "ExposuresOnDetectorSinceLastCalibration",
+    "ExposuresOnDetectorSinceManufactured", "DetectorTimeSinceLastExposure", "DetectorActiveTime",
+    "DetectorActivationOffsetFromExposure", "DetectorBinning", "DetectorElementPhysicalSize",
+    "DetectorElementSpacing", "DetectorActiveShape", "DetectorActiveDimensions", "DetectorActiveOrigin",
+    "DetectorManufacturerName", "DetectorManufacturerModelName", "DetectorConditionsNominalFlag",
+    "DetectorTemperature", "FieldOfViewOrigin", "FieldOfViewRotation", "FieldOfViewHorizontalFlip",
+    # DX Positioning
+    "ProjectionEponymousNameCodeSequence", "ViewPosition", "ViewCodeSequence", "PatientOrientationCodeSequence",
+    "PatientGantryRelationshipCodeSequence", "DistanceSourceToPatient", "DistanceSourceToDetector",
+    "PositionerType", "PositionerPrimaryAngle", "PositionerSecondaryAngle", "DetectorPrimaryAngle",
+    "DetectorSecondaryAngle", "ColumnAngulation", "TableType", "TableAngle", "BodyPartThickness",
+    "CompressionForce",
+    # X-Ray Acquisition Dose, Generation, Filtration, Grid
+    "KVP", "XRayTubeCurrent", "XRayTubeCurrentInuA", "ExposureTime", "ExposureTimeInuS", "Exposure",
+    "ExposureInuAs", "DistanceSourceToEntrance", "ImageAndFluoroscopyAreaDoseProduct", "EntranceDose",
+    "EntranceDoseInmGy", "ExposedArea", "OrganDose", "OrganExposed", "HalfValueLayer", "XRayOutput",
+    "CommentsOnRadiationDose", "RelativeXRayExposure", "ExposureIndex", "TargetExposureIndex", "DeviationIndex",
+    "FilterType", "FilterMaterial", "FilterThicknessMinimum", "FilterThicknessMaximum", "FocalSpots",
+    "AnodeTargetMaterial", "RectificationType", "GeneratorPower", "Grid", "GridAbsorbingMaterial",
+    "GridSpacingMaterial", "GridThickness", "GridPitch", "GridAspectRatio", "GridPeriod", "GridFocalDistance",
+)  # fmt: skip
+ACQUISITION_EQUIPMENT = (
+    "Manufacturer", "InstitutionName", "InstitutionAddress", "StationName", "InstitutionalDepartmentName",
+    "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions",
+)  # fmt: skip
+
+SOURCE_IMAGE_PURPOSE = codes.DCM.SourceImageForImageProcessingOperation  # (121322, DCM)
+ACQUISITION_EQUIPMENT_PURPOSE = codes.DCM.AcquisitionEquipment  # (109101, DCM)
+RESEARCH_NOTICE = "RadEdit synthetic edit for stress-testing AI; research use only, not for diagnosis"
+#: Extra fraction of pixels a kept VOI may saturate compared with the source.
+VOI_EXTRA_SATURATION = 0.01
+#: Percentiles of the edited values a recomputed window spans.
+VOI_PERCENTILES = (0.5, 99.5)
+#: Lowest automatic SeriesNumber: derived series stay clear of acquisition numbering.
+FIRST_DERIVED_SERIES_NUMBER = 1000
+MAX_UID_ROOT_LENGTH = 40
+_UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.?$")
+
+
+# -- small helpers --------------------------------------------------------------------
+
+
+def _copy(dst: Dataset, src: Dataset, keywords: Iterable[str]) -> None:
+    for keyword in keywords:
+        if keyword in src:
+            dst[keyword] = copy.deepcopy(src[keyword])
+
+
+def _code_item(code: Any) -> Dataset:
+    item = Dataset()
+    item.CodeValue = code.value
+    item.CodingSchemeDesignator = code.scheme_designator
+    item.CodeMeaning = code.meaning
+    return item
+
+
+def _now() -> _dt.datetime:
+    return _dt.datetime.now()
+
+
+def uid_prefix(uid_root: str | None) -> str:
+    """A validated UID prefix ending in '.'; pydicom's root when None."""
+    root = (uid_root or PYDICOM_ROOT_UID).strip()
+    if not _UID_ROOT.match(root):
+        raise ConfigError(
+            f"UID root {uid_root!r} is not a DICOM UID prefix (digits and dots, e.g. 1.2.826.0.1.3680043.8.498)"
+        )
+    if not root.endswith("."):
+        root += "."
+    if len(root) > MAX_UID_ROOT_LENGTH:
+        raise ConfigError(
+            f"UID root {uid_root!r} is {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
+            "enough random digits to keep UIDs unique"
+        )
+    return root
+
+
+def new_uid(prefix: str) -> str:
+    return str(generate_uid(prefix=prefix))
+
+
+def choose_series_number(used: Iterable[int], requested: int | None = None) -> int:
+    """The SeriesNumber of a derived series.
+
+    ``requested`` must not be used in the study yet; otherwise the number is
+    one above every SeriesNumber seen in the study, and at least
+    :data:`FIRST_DERIVED_SERIES_NUMBER` so that it stays clear of acquisition
+    series the scan could not see.
+    """
+    used = {int(n) for n in used}
+    if requested is not None:
+        requested = int(requested)
+        if not 0 <= requested <= 2**31 - 1:
+            raise ConfigError(f"series number {requested} is out of range (0 to 2147483647)")
+        if requested in used:
+            raise ConfigError(
+                f"series number {requested} is already used in the study (used: {', '.join(map(str, sorted(used)))})"
+            )
+        return requested
+    return max(max(used, default=0) + 1, FIRST_DERIVED_SERIES_NUMBER)
+
+
+def _clean_text(value: str) -> str:
+    return re.sub(r"[\x00-\x1f\x7f\\]+", " ", value).strip()
+
+
+def default_series_description(provenance: dict[str, Any]) -> str:
+    prompts = [p for p in (provenance.get("settings", {}) or {}).get("prompts", []) or [] if p]
+    text = "RadEdit: " + (_clean_text(prompts[0]) if prompts else "edited")
+    if len(prompts) > 1:
+        text += f" (+{len(prompts) - 1})"
+    return text if len(text) <= 64 else text[:61].rstrip() + "..."
+
+
+def check_series_description(value: str) -> str:
+    if len(value) > 64:
+        raise ConfigError(f"series description is {len(value)} characters; DICOM allows at most 64")
+    if re.search(r"[\x00-\x1f\x7f\\]", value):
+        raise ConfigError("series description must not contain control characters or backslashes")
+    return value
+
+
+def _mask_name(value: Any) -> str | None:
+    if value is None:
+        return None
+    text = str(value)
+    return Path(text.split(" [", 1)[0]).name + (" [" + text.split(" [", 1)[1] if " [" in text else "")
+
+
+def derivation_description(provenance: dict[str, Any], limit: int = 1024) -> str:
+    """Prompts, masks, model and seed in words (ST, at most 1024 characters)."""
+    settings = provenance.get("settings", {}) or {}
+    masks = provenance.get("masks", {}) or {}
+    model = provenance.get("model", {}) or {}
+    prompts = [str(p) for p in settings.get("prompts", []) or []]
+    weights = settings.get("weights") or []
+    edit = _mask_name(masks.get("edit"))
+    keep = _mask_name(masks.get("keep"))
+    tail_parts = [
+        f"edit mask {edit}" if edit else "edit mask: whole image (global edit)",
+        f"keep mask {keep} ({settings.get('keep_mode', 'latent')} keep)" if keep else "no keep mask",
+    ]
+    if settings.get("dilate"):
+        tail_parts.append(f"masks dilated {settings['dilate']} px")
+    tail_parts.append(f"model {model.get('name', 'unknown')}")
+    if "seed" in settings:
+        tail_parts.append(f"seed {settings['seed']}")
+    if "steps" in settings:
+        tail_parts.append(
+            f"{settings['steps']} steps, skip ratio {settings.get('skip_ratio')}, eta {settings.get('eta')}"
+        )
+    head = f"RadEdit diffusion edit (radedit_core {provenance.get('version', __version__)})"
+    tail = "; ".join(tail_parts) + ". Synthetic image; research use only."
+    room = limit - len(head) - len(tail) - 16
+    shown = []
+    for k, prompt in enumerate(prompts):
+        weight = f" (guidance {weights[k]:g})" if k < len(weights) and isinstance(weights[k], (int, float)) else ""
+        shown.append(f"'{_clean_text(prompt)}'{weight}")
+    text_prompts = ", ".join(shown) if shown else "none recorded"
+    if len(text_prompts) > room:
+        text_prompts = text_prompts[: max(room - 3, 0)] + "..."
+    text = f"{head}; prompt{'s' if len(prompts) != 1 else ''} {text_prompts}; {tail}"
+    return text[:limit]
+
+
+# -- VOI -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class VoiDecision:
+    """What the derived image's VOI LUT module holds and why."""
+
+    action: str  # "kept", "recomputed" or "none"
+    reason: str
+    center: float | None = None
+    width: float | None = None
+
+
+def _saturated(values: np.ndarray, low: float, high: float) -> float:
+    return float(np.mean((values < low) | (values > high)))
+
+
+def derived_voi(src: Dataset, source_stored: np.ndarray, edited_stored: np.ndarray, required: bool) -> VoiDecision:
+    """Keep the source VOI while valid, else recompute a window.
+
+    Rule: the source's window (or the varying input range of its VOI LUT) is
+    still valid if it saturates at most :data:`VOI_EXTRA_SATURATION` (1 %) more
+    of the edited image's pixels than of the source's; it is then kept as it
+    is (all windows, explanation, VOI LUT function, VOI LUT Sequence).
+    Otherwise, or when the source has none but the IOD requires one (DX for
+    presentation), a LINEAR window over the 0.5th..99.5th percentiles of the
+    edited values (in modality units) replaces it.  Values are stored values in
+    the source's polarity.
+    """
+    modality = ModalityMap.of(src)
+    voi = read_voi(src)
+    if voi is not None:
+        ends = modality.to_stored(np.array([voi.low, voi.high]))
+        if ends is not None:
+            low, high = sorted(float(v) for v in ends)
+            before = _saturated(source_stored, low, high)
+            after = _saturated(edited_stored, low, high)
+            if after <= before + VOI_EXTRA_SATURATION:
+                return VoiDecision("kept", f"source {voi.kind} saturates {after:.2%} of the edit vs {before:.2%}")
+            reason = f"source {voi.kind} would saturate {after:.2%} of the edit vs {before:.2%} of the source"
+        else:
+            reason = "source VOI cannot be mapped through a non-monotonic Modality LUT"
+    elif required:
+        reason = "the IOD requires a VOI and the source has none"
+    else:
+        return VoiDecision("none", "the source has no VOI")
+    a, b = np.percentile(edited_stored.astype(np.float64), VOI_PERCENTILES)
+    lo, hi = sorted(float(v) for v in modality.to_modality(np.array([a, b])))
+    width = max(hi - lo + 1.0, 1.0)
+    center = (lo + hi) / 2.0 + 0.5
+    return VoiDecision("recomputed", reason, center=center, width=width)
+
+
+def _apply_voi(ds: Dataset, src: Dataset, decision: VoiDecision) -> None:
+    if decision.action == "kept":
+        _copy(
+            ds, src, ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence")
+        )
+    elif decision.action == "recomputed":
+        ds.WindowCenter = pydicom.valuerep.DSfloat(round(decision.center, 4), auto_format=True)
+        ds.WindowWidth = pydicom.valuerep.DSfloat(round(decision.width, 4), auto_format=True)
+        ds.WindowCenterWidthExplanation = "RADEDIT RECOMPUTED"
+
+
+# -- the derived image --------------------------------------------------------------------
+
+
+def _source_dataset(source: SourceImage) -> Dataset:
+    ds = source.metadata.get("dataset") if source.format == "dicom" else None
+    if ds is None:
+        raise ConfigError(
+            f"DICOM output needs a DICOM source image (patient, study and references come from it); "
+            f"{source.path or 'the input'} is {source.format}"
+        )
+    sop_class = str(ds.get("SOPClassUID", ""))
+    if sop_class not in EDITABLE_SOP_CLASSES:
+        raise ConfigError(f"cannot derive a {sop_class_name(sop_class)} instance; only CR, DX and secondary capture")
+    return ds
+
+
+def to_source_polarity(array: np.ndarray, source: SourceImage, src: Dataset) -> np.ndarray:
+    """MONOCHROME2-polarity values -> stored values as the source stores them."""
+    vmin, vmax = stored_value_range(src)
+    values = np.asarray(array, dtype=np.int64)
+    if source.monochrome1:
+        values = vmax + vmin - values
+    values = np.clip(values, vmin, vmax)
+    signed = int(src.PixelRepresentation) == 1
+    dtype = {(8, False): "u1", (8, True): "i1", (16, False): "<u2", (16, True): "<i2"}[(int(src.BitsAllocated), signed)]
+    return values.astype(dtype)
+
+
+def _presentation_lut_shape(photometric: str) -> str:
+    return "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+
+
+def _charset(src: Dataset, texts: Iterable[str]) -> Any:
+    """The source's character set if it can encode our text, else UTF-8."""
+    charset = src.get("SpecificCharacterSet")
+    values = [charset] if isinstance(charset, str) else list(charset or [])
+    encodings = pydicom.charset.convert_encodings(values or ["ISO_IR 6"])
+    for text in texts:
+        if not any(_encodable(text, enc) for enc in encodings):
+            return "ISO_IR 192"
+    return charset
+
+
+def _encodable(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+        return True
+    except (UnicodeEncodeError, LookupError):
+        return False
+
+
+def build_derived_image(
+    source: SourceImage,
+    edited: np.ndarray,
+    *,
+    sop_uid: str,
+    series_uid: str,
+    series_number: int,
+    series_description: str,
+    derivation: str,
+) -> tuple[Dataset, VoiDecision]:
+    """The derived instance (see the module docstring), in memory, with its file meta."""
+    src = _source_dataset(source)
+    sop_class = UID(str(src.SOPClassUID))
+    rows, cols = int(src.Rows), int(src.Columns)
+    if edited.shape != (rows, cols):
+        raise ConfigError(f"edited image {edited.shape} is not on the source grid {rows} x {cols}")
+    photometric = str(src.PhotometricInterpretation).strip().upper()
+    pixels = to_source_polarity(edited, source, src)
+    source_pixels = to_source_polarity(source.array, source, src)
+    is_dx = sop_class in DX_SOP_CLASSES
+    is_sc = sop_class in SC_SOP_CLASSES
+    now = _now()
+    date, time = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+
+    ds = Dataset()
+    # Patient, Clinical Trial Subject, General Study, Patient Study, Clinical Trial Study
+    _copy(ds, src, PATIENT_AND_STUDY_ATTRIBUTES)
+    for keyword in _TYPE2_PATIENT_STUDY:
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+
+    # General Series (+ CR Series / DX Series)
+    ds.Modality = str(src.get("Modality", "") or ("OT" if is_sc else ""))
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = series_number
+    ds.SeriesDate, ds.SeriesTime = date, time
+    ds.SeriesDescription = series_description
+    _copy(ds, src, GENERAL_SERIES_COPIED)
+    if is_dx:
+        ds.PresentationIntentType = "FOR PRESENTATION" if sop_class == DX_FOR_PRESENTATION else "FOR PROCESSING"
+
+    # General Equipment: the equipment that made this instance is radedit.
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = MODEL_NAME
+    ds.SoftwareVersions = __version__
+    if is_sc:
+        # SC Equipment
+        ds.ConversionType = "WSD"
+        ds.SecondaryCaptureDeviceManufacturer = MANUFACTURER
+        ds.SecondaryCaptureDeviceManufacturerModelName = MODEL_NAME
+        ds.SecondaryCaptureDeviceSoftwareVersions = __version__
+
+    # General Acquisition
+    _copy(ds, src, GENERAL_ACQUISITION)
+
+    # General Image
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = date, time
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    _copy(ds, src, GENERAL_IMAGE_COPIED)
+    if "PatientOrientation" not in ds and "ImageOrientationPatient" not in src:
+        ds.PatientOrientation = ""
+    ds.ImageComments = RESEARCH_NOTICE
+    ds.BurnedInAnnotation = src.get("BurnedInAnnotation") or "NO"
+    _lossy_compression(ds, src)
+    if is_dx or "PresentationLUTShape" in src or sop_class in MULTIFRAME_SC_SOP_CLASSES:
+        ds.PresentationLUTShape = _presentation_lut_shape(photometric)
+    if is_dx and "ImageLaterality" not in ds:
+        ds.ImageLaterality = "U"
+
+    # General Reference
+    ref = Dataset()
+    ref.ReferencedSOPClassUID = sop_class
+    ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    ref.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(SOURCE_IMAGE_PURPOSE)])
+    ds.SourceImageSequence = DicomSequence([ref])
+    ds.DerivationDescription = derivation
+
+    # Image Pixel
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = photometric
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated = int(src.BitsAllocated)
+    ds.BitsStored = int(src.BitsStored)
+    ds.HighBit = int(src.BitsStored) - 1
+    ds.PixelRepresentation = int(src.PixelRepresentation)
+    _copy(ds, src, PIXEL_SPACING_ATTRIBUTES)
+    _copy(ds, src, PATIENT_GEOMETRY)
+    raw = pixels.tobytes()
+    ds.PixelData = raw + b"\x00" if len(raw) % 2 else raw
+    ds["PixelData"].VR = "OB" if int(src.BitsAllocated) == 8 else "OW"
+
+    # Modality-specific image modules
+    if sop_class in MULTIFRAME_SC_SOP_CLASSES:
+        # One frame: Frame Increment Pointer is Type 1C and must then be absent.
+        ds.NumberOfFrames = 1
+    if is_sc:
+        ds.DateOfSecondaryCapture, ds.TimeOfSecondaryCapture = date, time
+    elif is_dx:
+        _copy(ds, src, DX_MODULES_COPIED)
+        ds.PixelIntensityRelationship = src.get("PixelIntensityRelationship") or "OTHER"
+        sign = src.get("PixelIntensityRelationshipSign")
+        ds.PixelIntensityRelationshipSign = (
+            int(sign) if sign in (1, -1) else (1 if photometric == "MONOCHROME1" else -1)
+        )
+        if "DetectorType" not in ds:
+            ds.DetectorType = ""
+        if "PositionerType" not in ds:
+            ds.PositionerType = ""
+        # Acquisition Context module (mandatory in the DX IODs, Type 2 sequence)
+        _copy(ds, src, ("AcquisitionContextSequence",))
+        if "AcquisitionContextSequence" not in ds:
+            ds.AcquisitionContextSequence = DicomSequence([])
+    else:
+        _copy(ds, src, CR_SERIES_AND_IMAGE)
+
+    # Modality LUT
+    if "ModalityLUTSequence" in src:
+        _copy(ds, src, ("ModalityLUTSequence",))
+    else:
+        _copy(ds, src, ("RescaleIntercept", "RescaleSlope", "RescaleType"))
+        if is_dx or sop_class == MF_GRAYSCALE_BYTE_SC or "RescaleSlope" in ds:
+            ds.RescaleIntercept = src.get("RescaleIntercept", 0) or 0
+            ds.RescaleSlope = src.get("RescaleSlope", 1) or 1
+            ds.RescaleType = src.get("RescaleType") or "US"
+
+    # VOI LUT (a DX image for processing may not have one)
+    if sop_class == DX_FOR_PROCESSING:
+        decision = VoiDecision("none", "DX images for processing carry no VOI")
+    else:
+        decision = derived_voi(src, source_pixels, pixels, required=sop_class == DX_FOR_PRESENTATION)
+    _apply_voi(ds, src, decision)
+
+    # SOP Common
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = sop_uid
+    ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
+    _copy(ds, src, ("TimezoneOffsetFromUTC",))
+    equipment = [copy.deepcopy(item) for item in src.get("ContributingEquipmentSequence", [])]
+    if any(k in src for k in ACQUISITION_EQUIPMENT):
+        item = Dataset()
+        item.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(ACQUISITION_EQUIPMENT_PURPOSE)])
+        _copy(item, src, ACQUISITION_EQUIPMENT)
+        if "Manufacturer" not in item:
+            item.Manufacturer = ""
+        equipment.append(item)
+    if equipment:
+        ds.ContributingEquipmentSequence = DicomSequence(equipment)
+
+    # Common Instance Reference: the source lives in another series of this study.
+    series_ref = Dataset()
+    series_ref.SeriesInstanceUID = src.SeriesInstanceUID
+    instance_ref = Dataset()
+    instance_ref.ReferencedSOPClassUID = sop_class
+    instance_ref.ReferencedSOPInstanceUID = src.SOPInstanceUID
+    series_ref.ReferencedInstanceSequence = DicomSequence([instance_ref])
+    ds.ReferencedSeriesSequence = DicomSequence([series_ref])
+
+    charset = _charset(src, (series_description, derivation, RESEARCH_NOTICE))
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.remove_private_tags()
+    ds.file_meta = _file_meta(sop_class, sop_uid)
+    return _sorted(ds), decision
+
+
+def _lossy_compression(ds: Dataset, src: Dataset) -> None:
+    """Once lossy, always flagged (PS3.3 C.7.6.1.1.5), even though we write uncompressed."""
+    syntax = UID(str(getattr(src, "file_meta", Dataset()).get("TransferSyntaxUID", "") or ExplicitVRLittleEndian))
+    lossy_method = None
+    if syntax.is_compressed and not syntax.is_deflated:
+        lossy_method = {
+            "1.2.840.10008.1.2.4.50": "ISO_10918_1",
+            "1.2.840.10008.1.2.4.51": "ISO_10918_1",
+            "1.2.840.10008.1.2.4.81": "ISO_14495_1",
+            "1.2.840.10008.1.2.4.91": "ISO_15444_1",
+            "1.2.840.10008.1.2.4.203": "ISO_15444_15",
+        }.get(str(syntax))
+    if str(src.get("LossyImageCompression", "")) == "01" or lossy_method:
+        ds.LossyImageCompression = "01"
+        _copy(ds, src, ("LossyImageCompressionRatio", "LossyImageCompressionMethod"))
+        if "LossyImageCompressionMethod" not in ds and lossy_method:
+            ds.LossyImageCompressionMethod = lossy_method
+    else:
+        ds.LossyImageCompression = "00"
+
+
+def _file_meta(sop_class: str, sop_uid: str) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    meta.ImplementationVersionName = f"RADEDIT_{__version__}"[:16]
+    return meta
+
+
+def _sorted(ds: Dataset) -> Dataset:
+    out = Dataset()
+    out.file_meta = ds.file_meta
+    for element in sorted(ds, key=lambda e: e.tag):
+        out.add(element)
+    return out
+
+
+# -- the series on disk -----------------------------------------------------------------
+
+IMAGE_FILE = "edited.dcm"
+SEG_FILE = "masks.dcm"
+
+
+def write_derived_series(
+    result: Any,
+    out_dir: str | Path,
+    *,
+    uid_root: str | None = None,
+    series_number: int | None = None,
+    series_description: str | None = None,
+    write_seg: bool = False,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write an edit as a new derived series of the source's study.
+
+    Args:
+        result: an :class:`radedit_core.workflow.EditResult` whose source was
+            read by :func:`read_dicom_image` (``result.image.array`` holds the
+            edited stored values in MONOCHROME2 polarity; ``result.provenance``
+            feeds the DerivationDescription).
+        out_dir: the folder to create (atomically: it appears complete or not
+            at all; an existing one is an error unless ``overwrite``).
+        uid_root: prefix of the new UIDs (default: pydicom's registered root
+            ``1.2.826.0.1.3680043.8.498.``); at most 40 characters.
+        series_number: the image series' SeriesNumber; default: above every
+            number seen in the study and >= 1000 (:func:`choose_series_number`).
+            A number the study already uses is an error.
+        series_description: default "RadEdit: <first prompt>" (<= 64 characters).
+        write_seg: also write a DICOM SEG (its own series) with the edit and
+            keep masks as applied (after dilation), referencing the new image.
+
+    Returns:
+        The written files: ``out_dir/edited.dcm`` and, with ``write_seg``,
+        ``out_dir/masks.dcm``.
+    """
+    out_dir = Path(out_dir)
+    source: SourceImage = result.source
+    src = _source_dataset(source)
+    prefix = uid_prefix(uid_root)
+    used = set(source.metadata.get("study_series_numbers", []))
+    if src.get("SeriesNumber") not in (None, ""):
+        used.add(int(src.SeriesNumber))
+    number = choose_series_number(used, series_number)
+    provenance = dict(getattr(result, "provenance", {}) or {})
+    description = (
+        check_series_description(series_description)
+        if series_description is not None
+        else default_series_description(provenance)
+    )
+    image_ds, decision = build_derived_image(
+        source,
+        np.asarray(result.image.array),
+        sop_uid=new_uid(prefix),
+        series_uid=new_uid(prefix),
+        series_number=number,
+        series_description=description,
+        derivation=derivation_description(provenance),
+    )
+    files: list[tuple[str, Dataset]] = [(IMAGE_FILE, image_ds)]
+    if write_seg:
+        files.append((SEG_FILE, _masks_seg(result, image_ds, prefix, used | {number})))
+    if isinstance(getattr(result, "provenance", None), dict):
+        result.provenance.setdefault("dicom", {}).update(
+            {
+                "series_instance_uid": str(image_ds.SeriesInstanceUID),
+                "sop_instance_uid": str(image_ds.SOPInstanceUID),
+                "series_number": number,
+                "voi": {"action": decision.action, "reason": decision.reason},
+            }
+        )
+    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+        for name, ds in files:
+            ds.save_as(tmp / name, enforce_file_format=True)
+        # The temporary folder is private (0700); a series is meant to be
+        # picked up by archives and viewers, so it gets the usual permissions.
+        os.chmod(tmp, 0o777 & ~_umask())
+    return [out_dir / name for name, _ in files]
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _masks_seg(result: Any, image_ds: Dataset, prefix: str, used: set[int]) -> Dataset:
+    masks = result.masks
+    segments = {"edit": masks.edit}
+    if masks.keep is not None and np.any(masks.keep > 0):
+        segments["keep"] = masks.keep
+    number = int(image_ds.SeriesNumber) + 1
+    while number in used:
+        number += 1
+    seg = build_segmentation(
+        image_ds,
+        segments,
+        series_uid=new_uid(prefix),
+        sop_uid=new_uid(prefix),
+        series_number=number,
+        series_description="RadEdit edit and keep masks",
+        algorithm="MANUAL",
+        content_label="RADEDIT_MASKS",
+        content_description="RadEdit edit and keep masks as applied (dilated)",
+        fractional=bool(getattr(masks, "soft", False)),
+        dimension_organization_uid=new_uid(prefix),
+    )
+    seg.remove_private_tags()
+    return seg
+
+
+__all__ = [
+    "FIRST_DERIVED_SERIES_NUMBER",
+    "PATIENT_AND_STUDY_ATTRIBUTES",
+    "VoiDecision",
+    "build_derived_image",
+    "check_series_description",
+    "choose_series_number",
+    "default_series_description",
+    "derivation_description",
+    "derived_voi",
+    "to_source_polarity",
+    "uid_prefix",
+    "write_derived_series",
+]

@@ -1,0 +1,330 @@
+"""Bad DICOM inputs and outputs through ``radedit edit``, as users type it.
+
+Every case runs the real command in a subprocess and must end with
+``radedit: error: <file>: <problem>``, a non-zero exit code, no output (not
+even a partial or temporary file) and byte-identical inputs.  The command
+checks its inputs before loading a model, so the cases are fast; they run two
+at a time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pydicom
+import pytest
+import SimpleITK as sitk
+from PIL import Image
+from pydicom.encaps import encapsulate, generate_frames
+from pydicom.uid import JPEGLosslessSV1
+
+from radedit_core.dicom.sop import MF_GRAYSCALE_WORD_SC
+from radedit_core.dicom.synthetic import make_cxr, save_dataset, write_study
+
+SHAPE = dict(rows=96, columns=80)
+FAST = ["--model", "tiny", "--device", "cpu", "--steps", "10"]
+PROMPT = "No acute cardiopulmonary process"
+
+
+@dataclass
+class Inputs:
+    folder: Path  # in/: everything the command reads
+    out: Path  # where the output would go
+    study: object
+
+    @property
+    def image(self) -> Path:
+        return self.study.images[0]
+
+    @property
+    def seg(self) -> Path:
+        return self.study.seg
+
+
+def base_inputs(root: Path) -> Inputs:
+    study = write_study(
+        root / "in", kinds=("CR",), seg=True, photometric="MONOCHROME1", rescale=(1.0, -1024.0), **SHAPE
+    )
+    return Inputs(folder=root / "in", out=root / "out" / "edited", study=study)
+
+
+def default_args(i: Inputs) -> dict[str, object]:
+    return {
+        "--image": i.image,
+        "--edit-mask": i.seg,
+        "--edit-labels": "lungs",
+        "--prompt": PROMPT,
+        "--output": i.out,
+    }
+
+
+def variant(i: Inputs, name: str, change: Callable[[pydicom.Dataset], None], **make) -> Path:
+    cxr = make_cxr("CR", **SHAPE, **make)
+    change(cxr.dataset)
+    return save_dataset(cxr.dataset, i.folder / name)
+
+
+def cut(i: Inputs, name: str, keep: int | float) -> Path:
+    data = i.image.read_bytes()
+    size = int(len(data) * keep) if isinstance(keep, float) else keep
+    path = i.folder / name
+    path.write_bytes(data[:size])
+    return path
+
+
+def no_pixels(ds):
+    del ds.PixelData
+
+
+def rgb(ds):
+    ds.SamplesPerPixel, ds.PhotometricInterpretation, ds.PlanarConfiguration = 3, "RGB", 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 8, 8, 7
+    ds.PixelData = np.zeros((SHAPE["rows"], SHAPE["columns"], 3), np.uint8).tobytes()
+    for keyword in ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation"):
+        delattr(ds, keyword)
+
+
+def two_frames(ds):
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = MF_GRAYSCALE_WORD_SC
+    ds.NumberOfFrames, ds.FrameIncrementPointer = 2, 0x00181063
+    ds.PixelData = ds.PixelData * 2
+
+
+def mpeg4(ds):
+    ds.PixelData = encapsulate([b"\x00\x00\x01\xb3 not really a video stream" * 4])
+    ds["PixelData"].VR = "OB"
+    ds.file_meta.TransferSyntaxUID = "1.2.840.10008.1.2.4.102"  # MPEG-4 AVC/H.264 High Profile
+
+
+def mr(ds):
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.4"
+    ds.Modality = "MR"
+
+
+def bits32(ds):
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit = 32, 32, 31
+    ds.PixelData = np.zeros(SHAPE["rows"] * SHAPE["columns"], np.uint32).tobytes()
+
+
+def broken_jpeg(ds):
+    frame = next(generate_frames(ds.PixelData, number_of_frames=1))
+    ds.PixelData = encapsulate([frame.replace(b"\xff\xc4", b"\xff\x01", 1)])  # no Huffman table
+
+
+def png(path: Path, array: np.ndarray) -> Path:
+    Image.fromarray(array).save(path)
+    return path
+
+
+def nifti(path: Path, array: np.ndarray, spacing: float) -> Path:
+    image = sitk.GetImageFromArray(array.astype(np.uint8))
+    image.SetSpacing((spacing, spacing))
+    sitk.WriteImage(image, str(path))
+    return path
+
+
+def unwritable(i: Inputs, args):
+    if os.geteuid() == 0:
+        # root writes through permission bits: use a "folder" that is a regular file.
+        blocker = i.out.parent.parent / "blocker"
+        blocker.write_text("a file, not a folder")
+        args["--output"] = blocker / "edited"
+        return str(blocker)
+    locked = i.out.parent.parent / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    args["--output"] = locked / "edited"
+    return str(locked)
+
+
+def case_setup(name: str, i: Inputs, args: dict) -> str | None:
+    """Change the inputs/arguments for case ``name``; may return text the error must name."""
+    rows, cols = SHAPE["rows"], SHAPE["columns"]
+    if name == "truncated pixel data":
+        args["--image"] = cut(i, "half.dcm", 0.5)
+    elif name == "truncated header":
+        args["--image"] = cut(i, "header.dcm", 600)
+    elif name == "missing pixel data":
+        args["--image"] = variant(i, "nopixels.dcm", no_pixels)
+    elif name == "rgb":
+        args["--image"] = variant(i, "colour.dcm", rgb, voi="window")
+    elif name == "multi-frame":
+        args["--image"] = variant(i, "cine.dcm", two_frames)
+    elif name == "not dicom":
+        args["--image"] = i.folder / "scan.dcm"
+        args["--image"].write_text("patient list, not an image\n")
+    elif name == "unsupported transfer syntax":
+        args["--image"] = variant(i, "video.dcm", mpeg4)
+    elif name == "undecodable pixel data":
+        args["--image"] = variant(i, "broken.dcm", broken_jpeg, transfer_syntax=JPEGLosslessSV1)
+    elif name == "mr image":
+        args["--image"] = variant(i, "mr.dcm", mr)
+    elif name == "32-bit pixels":
+        args["--image"] = variant(i, "bits32.dcm", bits32)
+    elif name == "seg as image":
+        args["--image"] = i.seg
+    elif name == "mask grid mismatch":
+        mask = i.study.cxrs[0].phantom.mask("left_lung")
+        args["--edit-mask"] = nifti(i.folder / "lungs.nii.gz", mask, 0.7)  # image: 0.5 mm
+        del args["--edit-labels"]
+    elif name == "mask size mismatch":
+        args["--edit-mask"] = png(i.folder / "small.png", np.ones((10, 12), np.uint8) * 255)
+        del args["--edit-labels"]
+    elif name == "seg for another image":
+        other = write_study(i.folder / "other", kinds=("CR",), seg=True, **SHAPE)
+        args["--edit-mask"] = other.seg
+    elif name == "empty mask":
+        args["--edit-mask"] = png(i.folder / "empty.png", np.zeros((rows, cols), np.uint8))
+        del args["--edit-labels"]
+    elif name == "unknown segment":
+        args["--edit-labels"] = "heart"
+    elif name == "absent label value":
+        labels = i.study.cxrs[0].phantom.labels
+        args["--edit-mask"] = nifti(i.folder / "labels.nii.gz", labels, 0.5)
+        args["--edit-labels"] = "7"
+    elif name == "several images":
+        make_cxr("DX", **SHAPE, study=i.study.study, series_number=2).save(i.folder / "dx.dcm")
+        args["--image"] = i.folder
+    elif name == "unknown select":
+        args["--image"] = i.folder
+        args["--select"] = "1.2.3.4.5"
+    elif name == "empty folder":
+        (i.folder / "nothing").mkdir()
+        (i.folder / "nothing" / "readme.txt").write_text("no images here")
+        args["--image"] = i.folder / "nothing"
+    elif name == "dicom output from png":
+        args["--image"] = png(i.folder / "cxr.png", (i.study.cxrs[0].phantom.image * 255).astype(np.uint8))
+        args["--edit-mask"] = png(i.folder / "lung.png", i.study.cxrs[0].phantom.mask("left_lung").astype(np.uint8))
+        del args["--edit-labels"]
+    elif name == "dcm output name":
+        args["--output"] = i.out.parent / "edited.dcm"
+    elif name == "output exists":
+        i.out.mkdir(parents=True)
+        (i.out / "old.dcm").write_bytes(b"an earlier result")
+    elif name == "output not writable":
+        return unwritable(i, args)
+    elif name == "used series number":
+        args["--series-number"] = "1"
+    elif name == "bad uid root":
+        args["--uid-root"] = "1.2.abc"
+    else:
+        raise AssertionError(name)
+    return None
+
+
+# (case, message fragments; "{image}", "{mask}", "{output}", "{named}" are filled in, exit code)
+CASES = [
+    ("truncated pixel data", ["{image}: truncated file: element PixelData declares"], 2),
+    ("truncated header", ["{image}: truncated file"], 2),
+    ("missing pixel data", ["{image}: has no pixel data"], 2),
+    ("rgb", ["{image}: colour image (PhotometricInterpretation RGB"], 2),
+    ("multi-frame", ["{image}: multi-frame image with 2 frames"], 2),
+    ("not dicom", ["{image}: not a DICOM file"], 2),
+    (
+        "unsupported transfer syntax",
+        ["{image}: transfer syntax MPEG-4 AVC/H.264 High Profile", "no pixel data decoder"],
+        2,
+    ),
+    ("undecodable pixel data", ["{image}: pixel data cannot be decoded", "DHT marker missing"], 2),
+    ("mr image", ["{image}: SOP class MR Image Storage (modality MR) is not a chest X-ray image"], 2),
+    ("32-bit pixels", ["{image}: BitsAllocated 32 / BitsStored 32 is not supported"], 2),
+    ("seg as image", ["{image}: is a DICOM Segmentation (a mask), not an image"], 2),
+    ("mask grid mismatch", ["{mask}: mask geometry (spacing/origin/direction) differs"], 2),
+    ("mask size mismatch", ["{mask}: mask size 12x10 (columns x rows) does not match the image's 80x96"], 2),
+    ("seg for another image", ["{mask}: SEG references", "not the image being edited"], 2),
+    ("empty mask", ["{mask}: edit mask is empty"], 2),
+    ("unknown segment", ["{mask}: no segment 'heart' (segments: 1 'lungs', 2 'pacemaker')"], 2),
+    ("absent label value", ["{mask}: label value(s) 7 do not occur in the mask"], 2),
+    ("several images", ["{image}: folder holds 2 images; choose one with select"], 2),
+    ("unknown select", ["{image}: no instance or series with UID 1.2.3.4.5"], 2),
+    ("empty folder", ["{image}: folder holds no DICOM files (1 other files)"], 2),
+    ("dicom output from png", ["DICOM series output needs a DICOM input", "{image} is png"], 2),
+    ("dcm output name", ["--output {output}: DICOM output is a series folder"], 2),
+    ("output exists", ["{output}: output already exists"], 4),
+    ("output not writable", ["{named}", "not writable"], 4),
+    ("used series number", ["series number 1 is already used in the study"], 2),
+    ("bad uid root", ["UID root '1.2.abc' is not a DICOM UID prefix"], 2),
+]
+CASE_IDS = [name for name, _, _ in CASES]
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
+
+
+@dataclass
+class Run:
+    proc: subprocess.CompletedProcess
+    inputs: Inputs
+    args: dict
+    named: str | None
+    before: dict[str, str]
+    root: Path
+
+
+def _run(root: Path, name: str, home: Path) -> Run:
+    inputs = base_inputs(root)
+    args = default_args(inputs)
+    named = case_setup(name, inputs, args)
+    before = digest(root)
+    cli = [sys.executable, "-m", "radedit_core.cli", "-q", "edit"]
+    for key, value in args.items():
+        cli += [key, str(value)]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RADEDIT_HOME=str(home))
+    proc = subprocess.run(cli + FAST, capture_output=True, text=True, env=env, timeout=600)
+    return Run(proc, inputs, args, named, before, root)
+
+
+@pytest.fixture(scope="module")
+def runs(request, tmp_path_factory, radedit_home) -> dict[str, Run]:
+    """Run the selected cases, two at a time (each is a fresh `radedit` process)."""
+    selected = [
+        item.callspec.params["case"]
+        for item in request.session.items
+        if item.module is request.module and hasattr(item, "callspec") and "case" in item.callspec.params
+    ]
+    roots = {name: tmp_path_factory.mktemp(name.replace(" ", "-")) for name in selected}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {name: pool.submit(_run, roots[name], name, radedit_home) for name in selected}
+        return {name: future.result() for name, future in futures.items()}
+
+
+@pytest.mark.parametrize("case, fragments, code", CASES, ids=CASE_IDS)
+def test_bad_input_is_a_clear_error_with_no_output(runs, case, fragments, code):
+    run = runs[case]
+    proc = run.proc
+    assert proc.returncode == code, (proc.returncode, proc.stderr)
+    assert proc.stderr.startswith("radedit: error: "), proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr, proc.stderr
+    values = {
+        "image": run.args["--image"],
+        "mask": run.args.get("--edit-mask"),
+        "output": run.args["--output"],
+        "named": run.named,
+    }
+    for fragment in fragments:
+        assert fragment.format(**values) in proc.stderr, proc.stderr
+    # Inputs unchanged, and nothing written: no output, no partial or temporary file.
+    assert digest(run.root) == run.before
+    output = Path(run.args["--output"])
+    if case != "output exists":
+        assert not output.exists()
+        assert not output.with_suffix(".json").exists()
+    leftovers = [p for p in run.root.rglob("*") if p.name.startswith(".") and ".part" in p.name]
+    assert not leftovers, leftovers
+
+
+def test_at_least_fifteen_cases():
+    assert len(CASES) >= 15 and len(set(CASE_IDS)) == len(CASES)
