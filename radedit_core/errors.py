@@ -43,3 +43,14 @@ class OutputError(RadEditError):
     """The output location cannot be written (exists, not writable, ...)."""
 
     exit_code = 4
+
+
+class PacsError(RadEditError):
+    """A PACS cannot be reached, refuses us, lacks what was asked for, or fails to store."""
+
+    exit_code = 5
+
+    def __init__(self, server: object, problem: str):
+        self.server = str(server)
+        self.problem = problem
+        super().__init__(f"{server}: {problem}")
