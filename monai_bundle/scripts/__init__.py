@@ -1,0 +1,1 @@
+"""Glue the bundle's configs call; the logic lives in radedit_core."""

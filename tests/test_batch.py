@@ -1,0 +1,368 @@
+"""radedit_core.batch in one process: datalists, checks before work, ids, resume, manifest."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from radedit_core import batch
+from radedit_core.batch import EditBatch, GenerateBatch, Ranks, edit_items, generate_items, read_manifest
+from radedit_core.demo import sample_dir
+from radedit_core.errors import ConfigError, InputError, MaskError, OutputError, RadEditError
+
+SETTINGS = {"prompt": "Moderate pulmonary edema", "steps": 6}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    # Two intra-op threads on two shared cores spin against other processes
+    # (an edit then takes seconds instead of a fraction of one).
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    """The bundled sample image and masks in a folder of their own, with a 3-row datalist."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for name in ("cxr.png", "lungs_mask.png", "pacemaker_mask.png"):
+        shutil.copy(sample_dir() / name, folder / name)
+    rows = [
+        {"image": "cxr.png", "edit_mask": "lungs_mask.png", "keep_mask": "pacemaker_mask.png", "prompt": "No pneumothorax"},
+        {"image": "cxr.png", "edit_mask": "lungs_mask.png", "keep_mask": "", "prompt": "Small effusion", "seed": 4},
+        {"image": "cxr.png", "edit_mask": "lungs_mask.png", "keep_mask": "pacemaker_mask.png", "prompt": "", "guidance": 9},
+    ]
+    (folder / "list.json").write_text(json.dumps(rows))
+    with open(folder / "list.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["image", "edit_mask", "keep_mask", "prompt", "seed", "guidance"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return folder
+
+
+def run_edit(editor, **kwargs):
+    kwargs.setdefault("settings", SETTINGS)
+    return EditBatch(editor=editor, **kwargs).run()
+
+
+def test_json_and_csv_datalists_give_the_same_items(data, tmp_path):
+    a = edit_items(datalist=data / "list.json", settings=SETTINGS, output_dir=tmp_path / "out")
+    b = edit_items(datalist=data / "list.csv", settings=SETTINGS, output_dir=tmp_path / "out")
+    assert [i.id for i in a] == [i.id for i in b]
+    assert len({i.id for i in a}) == 3
+    first, second, third = a
+    # relative paths are relative to the datalist's folder
+    assert first.image == str(data / "cxr.png") and first.keep_mask == str(data / "pacemaker_mask.png")
+    assert second.keep_mask is None and second.settings.seed == 4
+    assert third.settings.prompts == ["Moderate pulmonary edema"]  # empty cell: the run's prompt
+    assert third.settings.weights == [9.0]
+    assert first.output == tmp_path / "out" / f"{first.id}.png" and first.sidecar == tmp_path / "out" / f"{first.id}.json"
+    assert first.id.startswith("cxr-")
+
+
+def test_ids_do_not_depend_on_row_order_or_on_where_the_data_lives(data, tmp_path):
+    rows = json.loads((data / "list.json").read_text())
+    (data / "reversed.json").write_text(json.dumps(rows[::-1]))
+    forward = [i.id for i in edit_items(datalist=data / "list.json", settings=SETTINGS)]
+    backward = [i.id for i in edit_items(datalist=data / "reversed.json", settings=SETTINGS)]
+    assert forward == backward[::-1]
+    moved = shutil.copytree(data, tmp_path / "moved")
+    assert [i.id for i in edit_items(datalist=moved / "list.json", settings=SETTINGS)] == forward
+    # the run's settings (the how) are not part of the id; prompts and row overrides (the what) are
+    assert [i.id for i in edit_items(datalist=data / "list.json", settings={**SETTINGS, "steps": 9})] == forward
+    assert edit_items(datalist=data / "list.json", settings={**SETTINGS, "prompt": "x"})[2].id != forward[2]
+
+
+def test_dicom_input_gets_a_series_folder_and_a_sidecar_beside_it(tmp_path):
+    (item,) = edit_items(input=tmp_path / "study" / "cr.dcm", edit_mask=tmp_path / "lungs.png",
+                         settings=SETTINGS, output_dir=tmp_path / "out")  # fmt: skip
+    assert item.output_format == "dicom"
+    assert item.output == tmp_path / "out" / item.id and item.sidecar == tmp_path / "out" / f"{item.id}.json"
+    (nifti,) = edit_items(input=tmp_path / "cxr.nii.gz", edit_mask=tmp_path / "m.nii.gz", settings=SETTINGS,
+                          output_dir=tmp_path / "out")  # fmt: skip
+    assert nifti.output.name == f"{nifti.id}.nii.gz" and nifti.id.startswith("cxr-")
+
+
+def test_an_input_ending_in_csv_is_a_datalist(data):
+    assert len(edit_items(input=data / "list.csv", settings=SETTINGS)) == 3
+
+
+def test_every_bad_row_is_reported_at_once_naming_file_and_row(data, tmp_path):
+    (data / "bad.csv").write_text(
+        "image,edit_mask,keep_mask,prompt,seed,steps\n"
+        "cxr.png,lungs_mask.png,,ok,1,\n"
+        ",lungs_mask.png,,no image,,\n"
+        "cxr.png,lungs_mask.png,,bad seed,one,\n"
+        "cxr.png,,,no mask,,\n"
+        "cxr.png,lungs_mask.png,,ok,1,\n"
+        "cxr.png,lungs_mask.png,,bad steps,2,0\n"
+    )
+    with pytest.raises(InputError) as err:
+        EditBatch(datalist=data / "bad.csv", settings=SETTINGS, output_dir=tmp_path / "out", model="tiny").run()
+    text = str(err.value)
+    assert text.startswith(f"{data / 'bad.csv'}: 5 problems")
+    assert "row 2 (line 3): no image" in text
+    assert "row 3 (line 4): seed: expected an integer, got 'one'" in text
+    assert "row 4 (line 5): no edit_mask (set global_edit to true" in text
+    assert "row 5 (line 6): repeats row 1 (line 2)" in text
+    assert "row 6 (line 7): steps must be >= 1" in text
+    assert not (tmp_path / "out").exists()
+
+
+def test_unknown_columns_and_bad_json_are_errors(data):
+    (data / "typo.csv").write_text("image,edit_msk,prompt\ncxr.png,lungs_mask.png,x\n")
+    with pytest.raises(InputError, match=r"typo.csv: row 1 \(line 2\): unknown columns \['edit_msk'\]"):
+        edit_items(datalist=data / "typo.csv", settings=SETTINGS)
+    (data / "broken.json").write_text("[{")
+    with pytest.raises(InputError, match="broken.json: not valid JSON"):
+        edit_items(datalist=data / "broken.json", settings=SETTINGS)
+    with pytest.raises(InputError, match="nope.json: datalist does not exist"):
+        edit_items(datalist=data / "nope.json", settings=SETTINGS)
+    (data / "empty.csv").write_text("image,edit_mask,prompt\n")
+    with pytest.raises(InputError, match="empty.csv: the datalist has no rows"):
+        edit_items(datalist=data / "empty.csv", settings=SETTINGS)
+    (data / "bad_id.json").write_text(json.dumps([{"id": "../x", "image": "cxr.png", "edit_mask": "lungs_mask.png"}]))
+    with pytest.raises(InputError, match=r"bad_id.json: row 1: id '../x' must be"):
+        edit_items(datalist=data / "bad_id.json", settings=SETTINGS)
+
+
+def test_bad_run_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="steps: expected an integer, got 'ten'"):
+        batch.edit_settings({"prompt": "x", "steps": "ten"})
+    with pytest.raises(ConfigError, match=r"unknown edit settings \['stepz'\]"):
+        batch.edit_settings({"prompt": "x", "stepz": 3})
+    with pytest.raises(ConfigError, match="keep_mode must be"):
+        batch.edit_settings({"prompt": "x", "keep_mode": "both"})
+    assert batch.edit_settings({"prompt": ["a", "b"], "guidance": [4]}).weights == [4.0, 4.0]
+
+
+def test_a_mask_of_another_size_in_any_row_stops_the_run_before_any_output(data, tmp_path, editor):
+    Image.fromarray(np.ones((10, 12), np.uint8)).save(data / "small.png")
+    rows = json.loads((data / "list.json").read_text())
+    rows[2]["edit_mask"] = "small.png"
+    (data / "mismatch.json").write_text(json.dumps(rows))
+    with pytest.raises(MaskError) as err:
+        run_edit(editor, datalist=data / "mismatch.json", output_dir=tmp_path / "out")
+    assert str(err.value).startswith(f"{data / 'mismatch.json'}: row 3: {data / 'small.png'}: mask size 12x10")
+    assert not (tmp_path / "out").exists()  # not even the first, valid rows
+
+
+def test_rerun_skips_done_items_and_a_changed_setting_is_a_conflict(data, tmp_path, editor):
+    out = tmp_path / "out"
+    first = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    assert (first.done, first.skipped, first.failed) == (3, 0, 0)
+    stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    for record in first.records:
+        sidecar = json.loads(Path(record["sidecar"]).read_text())
+        assert sidecar["batch"]["id"] == record["id"] and sidecar["output"]["path"] == record["output"]
+        assert sidecar["settings"]["steps"] == 6
+        assert Path(record["output"]).exists()
+
+    again = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    assert (again.done, again.skipped) == (0, 3)
+    assert all(stamps[p.name] == p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("cxr"))
+
+    with pytest.raises(OutputError) as err:
+        run_edit(editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7})
+    assert "exists from another run (settings.steps: 6 -> 7)" in str(err.value)
+    assert "overwrite" in str(err.value)
+
+    replaced = run_edit(editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7}, overwrite=True)
+    assert replaced.done == 3
+    assert json.loads(Path(replaced.records[0]["sidecar"]).read_text())["settings"]["steps"] == 7
+
+
+def test_leftovers_of_a_killed_run_are_redone(data, tmp_path, editor):
+    out = tmp_path / "out"
+    summary = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    a, b, c = (Path(r["output"]) for r in summary.records)
+    Path(summary.records[0]["sidecar"]).unlink()  # killed between output and sidecar
+    a.with_name(f".{a.name}.x1y2.part.png").write_bytes(b"half")  # killed inside an atomic write
+    b.unlink()  # lost output, stale sidecar
+    resumed = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    assert [r["status"] for r in resumed.records] == ["done", "done", "skipped"]
+    assert not list(out.glob(".*part*"))
+    assert a.exists() and b.exists() and c.exists()
+
+
+def test_a_failing_item_is_recorded_the_others_finish_and_a_rerun_retries_it(data, tmp_path, editor, monkeypatch):
+    out = tmp_path / "out"
+    items = edit_items(datalist=data / "list.json", settings=SETTINGS, output_dir=out)
+    doomed = items[1].id
+    real = EditBatch.process
+
+    def flaky(self, editor_, item, overwrite):
+        if item.id == doomed:
+            raise RuntimeError("CUDA out of memory (simulated)")
+        return real(self, editor_, item, overwrite)
+
+    monkeypatch.setattr(EditBatch, "process", flaky)
+    with pytest.raises(RadEditError, match=rf"1 of 3 items failed \(first: {doomed}: RuntimeError"):
+        run_edit(editor, datalist=data / "list.json", output_dir=out)
+    manifest = read_manifest(out)
+    assert [r["status"] for r in manifest["items"]] == ["done", "failed", "done"]
+    assert manifest["counts"] == {"done": 2, "failed": 1}
+    assert not items[1].output.exists() and not items[1].sidecar.exists()
+
+    monkeypatch.setattr(EditBatch, "process", real)
+    retry = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    assert [r["status"] for r in retry.records] == ["skipped", "done", "skipped"]
+
+
+def test_manifest_json_and_csv_agree(data, tmp_path, editor):
+    out = tmp_path / "out"
+    summary = run_edit(editor, datalist=data / "list.csv", output_dir=out)
+    manifest = read_manifest(out)
+    assert manifest["kind"] == "edit" and manifest["world_size"] == 1 and manifest["processed_per_rank"] == [3]
+    assert manifest["source"] == str(data / "list.csv")
+    with open(out / "manifest.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["id"] for r in rows] == [r["id"] for r in manifest["items"]] == [r["id"] for r in summary.records]
+    assert [r["status"] for r in rows] == ["done"] * 3
+    assert all(float(r["seconds"]) > 0 for r in rows)
+    assert [int(r["row"]) for r in rows] == [1, 2, 3]
+
+
+def test_single_image_run_matches_edit_file(tmp_path, editor):
+    from radedit_core.workflow import edit_file
+
+    sample = sample_dir()
+    summary = run_edit(
+        editor, input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png",
+        keep_mask=sample / "pacemaker_mask.png", output_dir=tmp_path / "out",
+    )  # fmt: skip
+    record = summary.records[0]
+    assert record["row"] == 0 and record["status"] == "done"
+    direct = tmp_path / "direct.png"
+    edit_file(editor, sample / "cxr.png", direct, batch.edit_settings(SETTINGS),
+              sample / "lungs_mask.png", sample / "pacemaker_mask.png")  # fmt: skip
+    assert np.array_equal(np.asarray(Image.open(record["output"])), np.asarray(Image.open(direct)))
+
+
+def test_bad_parameters_fail_before_anything_is_written(tmp_path):
+    out = tmp_path / "out"
+    sample = sample_dir()
+    one = dict(input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png", settings=SETTINGS, output_dir=out)
+    with pytest.raises(ConfigError, match="unknown dtype 'float64'"):
+        EditBatch(model="tiny", device="cpu", dtype="float64", **one).run()
+    with pytest.raises(ConfigError, match=r"no-such-model: model not found \(also looked for .*models/no-such-model\)"):
+        EditBatch(model="no-such-model", model_dirs=[tmp_path / "models"], **one).run()
+    with pytest.raises(InputError, match="nope.png: file does not exist"):
+        EditBatch(model="tiny", device="cpu", **{**one, "input": tmp_path / "nope.png"}).run()
+    with pytest.raises(ConfigError, match="output_format dicom needs a DICOM input"):
+        EditBatch(model="tiny", device="cpu", output_format="dicom", **one).run()
+    with pytest.raises(ConfigError, match="overwrite: expected true or false"):
+        EditBatch(model="tiny", device="cpu", overwrite="maybe", **one).run()
+    assert not out.exists()
+
+
+def test_model_names_are_looked_up_in_the_bundle_models_folder(tmp_path, tiny_model_dir):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mine").symlink_to(tiny_model_dir)
+    assert batch.find_model("mine", [models]) == str(models / "mine")
+    assert batch.find_model("tiny", [models]) == "tiny"
+    assert batch.find_model(str(tiny_model_dir), [models]) == str(tiny_model_dir)
+
+
+def test_sharding_gives_every_item_to_exactly_one_rank():
+    items = list(range(11))
+    for world in (1, 2, 3, 4):
+        shards = [Ranks(rank, world).shard(items) for rank in range(world)]
+        assert sorted(x for s in shards for x in s) == items
+        assert max(map(len, shards)) - min(map(len, shards)) <= 1
+
+
+def test_torchrun_without_the_distributed_overlay_is_refused(monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ConfigError, match="multi_gpu_inference.json"):
+        Ranks.current()
+    monkeypatch.delenv("WORLD_SIZE")
+    assert Ranks.current() == Ranks()
+    assert batch.init_distributed("cpu").world == 1  # no torchrun variables: one process
+
+
+def test_generate_batch_items_seeds_and_resume(tmp_path, editor):
+    items = generate_items(prompt=["No acute process", "Small effusion"], num_images=2, settings={"steps": 4, "seed": 5})
+    assert [i.settings["seed"] for i in items] == [5, 6, 5, 6]
+    assert len({i.id for i in items}) == 4
+    out = tmp_path / "gen"
+    job = dict(prompt="No acute process", num_images=2, settings={"steps": 4}, output_dir=out, editor=editor)
+    first = GenerateBatch(**job).run()
+    assert first.done == 2
+    image = np.asarray(Image.open(first.records[0]["output"]))
+    assert image.shape == (512, 512) and image.dtype == np.uint8
+    sidecar = json.loads(Path(first.records[0]["sidecar"]).read_text())
+    assert sidecar["prompt"] == "No acute process" and sidecar["settings"]["guidance"] == 7.5
+    assert GenerateBatch(**job).run().skipped == 2
+    with pytest.raises(ConfigError, match="generation needs at least one prompt"):
+        generate_items(prompt="  ")
+
+
+def test_mask_specs_choose_seg_segments(tmp_path):
+    assert batch.split_mask_spec("study/seg.dcm#lungs") == (Path("study/seg.dcm"), "lungs")
+    assert batch.split_mask_spec("study/seg.dcm::1,2") == (Path("study/seg.dcm"), "1,2")  # as MONAI passes '#' on
+    assert batch.split_mask_spec("masks/lungs.png") == (Path("masks/lungs.png"), None)
+    odd = tmp_path / "case#1.png"
+    odd.write_bytes(b"")
+    assert batch.split_mask_spec(odd) == (odd, None)  # an existing file is taken as named
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    pytest.importorskip("radedit_core.dicom.synthetic")
+    from radedit_core.dicom.synthetic import write_study
+
+    return write_study(tmp_path_factory.mktemp("study"), kinds=("CR",), seg=True, seg_segments=("lungs", "pacemaker"))
+
+
+def test_seg_segments_as_edit_and_keep_masks_give_a_derived_series(study, tmp_path, editor):
+    import pydicom
+
+    out = tmp_path / "out"
+    rows = [{"image": study.images[0].name, "edit_mask": f"{study.seg.name}#lungs",
+             "keep_mask": f"{study.seg.name}::pacemaker"}]  # fmt: skip
+    (study.folder / "list.json").write_text(json.dumps(rows))
+    summary = run_edit(editor, datalist=study.folder / "list.json", output_dir=out,
+                       settings={**SETTINGS, "keep_mode": "pixel"})  # fmt: skip
+    record = summary.records[0]
+    assert record["edit_mask"] == f"{study.seg}#lungs" and record["keep_mask"] == f"{study.seg}#pacemaker"
+    sidecar = json.loads(Path(record["sidecar"]).read_text())
+    assert sidecar["masks"]["edit"] == f"{study.seg} [labels: lungs]"
+    phantom = study.cxrs[0].phantom
+    lungs = phantom.mask("right_lung", "left_lung") & ~phantom.mask("pacemaker")
+    assert sidecar["masks"]["edit_pixels"] == int(lungs.sum())
+    assert sidecar["masks"]["keep_pixels"] == int(phantom.mask("pacemaker").sum())
+    (edited,) = [pydicom.dcmread(p) for p in Path(record["output"]).glob("*.dcm")]
+    source = pydicom.dcmread(study.images[0])
+    keep = phantom.mask("pacemaker")
+    assert np.array_equal(edited.pixel_array[keep], source.pixel_array[keep])
+    assert edited.StudyInstanceUID == source.StudyInstanceUID
+
+
+def test_an_unknown_segment_or_label_is_an_error_before_any_output(study, tmp_path, editor):
+    out = tmp_path / "out"
+    with pytest.raises(MaskError, match=r"seg.dcm: no segment 'lung' \(segments: 1 'lungs', 2 'pacemaker'\)"):
+        run_edit(editor, input=study.folder, edit_mask=f"{study.seg}#lung", output_dir=out)
+    with pytest.raises(MaskError, match=r"lungs_mask.png: label value\(s\) 1 do not occur in the mask"):
+        run_edit(editor, input=sample_dir() / "cxr.png", edit_mask=f"{sample_dir() / 'lungs_mask.png'}#1", output_dir=out)
+    assert not out.exists()
+
+
+def test_the_bundled_sample_is_the_dicom_study_when_installed_else_the_png(study, tmp_path):
+    png = batch.bundled_sample(tmp_path)
+    assert png["input"].endswith("sample/cxr.png") and png["keep_mask"].endswith("pacemaker_mask.png")
+    shutil.copytree(study.folder, tmp_path / "sample_study")
+    dicom = batch.bundled_sample(tmp_path)
+    seg = tmp_path / "sample_study" / study.seg.name
+    assert dicom == {"input": str(tmp_path / "sample_study"), "edit_mask": f"{seg}#lungs", "keep_mask": f"{seg}#pacemaker"}

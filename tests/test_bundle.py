@@ -1,0 +1,396 @@
+"""The MONAI bundle as users run it: ``python -m monai.bundle run ...``, ``torchrun``, ``ConfigWorkflow``.
+
+Every run is on the CPU with the tiny model and few steps.  The runs that
+compare pixels use one intra-op thread everywhere (torchrun gives each worker
+OMP_NUM_THREADS=1): floating-point sums split over another number of threads
+round differently, and the tiny model's random weights amplify that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import psutil  # installed with accelerate
+import pytest
+import torch
+from PIL import Image
+
+from radedit_core.demo import sample_dir
+from radedit_core.errors import ConfigError
+
+REPO = Path(__file__).resolve().parent.parent
+BUNDLE = REPO / "monai_bundle"
+CONFIG = BUNDLE / "configs" / "inference.json"
+MULTI = "['configs/inference.json','configs/multi_gpu_inference.json']"
+FAST = ["--steps", "10", "--device", "cpu"]
+ROWS = 6  # datalist rows of the two-rank runs
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def bundle_env(home: Path) -> dict[str, str]:
+    return dict(os.environ, RADEDIT_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+
+
+def bundle_run(*args, home, cwd=REPO, nproc=0, check=True, timeout=300):
+    """``python -m monai.bundle run ...``, or under ``torchrun --nproc_per_node=nproc``."""
+    launcher = [sys.executable, "-m", "monai.bundle", "run"]
+    if nproc:
+        # --standalone: a free rendezvous port, so parallel test sessions do not collide
+        launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
+                    "-m", "monai.bundle", "run"]  # fmt: skip
+    cmd = [*launcher, *map(str, args)]
+    proc = subprocess.run(cmd, cwd=cwd, env=bundle_env(home), capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def manifest(folder: Path) -> dict:
+    return json.loads((folder / "manifest.json").read_text())
+
+
+def pixels(path: Path) -> bytes:
+    """Decoded pixel bytes (PNG) or the concatenated files of a series folder."""
+    if path.is_dir():
+        return b"".join(p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file())
+    return np.asarray(Image.open(path)).tobytes()
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("bundle_data")
+    for name in ("cxr.png", "lungs_mask.png", "pacemaker_mask.png"):
+        (folder / name).write_bytes((sample_dir() / name).read_bytes())
+    prompts = ["No acute cardiopulmonary process", "Moderate pulmonary edema", "Small left pleural effusion",
+               "New right upper lobe consolidation", "No pneumothorax", "Mild cardiomegaly"]  # fmt: skip
+    rows = [
+        {"image": "cxr.png", "edit_mask": "lungs_mask.png", "keep_mask": "pacemaker_mask.png" if k % 2 == 0 else "",
+         "prompt": p, "seed": k}  # fmt: skip
+        for k, p in enumerate(prompts[:ROWS])
+    ]
+    (folder / "list.json").write_text(json.dumps(rows, indent=1))
+    with open(folder / "list.csv", "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=["image", "edit_mask", "keep_mask", "prompt", "seed", "guidance"])
+        writer.writeheader()
+        writer.writerows(rows[:3])
+    Image.fromarray(np.ones((10, 12), np.uint8)).save(folder / "small.png")
+    return folder
+
+
+@pytest.fixture
+def root_logging():
+    """ConfigWorkflow applies configs/logging.conf to this process: undo it afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    yield
+    root.handlers[:], root.level = handlers, level
+
+
+@pytest.fixture(scope="module")
+def reference(data, radedit_home, tmp_path_factory):
+    """The datalist edited by one process, through the ConfigWorkflow API (initialize/run/finalize):
+    what the two-rank runs must reproduce."""
+    import logging
+
+    from monai.bundle import ConfigWorkflow
+
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    out = tmp_path_factory.mktemp("reference")
+    wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None,
+                        datalist=str(data / "list.json"), output_dir=str(out), steps=10, device="cpu")  # fmt: skip
+    try:
+        wf.initialize()
+        result = wf.run()
+        wf.finalize()
+    finally:
+        root.handlers[:], root.level = handlers, level
+    return out, result, wf
+
+
+def test_edit_with_no_overrides_but_steps_runs_the_sample_from_repo_root_and_bundle_folder(tmp_path, radedit_home):
+    out = tmp_path / "out"
+    proc = bundle_run("edit", "--config_file", "monai_bundle/configs/inference.json", "--steps", "10",
+                      "--output_dir", out, home=radedit_home)  # fmt: skip
+    assert "1 done, 0 skipped, 0 failed" in proc.stdout
+    record = manifest(out)["items"][0]
+    assert record["status"] == "done" and record["row"] == 0
+    output, sidecar = Path(record["output"]), json.loads(Path(record["sidecar"]).read_text())
+    if (REPO / "radedit_core" / "data" / "sample_study").is_dir():  # the DICOM sample: a derived series
+        assert output.is_dir() and any(output.glob("*.dcm")) and sidecar["input"]["format"] == "dicom"
+        assert sidecar["masks"]["edit"].endswith("[labels: lungs]")
+    else:
+        assert output.suffix == ".png" and output.is_file()
+    assert sidecar["model"]["name"].startswith("radedit-tiny") and sidecar["model"]["device"] == "cpu"
+    s = sidecar["settings"]
+    assert (s["steps"], s["skip_ratio"], s["seed"], s["eta"], s["keep_mode"], s["dilate"]) == (10, 0.3, 0, 1.0, "pixel", 5)
+    assert s["prompts"] == ["Moderate pulmonary edema. The heart size is normal"] and s["weights"] == [15.0]
+    assert sidecar["masks"]["keep_pixels"] > 0 and sidecar["result"]["changed_pixels"] > 0
+
+    # the same command from inside the bundle folder finds the same sample and item: nothing to do
+    again = bundle_run("edit", "--config_file", "configs/inference.json", "--steps", "10", "--output_dir", out,
+                       cwd=BUNDLE, home=radedit_home)  # fmt: skip
+    assert "0 done, 1 skipped" in again.stdout
+    assert manifest(out)["items"][0]["status"] == "skipped"
+
+
+def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, radedit_home):
+    dicom = pytest.importorskip("radedit_core.dicom", reason="the DICOM reader/writer is not in this checkout yet")
+    if not all(hasattr(dicom, name) for name in ("read_dicom_image", "write_derived_series")):
+        pytest.skip("radedit_core.dicom has no read_dicom_image/write_derived_series yet")
+    import pydicom
+
+    from radedit_core.dicom.synthetic import write_study
+
+    study = write_study(tmp_path / "study", kinds=("CR",), seg=True, seg_segments=("lungs", "pacemaker"))
+    source = pydicom.dcmread(study.images[0])
+    before = {p.name: p.read_bytes() for p in study.files}
+    out = tmp_path / "out"
+    # the study folder as input (its one CR image is found), masks chosen from the SEG by segment label
+    args = ["edit", "--config_file", CONFIG, "--input", study.folder, "--edit_mask", f"{study.seg}#lungs",
+            "--keep_mask", f"{study.seg}#pacemaker", "--keep_mode", "pixel", "--dilate", "0", *FAST,
+            "--output_dir", out]  # fmt: skip
+    bundle_run(*args, home=radedit_home)
+    record = manifest(out)["items"][0]
+    series, sidecar = Path(record["output"]), json.loads(Path(record["sidecar"]).read_text())
+    assert record["status"] == "done" and series.is_dir() and series.parent == out
+    assert sidecar["masks"]["edit"] == f"{study.seg} [labels: lungs]" and sidecar["masks"]["keep_pixels"] > 0
+    assert sidecar["batch"]["fingerprint"]["output_format"] == "dicom"
+    images = [pydicom.dcmread(p) for p in sorted(series.rglob("*.dcm"))]
+    images = [ds for ds in images if ds.Modality != "SEG"]
+    assert len(images) == 1
+    edited = images[0]
+    assert edited.StudyInstanceUID == source.StudyInstanceUID and edited.SeriesInstanceUID != source.SeriesInstanceUID
+    assert (edited.Rows, edited.Columns) == (source.Rows, source.Columns) and "DERIVED" in edited.ImageType
+    pacemaker = study.cxrs[0].phantom.mask("pacemaker")
+    assert np.array_equal(edited.pixel_array[pacemaker], source.pixel_array[pacemaker])  # pixel keep mode
+    assert not np.array_equal(edited.pixel_array, source.pixel_array)
+    assert before == {p.name: p.read_bytes() for p in study.files}  # the study is untouched
+
+
+def test_edit_datalist_with_every_parameter_overridden(data, tmp_path, radedit_home):
+    out = tmp_path / "out"
+    bundle_run(
+        "edit", "--config_file", CONFIG, "--datalist", data / "list.csv", "--output_dir", out,
+        "--prompt", "Moderate pulmonary edema", "--guidance", "9", "--steps", "8", "--skip_ratio", "0.25",
+        "--eta", "0.8", "--seed", "7", "--device", "cpu", "--dtype", "float32", "--keep_mode", "latent",
+        "--model", "tiny", home=radedit_home,
+    )  # fmt: skip
+    m = manifest(out)
+    assert m["counts"] == {"done": 3} and m["source"] == str(data / "list.csv")
+    for k, record in enumerate(m["items"]):
+        sidecar = json.loads(Path(record["sidecar"]).read_text())
+        s = sidecar["settings"]
+        assert (s["steps"], s["skip_ratio"], s["eta"], s["keep_mode"], s["weights"]) == (8, 0.25, 0.8, "latent", [9.0])
+        assert s["seed"] == k  # the row's seed wins over --seed
+        assert sidecar["model"]["dtype"] == "float32"
+        assert np.asarray(Image.open(record["output"])).shape == (640, 560)
+    with open(out / "manifest.csv", newline="") as fh:
+        assert [r["status"] for r in csv.DictReader(fh)] == ["done"] * 3
+
+
+def test_generate(tmp_path, radedit_home):
+    out = tmp_path / "out"
+    bundle_run("generate", "--config_file", CONFIG, "--prompt", "['No acute cardiopulmonary process','Small left pleural effusion']",
+               "--steps", "6", "--device", "cpu", "--output_dir", out, home=radedit_home)  # fmt: skip
+    m = manifest(out / "generated")
+    assert m["kind"] == "generate" and m["counts"] == {"done": 2}
+    for record in m["items"]:
+        image = np.asarray(Image.open(record["output"]))
+        assert image.shape == (512, 512) and image.dtype == np.uint8
+        sidecar = json.loads(Path(record["sidecar"]).read_text())
+        assert sidecar["settings"]["steps"] == 6 and sidecar["settings"]["guidance"] == 7.5
+
+
+def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, root_logging):
+    from monai.bundle import ConfigParser, ConfigWorkflow
+
+    from radedit_core.batch import BatchSummary
+
+    out, result, wf = reference
+    summary = result[0]
+    assert isinstance(summary, BatchSummary) and (summary.done, summary.skipped, summary.failed) == (ROWS, 0, 0)
+    assert manifest(out)["counts"] == {"done": ROWS}
+    for record in summary.records:
+        assert Path(record["output"]).parent == out and Path(record["sidecar"]).is_file()
+    assert wf.parser.get_parsed_content("_meta_#version") == "0.1.0"
+
+    # the default run id is the edit; a rerun skips everything
+    wf = ConfigWorkflow(config_file=str(CONFIG), workflow_type=None, datalist=str(data / "list.json"),
+                        output_dir=str(out), steps=10, device="cpu")  # fmt: skip
+    wf.initialize()
+    assert wf.run()[0].skipped == ROWS
+    wf.finalize()
+
+    # errors reach Python callers as exceptions (the command line prints one line instead)
+    wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None, dtype="float64",
+                        output_dir=str(tmp_path / "bad"), device="cpu")  # fmt: skip
+    wf.initialize()
+    with pytest.raises(Exception) as err:  # MONAI wraps it in "Failed to instantiate ..."
+        wf.run()
+    cause = err.value
+    while cause is not None and not isinstance(cause, ConfigError):
+        cause = cause.__cause__
+    assert cause is not None and "unknown dtype 'float64'" in str(cause)
+    assert not (tmp_path / "bad").exists()
+
+    parser = ConfigParser()  # defaults: model-zoo style eval/ inside the bundle
+    parser.read_config(str(CONFIG))
+    assert Path(parser.get_parsed_content("output_dir")) == BUNDLE / "eval"
+    assert parser.get_parsed_content("model_dirs") == [str(BUNDLE / "models")]
+
+
+def test_two_gloo_ranks_process_each_item_once_and_match_one_process(data, tmp_path, radedit_home, reference):
+    reference, out = reference[0], tmp_path / "out"
+    proc = bundle_run("edit", "--config_file", MULTI, "--datalist", data / "list.json", *FAST, "--output_dir", out,
+                      cwd=BUNDLE, nproc=2, home=radedit_home)  # fmt: skip
+    assert "rank 0 of 2 joined the process group (gloo)" in proc.stdout
+    m = manifest(out)
+    assert m["world_size"] == 2 and m["counts"] == {"done": ROWS}
+    assert m["processed_per_rank"] == [ROWS // 2, ROWS // 2]
+    assert sorted(r["id"] for r in m["items"]) == sorted(p.stem for p in reference.glob("*.png"))
+    for record in m["items"]:
+        sidecar = json.loads(Path(record["sidecar"]).read_text())
+        assert sidecar["batch"]["rank"] == record["rank"] and sidecar["batch"]["world_size"] == 2
+        assert pixels(Path(record["output"])) == pixels(reference / Path(record["output"]).name)
+    assert proc.stdout.count(" failed; manifest ") == 1  # written once, by rank 0
+
+
+def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest(data, tmp_path, radedit_home, reference):
+    reference, out = reference[0], tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
+           "run", "edit", "--config_file", MULTI, "--datalist", str(data / "list.json"), *FAST, "--output_dir", str(out)]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=BUNDLE, env=bundle_env(radedit_home), start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    def sidecars() -> set[str]:  # finished items; pathlib's glob also matches ".<id>.json.*.part.json"
+        return {p.stem for p in out.glob("*.json") if not p.name.startswith(".")}
+
+    deadline = time.monotonic() + 240
+    try:
+        while not sidecars() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+    finally:
+        # torchrun starts each worker in a session of its own: kill the whole tree, mid-item
+        workers = psutil.Process(proc.pid).children(recursive=True) if proc.poll() is None else []
+        for p in [*workers, psutil.Process(proc.pid)] if proc.poll() is None else []:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.send_signal(signal.SIGKILL)
+        proc.wait()
+        psutil.wait_procs(workers, timeout=30)
+    finished = sidecars()
+    assert 0 < len(finished) < ROWS, "the run was not interrupted mid-way; raise ROWS or --steps"
+    assert not (out / "manifest.json").exists()
+
+    bundle_run("edit", "--config_file", MULTI, "--datalist", data / "list.json", *FAST, "--output_dir", out,
+               cwd=BUNDLE, nproc=2, home=radedit_home)  # fmt: skip
+    m = manifest(out)
+    status = {r["id"]: r["status"] for r in m["items"]}
+    assert {i for i, s in status.items() if s == "skipped"} == finished
+    assert {i for i, s in status.items() if s == "done"} == set(status) - finished
+    assert sum(m["processed_per_rank"]) == ROWS - len(finished)
+    assert not list(out.glob(".*part*"))
+    for record in m["items"]:
+        assert pixels(Path(record["output"])) == pixels(reference / Path(record["output"]).name)
+
+
+# meta_schema_20240725's top-level "required" list and the tensor fields it
+# requires, written out here because the schema file cannot be downloaded in
+# this environment (no network; https://github.com/Project-MONAI/MONAI-extra-test-data/
+# releases/download/0.8.1/meta_schema_20240725.json).  Fields the issue asks for
+# on top of the schema's are checked as well.
+SCHEMA_REQUIRED = ["schema", "version", "monai_version", "pytorch_version", "numpy_version",
+                   "required_packages_version", "task", "description", "authors", "copyright", "network_data_format"]  # fmt: skip
+TENSOR_REQUIRED = ["type", "format", "num_channels", "spatial_shape", "dtype", "value_range"]
+STRINGS = ["schema", "version", "monai_version", "pytorch_version", "numpy_version", "task", "description",
+           "authors", "copyright", "data_source", "data_type", "intended_use"]  # fmt: skip
+
+
+def test_metadata_has_the_schema_fields():
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    for key in SCHEMA_REQUIRED + ["changelog", "intended_use", "data_source", "references"]:
+        assert key in meta, key
+    for key in STRINGS:
+        assert isinstance(meta[key], str) and meta[key].strip(), key
+    assert meta["schema"].endswith("meta_schema_20240725.json")
+    assert meta["version"] in meta["changelog"]
+    assert isinstance(meta["required_packages_version"], dict) and "radedit-core" in meta["required_packages_version"]
+    assert all(isinstance(r, str) for r in meta["references"])
+    assert any("2312.12865" in r for r in meta["references"]) and any("huggingface.co/microsoft/radedit" in r for r in meta["references"])
+    io = meta["network_data_format"]
+    assert {"image", "edit_mask", "keep_mask"} <= set(io["inputs"]) and "edited" in io["outputs"]
+    for tensor in [*io["inputs"].values(), *io["outputs"].values()]:
+        if isinstance(tensor, dict) and tensor.get("type") == "image":
+            assert set(TENSOR_REQUIRED) <= set(tensor), tensor
+            assert isinstance(tensor["num_channels"], int) and isinstance(tensor["spatial_shape"], list)
+            assert all(isinstance(v, (int, float)) for v in tensor["value_range"])
+    import monai
+    import numpy
+
+    assert meta["monai_version"] == monai.__version__ and meta["numpy_version"] == numpy.__version__
+    assert meta["pytorch_version"] == torch.__version__.split("+")[0]
+
+
+def test_bundle_layout():
+    for rel in ("configs/inference.json", "configs/multi_gpu_inference.json", "configs/logging.conf",
+                "configs/metadata.json", "docs/README.md", "LICENSE", "large_files.yml", "models/README.md",
+                "scripts/__init__.py", "scripts/radedit_workflow.py"):  # fmt: skip
+        assert (BUNDLE / rel).is_file(), rel
+    config = json.loads(CONFIG.read_text())
+    for key in ("input", "edit_mask", "keep_mask", "prompt", "guidance", "steps", "skip_ratio", "eta", "seed",
+                "device", "dtype", "keep_mode", "model", "output_dir", "datalist", "edit", "generate", "run"):  # fmt: skip
+        assert key in config, key
+    large = (BUNDLE / "large_files.yml").read_text()
+    for revision in ("e8ebd31396ff8553c34084b98b5defb8ebea2817", "6f5909a7e596173e25d4e97b07fd19cdf9611c76",
+                     "692f09e9be1bfe5fdd5f3efdd0e1eca7d2c10b23"):  # fmt: skip
+        assert revision in large
+
+
+BAD_OVERRIDES = [
+    ("unknown model folder", ["--model", "{tmp}/no-model"], "no-model: model not found", 2),
+    ("missing input", ["--input", "{tmp}/nope.png", "--edit_mask", "{data}/lungs_mask.png"], "nope.png: file does not exist", 2),
+    ("mask/image mismatch", ["--input", "{data}/cxr.png", "--edit_mask", "{data}/small.png"], "small.png: mask size 12x10", 2),
+    ("invalid dtype", ["--dtype", "float64"], "unknown dtype 'float64'", 2),
+]  # fmt: skip
+
+
+def test_bad_overrides_are_one_clear_line_and_no_output(data, tmp_path, radedit_home):
+    before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir() if p.is_file()}
+    runs = []
+    # the four runs side by side: each is mostly interpreter start-up
+    for k, (case, args, message, code) in enumerate(BAD_OVERRIDES):
+        out = tmp_path / f"out{k}"
+        args = [a.format(tmp=tmp_path, data=data) for a in args]
+        if "--input" in args:
+            args += ["--keep_mask", "None"]
+        cmd = [sys.executable, "-m", "monai.bundle", "run", "edit", "--config_file", str(CONFIG), *FAST,
+               "--output_dir", str(out), *args]  # fmt: skip
+        proc = subprocess.Popen(cmd, cwd=REPO, env=bundle_env(radedit_home), text=True,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
+        runs.append((case, message, code, out, proc))
+    for case, message, code, out, proc in runs:
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode == code, (case, stderr[-3000:])
+        errors = [line for line in stderr.splitlines() if line.startswith("radedit: error: ")]
+        assert len(errors) == 1 and message in errors[0], (case, stderr[-3000:])
+        assert "Traceback" not in stderr, case
+        assert not out.exists(), case
+    assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir() if p.is_file()}
