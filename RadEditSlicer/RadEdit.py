@@ -1,0 +1,740 @@
+"""RadEdit: edit a chest X-ray inside Segment Editor masks, write back a derived DICOM series.
+
+The module is a front end: masks, jobs and the worker process live in the
+Qt-free ``RadEditLib`` package; the edit itself and all DICOM work are
+``radedit_core``'s, run by ``python -m radedit_core.worker`` in a background
+process (Slicer's Python with the bundled radedit_core, or an external
+environment chosen in the Settings section).
+"""
+
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
+import ctk
+import qt
+import slicer
+import vtk
+from slicer import vtkMRMLScalarVolumeNode, vtkMRMLSegmentationNode
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+from RadEditLib import environment, mrml
+from RadEditLib.logic import RadEditCoreLogic
+from RadEditLib.protocol import PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
+
+MODULE_DIR = Path(__file__).resolve().parent
+#: A layout of three slice views side by side: original | edited | difference.
+COMPARE_LAYOUT_ID = 19410
+COMPARE_LAYOUT = """
+<layout type="horizontal" split="true">
+  <item><view class="vtkMRMLSliceNode" singletontag="Red">
+    <property name="orientation" action="default">Coronal</property>
+    <property name="viewlabel" action="default">R</property>
+    <property name="viewcolor" action="default">#F34A33</property>
+  </view></item>
+  <item><view class="vtkMRMLSliceNode" singletontag="Yellow">
+    <property name="orientation" action="default">Coronal</property>
+    <property name="viewlabel" action="default">Y</property>
+    <property name="viewcolor" action="default">#EDD54C</property>
+  </view></item>
+  <item><view class="vtkMRMLSliceNode" singletontag="Green">
+    <property name="orientation" action="default">Coronal</property>
+    <property name="viewlabel" action="default">G</property>
+    <property name="viewcolor" action="default">#6EB04B</property>
+  </view></item>
+</layout>
+"""
+PRESETS = [
+    (_("No finding"), PAPER_PROMPTS["normal"]),
+    (_("Pulmonary edema"), PAPER_PROMPTS["edema"]),
+    (_("Pacemaker"), PAPER_PROMPTS["pacemaker"]),
+    (_("Left upper lobe consolidation"), PAPER_PROMPTS["consolidation-left"]),
+    (_("Right upper lobe consolidation"), PAPER_PROMPTS["consolidation-right"]),
+    (_("No pneumothorax"), PAPER_PROMPTS["no-pneumothorax"]),
+]
+
+
+#
+# RadEdit
+#
+
+
+class RadEdit(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("RadEdit")
+        self.parent.categories = [translate("qSlicerAbstractCoreModule", "Utilities")]
+        self.parent.dependencies = []
+        self.parent.contributors = ["RadEdit toolkit contributors"]
+        self.parent.helpText = _(
+            "Edit a chest X-ray with RadEdit (diffusion editing inside an edit mask, with keep masks "
+            "for what must not change) and write the result as a derived DICOM series of the same "
+            "study. Paint the region to change and the regions to protect with the Segment Editor, "
+            "choose them here, type a prompt and Apply. Research use only."
+        )
+        self.parent.acknowledgementText = _(
+            "RadEdit: Pérez-García, Bond-Taylor et al., 'RadEdit: stress-testing biomedical vision "
+            "models via diffusion image editing', ECCV 2024. The editing runs in radedit_core."
+        )
+
+
+#
+# Parameter node
+#
+
+
+@parameterNodeWrapper
+class RadEditParameterNode:
+    """What the user chose; saved with the scene."""
+
+    inputVolume: vtkMRMLScalarVolumeNode
+    segmentation: vtkMRMLSegmentationNode
+    editSegmentIds: list[str]
+    keepSegmentIds: list[str]
+    prompt: str = PAPER_PROMPTS["normal"]
+    guidance: Annotated[float, WithinRange(0.0, 50.0)] = 15.0
+    steps: Annotated[int, WithinRange(1, 1000)] = 200
+    skipRatio: Annotated[float, WithinRange(0.0, 0.95)] = 0.3
+    seed: Annotated[int, WithinRange(0, 2147483647)] = 0
+    dilation: Annotated[int, WithinRange(0, 50)] = 5
+    keepMode: Annotated[str, Choice(["pixel", "latent"])] = "pixel"
+    model: str = "radedit"
+    device: Annotated[str, Choice(["auto", "cuda", "cpu"])] = "auto"
+    trustRemoteCode: bool = False
+    resultVolume: vtkMRMLScalarVolumeNode
+
+
+#
+# RadEditWidget
+#
+
+
+class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    POLL_MS = 200
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._observedSegmentation = None
+        self._updatingSegmentLists = False
+        self._computingMasks = False
+        self._listedSegments = {}
+        self._run = None
+        self._pollTimer = qt.QTimer()
+        self._pollTimer.setInterval(self.POLL_MS)
+        self._pollTimer.connect("timeout()", self.onPoll)
+        self._export = None
+        self._exportTimer = qt.QTimer()
+        self._exportTimer.setInterval(self.POLL_MS)
+        self._exportTimer.connect("timeout()", self.onPollExport)
+        self._overlapTimer = qt.QTimer()
+        self._overlapTimer.setSingleShot(True)
+        self._overlapTimer.setInterval(300)
+        self._overlapTimer.connect("timeout()", self.updateOverlap)
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/RadEdit.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+
+        self.logic = RadEditLogic()
+
+        self.ui.presetComboBox.addItem(_("Presets (RadEdit paper)..."), "")
+        for label, prompt in PRESETS:
+            self.ui.presetComboBox.addItem(label, prompt)
+        self.ui.presetComboBox.connect("activated(int)", self.onPreset)
+
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+
+        self.ui.editSegmentsList.connect("itemChanged(QListWidgetItem*)", self.onSegmentChecked)
+        self.ui.keepSegmentsList.connect("itemChanged(QListWidgetItem*)", self.onSegmentChecked)
+        self.ui.applyButton.connect("clicked(bool)", self.onApply)
+        self.ui.cancelButton.connect("clicked(bool)", self.onCancel)
+        self.ui.exportButton.connect("clicked(bool)", self.onExport)
+        self.ui.showComparisonButton.connect("clicked(bool)", self.onShowComparison)
+
+        # Settings: stored in Slicer's settings, not in the scene (they belong to this computer).
+        self.ui.slicerPythonRadioButton.connect("toggled(bool)", self.onPythonModeChanged)
+        self.ui.externalPythonRadioButton.connect("toggled(bool)", self.onPythonModeChanged)
+        self.ui.pythonPathLineEdit.connect("currentPathChanged(QString)", self.onExternalPythonChanged)
+        self.ui.checkEnvironmentButton.connect("clicked(bool)", self.onCheckEnvironment)
+        self.ui.installDependenciesButton.connect("clicked(bool)", self.onInstallDependencies)
+        self.ui.pythonPathLineEdit.filters = ctk.ctkPathLineEdit.Files | ctk.ctkPathLineEdit.Executable
+        self.ui.exportDirectoryLineEdit.filters = ctk.ctkPathLineEdit.Dirs
+        self.loadSettings()
+
+        self.ui.progressBar.hide()
+        self.ui.cancelButton.enabled = False
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        if self._run is not None and not self._run.process.finished:
+            self.logic.cancel(self._run)
+        if self._export is not None:
+            self._export.process.cancel()
+        self._pollTimer.stop()
+        self._exportTimer.stop()
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    # -- parameter node ------------------------------------------------------------
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.inputVolume:
+            volume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+            if volume:
+                self._parameterNode.inputVolume = volume
+        if not self._parameterNode.segmentation:
+            segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
+            if segmentation:
+                self._parameterNode.segmentation = segmentation
+
+    def setParameterNode(self, inputParameterNode) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        self.onParameterNodeModified()
+
+    def onParameterNodeModified(self, caller=None, event=None) -> None:
+        self.observeSegmentation(self._parameterNode.segmentation if self._parameterNode else None)
+        self.updateSegmentLists()
+        self.updateButtons()
+        self._overlapTimer.start()
+
+    # -- segments --------------------------------------------------------------------
+    def observeSegmentation(self, segmentation) -> None:
+        if segmentation is self._observedSegmentation:
+            return
+        events = (
+            slicer.vtkSegmentation.SegmentAdded,
+            slicer.vtkSegmentation.SegmentRemoved,
+            slicer.vtkSegmentation.SegmentModified,
+            slicer.vtkSegmentation.RepresentationModified,
+        )
+        if self._observedSegmentation is not None:
+            for event in events:
+                self.removeObserver(self._observedSegmentation, event, self.onSegmentationChanged)
+        self._observedSegmentation = segmentation
+        if segmentation is not None:
+            for event in events:
+                self.addObserver(segmentation, event, self.onSegmentationChanged)
+
+    def onSegmentationChanged(self, caller=None, event=None) -> None:
+        if self._computingMasks:
+            return  # our own export of the segments, not an edit by the user
+        self.updateSegmentLists()
+        self._overlapTimer.start()  # painting fires many events: recompute once it settles
+
+    def updateSegmentLists(self) -> None:
+        """Mirror the segments (rebuilt only when they change) and the chosen ones."""
+        pn = self._parameterNode
+        segments = tuple(mrml.segment_names(pn.segmentation)) if pn and pn.segmentation else ()
+        chosen = (set(pn.editSegmentIds) if pn else set(), set(pn.keepSegmentIds) if pn else set())
+        self._updatingSegmentLists = True
+        try:
+            for key, widget, ids in zip(("edit", "keep"), (self.ui.editSegmentsList, self.ui.keepSegmentsList), chosen):
+                # Rebuilding a list from its own itemChanged signal would delete
+                # the item being reported: only rebuild when the segments differ.
+                if segments != self._listedSegments.get(key):
+                    widget.clear()
+                    for segment_id, name in segments:
+                        item = qt.QListWidgetItem(name)
+                        item.setData(qt.Qt.UserRole, segment_id)
+                        item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable)
+                        widget.addItem(item)
+                    self._listedSegments[key] = segments
+                for row in range(widget.count):
+                    item = widget.item(row)
+                    state = qt.Qt.Checked if item.data(qt.Qt.UserRole) in ids else qt.Qt.Unchecked
+                    if item.checkState() != state:
+                        item.setCheckState(state)
+        finally:
+            self._updatingSegmentLists = False
+
+    def _checked(self, widget) -> list[str]:
+        return [
+            widget.item(row).data(qt.Qt.UserRole)
+            for row in range(widget.count)
+            if widget.item(row).checkState() == qt.Qt.Checked
+        ]
+
+    def onSegmentChecked(self, item=None) -> None:
+        if self._updatingSegmentLists or not self._parameterNode:
+            return
+        with slicer.util.NodeModify(self._parameterNode):
+            self._parameterNode.editSegmentIds = self._checked(self.ui.editSegmentsList)
+            self._parameterNode.keepSegmentIds = self._checked(self.ui.keepSegmentsList)
+
+    def updateOverlap(self) -> None:
+        """Show how much of the edit region is also kept (keep wins there)."""
+        pn = self._parameterNode
+        if not pn or not pn.inputVolume or not pn.segmentation or not pn.editSegmentIds:
+            self.ui.masksLabel.text = _("Choose the input volume, the segmentation and at least one edit segment.")
+            return
+        self._computingMasks = True
+        try:
+            masks = self.logic.computeMasks(pn.inputVolume, pn.segmentation, pn.editSegmentIds, pn.keepSegmentIds)
+        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
+            self.ui.masksLabel.text = str(exc)
+            return
+        finally:
+            self._computingMasks = False
+        text = _("Edit: {edit} px, keep: {keep} px.").format(edit=masks.edit_pixels, keep=masks.keep_pixels)
+        if masks.overlap_pixels:
+            text += " " + _(
+                "{n} px are in both an edit and a keep segment: they are kept (keep wins)."
+            ).format(n=masks.overlap_pixels)
+        self.ui.masksLabel.text = text
+
+    # -- prompt ------------------------------------------------------------------------
+    def onPreset(self, index: int) -> None:
+        prompt = self.ui.presetComboBox.itemData(index)
+        if prompt and self._parameterNode:
+            self._parameterNode.prompt = prompt
+        self.ui.presetComboBox.setCurrentIndex(0)
+
+    # -- apply / cancel -------------------------------------------------------------------
+    def updateButtons(self) -> None:
+        pn = self._parameterNode
+        editing = self._run is not None and not self._run.process.finished
+        running = editing or self._export is not None
+        ready = bool(pn and pn.inputVolume and pn.segmentation and pn.editSegmentIds and pn.prompt.strip())
+        self.ui.applyButton.enabled = ready and not running
+        self.ui.applyButton.toolTip = (
+            _("Edit the input volume in the background") if ready else _("Choose a volume, a segmentation, edit segments and a prompt")
+        )
+        self.ui.cancelButton.enabled = editing
+        result = pn.resultVolume if pn else None
+        has_result = bool(result and result.GetAttribute(mrml.ATTR_SOURCE_VOLUME))
+        self.ui.exportButton.enabled = has_result and not running
+        self.ui.showComparisonButton.enabled = has_result
+
+    def parameters(self) -> EditParameters:
+        pn = self._parameterNode
+        return EditParameters(
+            prompt=pn.prompt,
+            guidance=pn.guidance,
+            steps=pn.steps,
+            skip_ratio=pn.skipRatio,
+            seed=pn.seed,
+            dilate=pn.dilation,
+            keep_mode=pn.keepMode,
+            model=pn.model,
+            device=pn.device,
+            trust_remote_code=pn.trustRemoteCode,
+        )
+
+    def onApply(self) -> None:
+        pn = self._parameterNode
+        with slicer.util.tryWithErrorDisplay(_("The edit could not be started."), waitCursor=True):
+            self._run = self.logic.startEdit(
+                pn.inputVolume, pn.segmentation, pn.editSegmentIds, pn.keepSegmentIds, self.parameters()
+            )
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.format = _("Starting") + " %p%"
+            self.ui.progressBar.show()
+            self.ui.statusLabel.text = self._run.masks.summary()
+            self._pollTimer.start()
+        self.updateButtons()
+
+    def onPoll(self) -> None:
+        run = self._run
+        if run is None:
+            self._pollTimer.stop()
+            return
+        run.process.poll()
+        progress = run.process.progress
+        self.ui.progressBar.value = progress.percent
+        self.ui.progressBar.format = f"{progress.text} %p%"
+        if not run.process.finished:
+            return
+        self._pollTimer.stop()
+        self._run = None
+        try:
+            if run.process.state == "done":
+                result = self.logic.finishEdit(run)
+                self._parameterNode.resultVolume = result
+                self.logic.showComparison(result)
+                summary = run.process.result or {}
+                self.ui.statusLabel.text = _("Done: {changed} pixels changed in {seconds} s.").format(
+                    changed=summary.get("changed_pixels", "?"), seconds=summary.get("seconds", "?")
+                )
+            elif run.process.state == "error":
+                self.logic.discard(run)
+                self.ui.statusLabel.text = _("The edit failed.")
+                slicer.util.errorDisplay(
+                    _("RadEdit failed:") + "\n" + (run.process.error_message or ""),
+                    detailedText="\n".join(run.process.stderr_tail),
+                )
+        except Exception as exc:  # noqa: BLE001
+            logging.exception("RadEdit: loading the result failed")
+            slicer.util.errorDisplay(_("The result could not be loaded: ") + str(exc))
+        finally:
+            self.ui.progressBar.hide()
+            self.updateButtons()
+
+    def onCancel(self) -> None:
+        if self._run is None:
+            return
+        self._pollTimer.stop()
+        with slicer.util.WaitCursor():
+            self.logic.cancel(self._run)
+        self._run = None
+        self.ui.progressBar.hide()
+        self.ui.statusLabel.text = _("Cancelled; nothing was written.")
+        self.updateButtons()
+
+    def onShowComparison(self) -> None:
+        if self._parameterNode and self._parameterNode.resultVolume:
+            self.logic.showComparison(self._parameterNode.resultVolume)
+
+    # -- export ------------------------------------------------------------------------------
+    def onExport(self) -> None:
+        result = self._parameterNode.resultVolume
+        description = self.ui.seriesDescriptionLineEdit.text.strip() or None
+        folder = self.ui.exportDirectoryLineEdit.currentPath.strip()
+        out_dir = None
+        if folder:
+            out_dir = os.path.join(folder, "RadEdit-" + qt.QDateTime.currentDateTime().toString("yyyyMMdd-HHmmss"))
+        with slicer.util.tryWithErrorDisplay(_("Export as DICOM series failed."), waitCursor=True):
+            self._export = self.logic.startExport(result, out_dir, seriesDescription=description)
+            self.ui.progressBar.value = 0
+            self.ui.progressBar.show()
+            self._exportTimer.start()
+        self.updateButtons()
+
+    def onPollExport(self) -> None:
+        run = self._export
+        if run is None:
+            self._exportTimer.stop()
+            return
+        run.process.poll()
+        self.ui.progressBar.value = run.process.progress.percent
+        self.ui.progressBar.format = f"{run.process.progress.text} %p%"
+        if not run.process.finished:
+            return
+        self._exportTimer.stop()
+        self._export = None
+        self.ui.progressBar.hide()
+        try:
+            with slicer.util.tryWithErrorDisplay(_("Export as DICOM series failed."), waitCursor=True):
+                outcome = self.logic.finishExport(run)
+                self.ui.statusLabel.text = _(
+                    "Wrote {n} DICOM file(s) (series {series}) and imported them into the DICOM database, "
+                    "in the source's study."
+                ).format(n=len(outcome.files), series=outcome.series_instance_uid)
+                slicer.util.showStatusMessage(_("RadEdit series exported"), 5000)
+        finally:
+            self.updateButtons()
+
+    # -- settings --------------------------------------------------------------------------------
+    def loadSettings(self) -> None:
+        settings = qt.QSettings()
+        mode = settings.value(environment.SETTINGS_MODE, "slicer")
+        self.ui.externalPythonRadioButton.checked = mode == "external"
+        self.ui.slicerPythonRadioButton.checked = mode != "external"
+        self.ui.pythonPathLineEdit.currentPath = settings.value(environment.SETTINGS_PYTHON, "")
+        self.ui.pythonPathLineEdit.enabled = mode == "external"
+
+    def onPythonModeChanged(self, checked=None) -> None:
+        mode = "external" if self.ui.externalPythonRadioButton.checked else "slicer"
+        qt.QSettings().setValue(environment.SETTINGS_MODE, mode)
+        self.ui.pythonPathLineEdit.enabled = mode == "external"
+        self.ui.installDependenciesButton.enabled = mode == "slicer"
+        self.ui.environmentLabel.text = ""
+
+    def onExternalPythonChanged(self, path) -> None:
+        qt.QSettings().setValue(environment.SETTINGS_PYTHON, path)
+        self.ui.environmentLabel.text = ""
+
+    def onCheckEnvironment(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("The RadEdit environment is not usable."), waitCursor=True):
+            self.ui.environmentLabel.text = _("Checking...")
+            slicer.app.processEvents()
+            try:
+                info = self.logic.checkEnvironment()
+            except WorkerError as exc:
+                self.ui.environmentLabel.text = str(exc)
+                raise
+            self.ui.environmentLabel.text = _(
+                "radedit_core {version}, torch {torch}, CUDA {cuda} ({python})"
+            ).format(
+                version=info.get("version"),
+                torch=info.get("torch") or _("missing"),
+                cuda=_("available") if info.get("cuda") else _("not available"),
+                python=info.get("executable"),
+            )
+
+    def onInstallDependencies(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
+            if self.logic.installDependencies(askConfirmation=True):
+                self.ui.environmentLabel.text = _("Dependencies installed.")
+
+
+#
+# RadEditLogic
+#
+
+
+class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
+    """RadEditCoreLogic bound to Slicer: its scene, DICOM database, settings and layout.
+
+    Use it from the Python console too::
+
+        logic = slicer.util.getModuleLogic("RadEdit")
+        run = logic.edit(volume, segmentation, [editId], [keepId],
+                         EditParameters(prompt="No acute cardiopulmonary process"))
+        logic.exportDicom(run.result_volume)
+    """
+
+    def __init__(self) -> None:
+        ScriptedLoadableModuleLogic.__init__(self)
+        RadEditCoreLogic.__init__(
+            self,
+            file_for_instance=self._fileForInstance,
+            import_dicom_folder=self._importDicomFolder,
+        )
+
+    def getParameterNode(self):
+        return RadEditParameterNode(super().getParameterNode())
+
+    # -- RadEditCoreLogic hooks ---------------------------------------------------
+    def scene(self):
+        return slicer.mrmlScene
+
+    def segmentationsLogic(self):
+        return slicer.modules.segmentations.logic()
+
+    def workRoot(self) -> Path:
+        return Path(slicer.app.temporaryPath) / "RadEdit"
+
+    def pythonMode(self) -> str:
+        mode = qt.QSettings().value(environment.SETTINGS_MODE, "slicer")
+        return mode if mode in environment.MODES else "slicer"
+
+    def workerPython(self) -> str:
+        if self.python:
+            return self.python
+        if self.pythonMode() == "external":
+            path = qt.QSettings().value(environment.SETTINGS_PYTHON, "")
+            if not path:
+                raise WorkerError(_("Choose the external Python executable in the Settings section."))
+            return path
+        return environment.slicer_python()
+
+    def workerEnvironment(self):
+        if self.env is not None:
+            return self.env
+        if self.pythonMode() == "external":
+            return environment.external_environment(slicer.util.startupEnvironment())
+        return environment.with_pythonpath(None, environment.bundled_core_parent(MODULE_DIR))
+
+    def checkEnvironment(self) -> dict:
+        return probe_environment(self.workerPython(), self.workerEnvironment())
+
+    # -- DICOM database ------------------------------------------------------------
+    def _fileForInstance(self, uid: str) -> str:
+        database = slicer.dicomDatabase
+        if database is None or not database.isOpen:
+            raise WorkerError(_("The DICOM database is not open."))
+        return database.fileForInstance(uid)
+
+    def _importDicomFolder(self, folder: Path) -> None:
+        from DICOMLib import DICOMUtils
+
+        try:
+            ok = DICOMUtils.importDicom(str(folder), copyFiles=True)
+        except TypeError:  # Slicer versions before copyFiles existed
+            ok = DICOMUtils.importDicom(str(folder))
+        if ok is False:
+            raise WorkerError(_("The series was written to {folder} but could not be imported.").format(folder=folder))
+
+    # -- dependencies ------------------------------------------------------------------
+    def installDependencies(self, askConfirmation: bool = True) -> bool:
+        """torch via the PyTorch extension, then the rest with pip, into Slicer's Python."""
+        requirements = environment.read_requirements(MODULE_DIR / "Resources" / "requirements.txt")
+        missing = environment.missing_requirements(requirements)
+        need_torch = not environment.torch_installed()
+        if not missing and not need_torch:
+            return True
+        if askConfirmation and not slicer.app.commandOptions().testingEnabled:
+            text = _("RadEdit needs these Python packages in Slicer's Python:") + "\n\n"
+            if need_torch:
+                text += "torch " + _("(through the PyTorch extension)") + "\n"
+            text += "\n".join(missing)
+            text += "\n\n" + _("They will be downloaded and installed now; this may take several minutes.")
+            if not slicer.util.confirmOkCancelDisplay(text):
+                return False
+        if need_torch:
+            try:
+                import PyTorchUtils
+            except ImportError as exc:
+                raise WorkerError(
+                    _("Install the PyTorch extension (Extensions Manager), restart Slicer and try again.")
+                ) from exc
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation)
+            if torch is None:
+                return False
+        if missing:
+            try:
+                slicer.util.pip_install(missing)
+            except TypeError:  # older Slicer: one string
+                slicer.util.pip_install(" ".join(f'"{r}"' for r in missing))
+        return True
+
+    # -- display ----------------------------------------------------------------------------
+    def showComparison(self, resultVolume) -> None:
+        """Original | edited | difference, side by side, each view on the image's own plane."""
+        source = slicer.mrmlScene.GetNodeByID(resultVolume.GetAttribute(mrml.ATTR_SOURCE_VOLUME) or "")
+        difference = slicer.mrmlScene.GetNodeByID(resultVolume.GetAttribute(mrml.ATTR_DIFFERENCE) or "")
+        layoutManager = slicer.app.layoutManager()
+        if layoutManager is None:
+            return
+        layoutNode = layoutManager.layoutLogic().GetLayoutNode()
+        if not layoutNode.IsLayoutDescription(COMPARE_LAYOUT_ID):
+            layoutNode.AddLayoutDescription(COMPARE_LAYOUT_ID, COMPARE_LAYOUT)
+        layoutManager.setLayout(COMPARE_LAYOUT_ID)
+        for view, volume in (("Red", source), ("Yellow", resultVolume), ("Green", difference)):
+            widget = layoutManager.sliceWidget(view)
+            if widget is None or volume is None:
+                continue
+            composite = widget.mrmlSliceCompositeNode()
+            composite.SetBackgroundVolumeID(volume.GetID())
+            composite.SetForegroundVolumeID(None)
+            composite.SetLabelVolumeID(None)
+            widget.mrmlSliceNode().RotateToVolumePlane(volume)
+            widget.sliceLogic().FitSliceToAll()
+
+
+#
+# RadEditTest
+#
+
+
+class RadEditTest(ScriptedLoadableModuleTest):
+    """Runs inside Slicer (``Slicer --testing``): the user's path with the tiny model.
+
+    A synthetic chest X-ray is written as DICOM by radedit_core (in the worker's
+    Python), imported into a temporary DICOM database and loaded; two segments
+    are painted; the edit runs in the background process; the result must lie
+    on the input's grid; the export must add a derived series to the study.
+    """
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_RadEdit_masks_edit_export()
+
+    def _worker(self, logic, code: str) -> None:
+        import subprocess
+
+        subprocess.run(
+            [logic.workerPython(), "-c", code], check=True, env=logic.workerEnvironment(), capture_output=True, text=True
+        )
+
+    def test_RadEdit_masks_edit_export(self):
+        import numpy as np
+        from DICOMLib import DICOMUtils
+
+        self.delayDisplay("Starting the RadEdit test")
+        logic = RadEditLogic()
+        info = logic.checkEnvironment()
+        self.assertTrue(info.get("version"))
+
+        work = Path(slicer.app.temporaryPath) / "RadEditTest"
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+        (work / "dicom").mkdir(parents=True)
+        self._worker(
+            logic,
+            "import sys; from radedit_core.dicom.synthetic import write_synthetic_cxr_study; "
+            f"write_synthetic_cxr_study({str(work / 'dicom')!r}, rows=192, columns=176)",
+        )
+
+        with DICOMUtils.TemporaryDICOMDatabase(str(work / "db")) as db:
+            DICOMUtils.importDicom(str(work / "dicom"), db)
+            series = [s for p in db.patients() for st in db.studiesForPatient(p) for s in db.seriesForStudy(st)]
+            self.assertEqual(len(series), 1)
+            study = db.studyForSeries(series[0])
+            loaded = DICOMUtils.loadSeriesByUID(series)
+            volume = slicer.mrmlScene.GetNodeByID(loaded[0])
+            self.assertTrue(volume.GetAttribute("DICOM.instanceUIDs"))
+            array = slicer.util.arrayFromVolume(volume)
+            self.assertEqual(array.shape[0], 1)
+
+            segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+            segmentation.CreateDefaultDisplayNodes()
+            segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+            rows, cols = array.shape[1:]
+            edit = np.zeros(array.shape, np.uint8)
+            edit[0, rows // 4 : 3 * rows // 4, cols // 5 : cols // 2] = 1
+            keep = np.zeros(array.shape, np.uint8)
+            keep[0, rows // 3 : rows // 2, cols // 3 : 2 * cols // 3] = 1
+            editId = segmentation.GetSegmentation().AddEmptySegment("", "lung")
+            keepId = segmentation.GetSegmentation().AddEmptySegment("", "drain")
+            slicer.util.updateSegmentBinaryLabelmapFromArray(edit, segmentation, editId, volume)
+            slicer.util.updateSegmentBinaryLabelmapFromArray(keep, segmentation, keepId, volume)
+
+            masks = logic.computeMasks(volume, segmentation, [editId], [keepId])
+            np.testing.assert_array_equal(masks.edit, edit[0] > 0)
+            np.testing.assert_array_equal(masks.keep, keep[0] > 0)
+            self.assertGreater(masks.overlap_pixels, 0)
+            self.delayDisplay("Masks match the painted segments")
+
+            parameters = EditParameters(prompt=PAPER_PROMPTS["normal"], steps=10, model="tiny", device="cpu", dilate=0)
+            run = logic.startEdit(volume, segmentation, [editId], [keepId], parameters)
+            while not run.process.finished:
+                slicer.app.processEvents()
+                run.process.poll()
+            self.assertEqual(run.process.state, "done", run.process.error_message)
+            result = logic.finishEdit(run)
+            self.assertTrue(mrml.same_grid(result, volume))
+            edited = slicer.util.arrayFromVolume(result)
+            self.assertEqual(edited.dtype, array.dtype)
+            np.testing.assert_array_equal(edited[keep > 0], array[keep > 0])
+            logic.showComparison(result)
+            self.delayDisplay("Edited volume shown beside the original")
+
+            outcome = logic.exportDicom(result, work / "export")
+            self.assertTrue(outcome.files)
+            self.assertEqual(outcome.study_instance_uid, study)
+            self.assertIn(outcome.series_instance_uid, db.seriesForStudy(study))
+        self.delayDisplay("Test passed")

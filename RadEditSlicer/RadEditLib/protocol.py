@@ -1,0 +1,491 @@
+"""The front end's half of ``python -m radedit_core.worker``: jobs, events, the process.
+
+Nothing here imports Qt, VTK or radedit_core: the worker may live in another
+Python environment than Slicer's, and these pieces are tested headless.  The
+process is a plain :class:`subprocess.Popen` read by two daemon threads; the
+caller drains events with :meth:`WorkerProcess.poll` (from a QTimer in
+Slicer, so the GUI never blocks) or waits with :meth:`WorkerProcess.wait`.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+JOB_VERSION = 1
+WORKER_MODULE = "radedit_core.worker"
+
+#: Prompts of the RadEdit paper (Sec. 5, App. 0.G).  radedit_core's
+#: ``PAPER_PROMPTS`` is the reference (a test keeps the two equal); this copy
+#: lets the module offer them before an environment is configured.
+PAPER_PROMPTS = {
+    "normal": "No acute cardiopulmonary process",
+    "edema": "Moderate pulmonary edema. The heart size is normal",
+    "pacemaker": (
+        "Left pectoral pacemaker in place. The position of the leads is as expected. "
+        "Otherwise unremarkable chest radiographic examination"
+    ),
+    "consolidation-left": "New left upper lobe consolidation",
+    "consolidation-right": "New right upper lobe consolidation",
+    "no-pneumothorax": "No pneumothorax",
+}
+
+#: Where each stage of a task lies on one 0..1 progress bar.  Model loading
+#: and writing are short next to the UNet passes on a GPU but not on a CPU;
+#: these spans are a compromise that keeps the bar moving forward.
+STAGE_SPANS = {
+    "edit": {"load": (0.0, 0.10), "invert": (0.10, 0.40), "edit": (0.40, 0.97), "write": (0.97, 1.0)},
+    "export": {"read": (0.0, 0.5), "write": (0.5, 1.0)},
+}
+STAGE_TEXT = {
+    "load": "Loading the model",
+    "invert": "Inverting the image",
+    "edit": "Editing",
+    "write": "Writing the result",
+    "read": "Reading the source DICOM",
+}
+
+
+# -- jobs ----------------------------------------------------------------------
+
+
+@dataclass
+class EditParameters:
+    """What the user chose in the module, in radedit_core's terms."""
+
+    prompt: str
+    guidance: float = 15.0
+    steps: int = 200
+    skip_ratio: float = 0.3
+    seed: int = 0
+    dilate: int = 5
+    keep_mode: str = "pixel"
+    model: str = "radedit"
+    device: str = "auto"
+    dtype: str = "auto"
+    trust_remote_code: bool = False
+    offline: bool = False
+    extra_settings: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        problems = []
+        if not self.prompt.strip():
+            problems.append("type a prompt (or choose one of the presets)")
+        if self.steps < 1:
+            problems.append(f"steps must be at least 1, not {self.steps}")
+        if not 0.0 <= self.skip_ratio < 1.0:
+            problems.append(f"skip ratio must lie in [0, 1), not {self.skip_ratio}")
+        if self.dilate < 0:
+            problems.append(f"mask dilation must be >= 0 pixels, not {self.dilate}")
+        if self.keep_mode not in ("latent", "pixel"):
+            problems.append(f"keep mode must be 'latent' or 'pixel', not {self.keep_mode!r}")
+        if not self.model.strip():
+            problems.append("choose a model (radedit, tiny, a model folder or a spec file)")
+        if problems:
+            raise ValueError("; ".join(problems))
+
+    def settings(self) -> dict[str, Any]:
+        """``EditSettings`` fields."""
+        return {
+            "prompts": [self.prompt.strip()],
+            "weights": [float(self.guidance)],
+            "steps": int(self.steps),
+            "skip_ratio": float(self.skip_ratio),
+            "seed": int(self.seed),
+            "dilate": int(self.dilate),
+            "keep_mode": self.keep_mode,
+            **self.extra_settings,
+        }
+
+    def model_fields(self) -> dict[str, Any]:
+        return {
+            "name": self.model.strip(),
+            "device": self.device,
+            "dtype": self.dtype,
+            "trust_remote_code": bool(self.trust_remote_code),
+            "offline": bool(self.offline),
+        }
+
+
+def edit_job(
+    image: str | Path,
+    edit_mask: str | Path | None,
+    keep_mask: str | Path | None,
+    output: str | Path,
+    parameters: EditParameters,
+    *,
+    intensity: dict[str, Any] | None = None,
+    source_dicom: str | Path | None = None,
+    client: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    parameters.validate()
+    return {
+        "radedit_job": JOB_VERSION,
+        "task": "edit",
+        "image": str(image),
+        "edit_mask": None if edit_mask is None else str(edit_mask),
+        "keep_mask": None if keep_mask is None else str(keep_mask),
+        "output": str(output),
+        "overwrite": False,
+        "settings": parameters.settings(),
+        "model": parameters.model_fields(),
+        "intensity": dict(intensity or {}),
+        "source_dicom": None if source_dicom is None else str(source_dicom),
+        "client": client,
+    }
+
+
+def export_job(
+    source_dicom: str | Path,
+    reference: str | Path,
+    edited: str | Path,
+    out_dir: str | Path,
+    *,
+    provenance: str | Path | None = None,
+    edit_mask: str | Path | None = None,
+    keep_mask: str | Path | None = None,
+    series_description: str | None = None,
+    series_number: int | None = None,
+    uid_root: str | None = None,
+    write_seg: bool = False,
+    client: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    def opt(path):
+        return None if path is None else str(path)
+
+    return {
+        "radedit_job": JOB_VERSION,
+        "task": "export",
+        "source_dicom": str(source_dicom),
+        "reference": str(reference),
+        "edited": str(edited),
+        "out_dir": str(out_dir),
+        "provenance": opt(provenance),
+        "edit_mask": opt(edit_mask),
+        "keep_mask": opt(keep_mask),
+        "series_description": series_description,
+        "series_number": series_number,
+        "uid_root": uid_root,
+        "write_seg": bool(write_seg),
+        "overwrite": False,
+        "client": client,
+    }
+
+
+def write_job(path: str | Path, job: dict[str, Any]) -> Path:
+    """Write the job atomically: the worker never reads half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(job, fh, indent=2)
+            fh.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def worker_command(python: str | Path, job_path: str | Path | None = None, probe: bool = False) -> list[str]:
+    command = [str(python), "-u", "-m", WORKER_MODULE]
+    if probe:
+        command.append("--probe")
+    if job_path is not None:
+        command.append(str(job_path))
+    return command
+
+
+# -- events --------------------------------------------------------------------
+
+
+@dataclass
+class WorkerEvent:
+    kind: str
+    fields: dict[str, Any]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.fields.get(key, default)
+
+
+def parse_event(line: str) -> WorkerEvent | None:
+    """One stdout line -> event; anything that is not a protocol line -> None."""
+    line = line.strip()
+    if not line.startswith("{"):
+        return None
+    try:
+        data = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("event"), str):
+        return None
+    kind = data.pop("event")
+    return WorkerEvent(kind, data)
+
+
+class Progress:
+    """Folds progress events into one fraction and a line of text."""
+
+    def __init__(self, task: str = "edit"):
+        self.spans = STAGE_SPANS.get(task, {})
+        self.fraction = 0.0
+        self.text = "Starting"
+
+    def update(self, event: WorkerEvent) -> None:
+        if event.kind == "started":
+            self.text = "Started"
+        elif event.kind == "progress":
+            stage = str(event.get("stage", ""))
+            done, total = int(event.get("done", 0)), max(int(event.get("total", 1)), 1)
+            lo, hi = self.spans.get(stage, (self.fraction, self.fraction))
+            # Never move backwards: a stage reported out of order keeps the bar.
+            self.fraction = max(self.fraction, lo + (hi - lo) * min(done, total) / total)
+            label = STAGE_TEXT.get(stage, stage.capitalize())
+            self.text = label if stage in ("load", "write", "read") else f"{label}: step {done} of {total}"
+        elif event.kind == "done":
+            self.fraction, self.text = 1.0, "Done"
+        elif event.kind == "error":
+            self.text = "Failed"
+        elif event.kind == "cancelled":
+            self.text = "Cancelled"
+
+    @property
+    def percent(self) -> int:
+        return int(round(100 * self.fraction))
+
+
+# -- the process -----------------------------------------------------------------
+
+
+class WorkerError(RuntimeError):
+    """The worker failed; the message is the one to show the user."""
+
+
+class WorkerProcess:
+    """One worker run: start, poll (non-blocking), cancel, wait.
+
+    ``state`` goes ``"running"`` -> ``"done"`` | ``"error"`` | ``"cancelled"``.
+    """
+
+    def __init__(
+        self,
+        command: list[str],
+        *,
+        task: str = "edit",
+        env: dict[str, str] | None = None,
+        cwd: str | Path | None = None,
+        on_event: Callable[[WorkerEvent], None] | None = None,
+    ):
+        self.command = list(command)
+        self.task = task
+        self.env = env
+        self.cwd = None if cwd is None else str(cwd)
+        self.on_event = on_event
+        self.progress = Progress(task)
+        self.events: list[WorkerEvent] = []
+        self.result: dict[str, Any] | None = None
+        self.error_message: str | None = None
+        self.state = "new"
+        self.returncode: int | None = None
+        self.started_at: float | None = None
+        self._queue: queue.Queue = queue.Queue()
+        self._stderr_tail: collections.deque[str] = collections.deque(maxlen=40)
+        self._threads: list[threading.Thread] = []
+        self._process: subprocess.Popen | None = None
+        self._cancel_requested = False
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> "WorkerProcess":
+        kwargs: dict[str, Any] = {}
+        if sys.platform == "win32":
+            # No console window flashing up over Slicer.
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+        try:
+            self._process = subprocess.Popen(
+                self.command,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=self.env,
+                cwd=self.cwd,
+                text=True,
+                encoding="utf-8",
+                errors="replace",
+                bufsize=1,
+                **kwargs,
+            )
+        except OSError as exc:
+            self.state = "error"
+            self.error_message = f"cannot start the RadEdit worker ({self.command[0]}): {exc.strerror or exc}"
+            raise WorkerError(self.error_message) from exc
+        self.state = "running"
+        self.started_at = time.monotonic()
+        for target, stream in ((self._read_stdout, self._process.stdout), (self._read_stderr, self._process.stderr)):
+            thread = threading.Thread(target=target, args=(stream,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def _read_stdout(self, stream) -> None:
+        for line in stream:
+            event = parse_event(line)
+            if event is None:
+                self._stderr_tail.append(line.rstrip())
+            else:
+                self._queue.put(event)
+        stream.close()
+
+    def _read_stderr(self, stream) -> None:
+        for line in stream:
+            line = line.rstrip()
+            if line:
+                self._stderr_tail.append(line)
+        stream.close()
+
+    @property
+    def running(self) -> bool:
+        return self.state == "running"
+
+    @property
+    def finished(self) -> bool:
+        return self.state in ("done", "error", "cancelled")
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._process is None else self._process.pid
+
+    def poll(self) -> list[WorkerEvent]:
+        """Events since the last call; settles ``state`` once the process has ended."""
+        new = self._drain()
+        if self.state == "running" and self._process is not None and self._process.poll() is not None:
+            # The process ended: its last lines may still be in the readers.
+            for thread in self._threads:
+                thread.join(timeout=5)
+            new += self._drain()
+            self._settle(self._process.returncode)
+        return new
+
+    def _drain(self) -> list[WorkerEvent]:
+        new = []
+        while True:
+            try:
+                event = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self.events.append(event)
+            self.progress.update(event)
+            if event.kind == "done":
+                self.result = event.fields
+            elif event.kind == "error":
+                self.error_message = str(event.get("message", "unknown error"))
+            new.append(event)
+            if self.on_event is not None:
+                self.on_event(event)
+        return new
+
+    def _settle(self, returncode: int) -> None:
+        self.returncode = returncode
+        if self._cancel_requested:
+            self.state = "cancelled"
+        elif returncode == 0 and self.result is not None:
+            self.state = "done"
+        else:
+            self.state = "error"
+            if not self.error_message:
+                tail = "\n".join(list(self._stderr_tail)[-8:])
+                self.error_message = (
+                    f"the RadEdit worker stopped with exit code {returncode} without a result"
+                    + (f":\n{tail}" if tail else "")
+                )
+
+    def wait(self, timeout: float | None = None, interval: float = 0.05) -> str:
+        """Block until the process ends (headless use); returns ``state``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self.finished:
+            self.poll()
+            if self.finished:
+                break
+            if deadline is not None and time.monotonic() > deadline:
+                self.cancel()
+                raise WorkerError(f"the RadEdit worker did not finish within {timeout:g} s and was stopped")
+            time.sleep(interval)
+        return self.state
+
+    def cancel(self, grace: float = 5.0) -> None:
+        """End the process: SIGTERM (it removes what it was writing), then kill."""
+        if self._process is None or self.finished:
+            return
+        self._cancel_requested = True
+        if self._process.poll() is None:
+            try:
+                if sys.platform == "win32":
+                    self._process.terminate()
+                else:
+                    self._process.send_signal(signal.SIGTERM)
+                self._process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+            except OSError:
+                pass
+        self.poll()
+
+    @property
+    def stderr_tail(self) -> list[str]:
+        return list(self._stderr_tail)
+
+    def raise_for_state(self) -> dict[str, Any]:
+        if self.state == "done" and self.result is not None:
+            return self.result
+        if self.state == "cancelled":
+            raise WorkerError("cancelled")
+        raise WorkerError(self.error_message or f"the RadEdit worker is {self.state}")
+
+
+def probe_environment(
+    python: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Ask ``python`` what radedit_core it has; a WorkerError says what is missing."""
+    command = worker_command(python, probe=True)
+    try:
+        completed = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
+        )
+    except FileNotFoundError as exc:
+        raise WorkerError(f"Python executable not found: {python}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise WorkerError(f"{python} did not answer within {timeout:g} s") from exc
+    for line in completed.stdout.splitlines():
+        event = parse_event(line)
+        if event is not None and event.kind == "probe":
+            if event.get("job_version") != JOB_VERSION:
+                raise WorkerError(
+                    f"radedit_core {event.get('version')} in {python} speaks job version "
+                    f"{event.get('job_version')}, this module needs {JOB_VERSION}; update one of them"
+                )
+            return event.fields
+    detail = (completed.stderr or completed.stdout).strip().splitlines()
+    reason = detail[-1] if detail else f"exit code {completed.returncode}"
+    if "No module named" in reason and "radedit_core" in reason:
+        reason = "radedit_core is not installed there"
+    raise WorkerError(f"{python} cannot run the RadEdit worker: {reason}")

@@ -1,0 +1,589 @@
+"""Background worker: one JSON job in, JSON lines out.
+
+Front ends that must stay responsive (the 3D Slicer extension, notebooks with
+a GUI) run the edit in a separate process::
+
+    python -m radedit_core.worker job.json
+    python -m radedit_core.worker --probe          # what this environment has
+
+The process prints one JSON object per line on stdout and nothing else there
+(library chatter is sent to stderr)::
+
+    {"event": "started", "task": "edit", "pid": 123, "version": "0.1.0"}
+    {"event": "progress", "stage": "load", "done": 0, "total": 1}
+    {"event": "progress", "stage": "invert", "done": 7, "total": 7}
+    {"event": "progress", "stage": "edit", "done": 3, "total": 7}
+    {"event": "done", "output": "/tmp/job/edited.nrrd", "sidecar": "...", ...}
+    {"event": "error", "message": "edit.nrrd: edit mask is empty: ...", "kind": "MaskError"}
+
+and exits 0 on success, the error's exit code (2 input/config, 3 model
+missing, 4 output) or 1 for an unexpected failure.  SIGTERM (the front end's
+Cancel) ends it with exit code 143 and removes what it was writing: outputs
+are written to temporary names and renamed, so an output exists whole or not
+at all.
+
+Jobs (``"radedit_job": 1``):
+
+``task: "edit"`` edits ``image`` (anything :func:`read_image` reads; the
+Slicer module writes the volume as NRRD with its geometry) inside
+``edit_mask`` (``null``: global edit), keeping ``keep_mask``; both must lie on
+the image's grid.  ``settings`` are :class:`EditSettings` fields, ``model`` is
+``{"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline"}``
+and ``intensity`` optionally overrides what the file cannot say: the
+stored-value ``value_range``, the ``window`` mapped to [-1, 1], and
+``invert`` for images stored with inverted polarity (bright = air), which the
+model must see the usual way round.  Writes ``output`` (same grid, dtype and
+format as the image) and its provenance sidecar.
+
+``task: "export"`` writes ``edited`` (an image on the grid of ``reference``)
+as a derived DICOM series of ``source_dicom``'s study with
+:func:`radedit_core.dicom.write_derived_series`.  ``reference`` is the source
+image as the front end holds it (Slicer applies the rescale and keeps the
+stored polarity), so the worker recovers the exact affine map between those
+values and the DICOM stored values from the pair, checks that it is exact,
+and brings the edit back to stored values with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from ._version import __version__
+from .errors import ConfigError, InputError, RadEditError
+
+JOB_VERSION = 1
+#: Exit code of a cancelled job (128 + SIGTERM, what a shell reports).
+CANCELLED_EXIT_CODE = 143
+
+_MODEL_KEYS = {"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile"}
+_INTENSITY_KEYS = {"value_range", "window", "invert"}
+_EDIT_KEYS = {
+    "radedit_job", "task", "image", "edit_mask", "keep_mask", "output", "sidecar",
+    "overwrite", "settings", "model", "intensity", "source_dicom", "client",
+}
+_EXPORT_KEYS = {
+    "radedit_job", "task", "source_dicom", "reference", "edited", "provenance", "edit_mask",
+    "keep_mask", "out_dir", "uid_root", "series_number", "series_description", "write_seg",
+    "overwrite", "client",
+}
+
+
+class Cancelled(BaseException):
+    """SIGTERM arrived: unwind (running every ``finally``) and exit.
+
+    A BaseException so that no ``except Exception`` on the way swallows it.
+    """
+
+
+class Emitter:
+    """Writes protocol events as JSON lines on the real stdout."""
+
+    def __init__(self, stream: TextIO):
+        self.stream = stream
+
+    def __call__(self, event: str, **fields: Any) -> None:
+        line = json.dumps({"event": event, **fields}, default=str)
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (BrokenPipeError, ValueError, OSError):
+            # The front end went away (or closed our pipe on Cancel); the
+            # work's outcome is decided by the files, not by this line.
+            pass
+
+
+def _protocol_stream() -> TextIO:
+    """Keep stdout for events; send everything else written to fd 1 to stderr.
+
+    Libraries print (load reports, warnings from C++): a duplicate of the
+    original stdout carries the protocol and fd 1 is pointed at stderr, so a
+    stray print can never corrupt a JSON line.
+    """
+    sys.stdout.flush()
+    try:
+        protocol_fd = os.dup(1)
+        os.dup2(2, 1)
+    except OSError:  # pragma: no cover - no real file descriptors (embedded use)
+        return sys.stdout
+    sys.stdout = sys.stderr
+    return os.fdopen(protocol_fd, "w", buffering=1, encoding="utf-8")
+
+
+def _on_sigterm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise Cancelled()
+
+
+# -- jobs ------------------------------------------------------------------
+
+
+def load_job(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    try:
+        job = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise InputError(path, "job file does not exist") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"job file is not valid JSON ({exc})") from exc
+    if not isinstance(job, dict):
+        raise InputError(path, "job file must hold a JSON object")
+    version = job.get("radedit_job")
+    if version != JOB_VERSION:
+        raise ConfigError(
+            f"{path}: job version {version!r} is not supported by radedit_core {__version__} "
+            f"(expected \"radedit_job\": {JOB_VERSION}); update the front end or radedit_core"
+        )
+    task = job.get("task")
+    allowed = {"edit": _EDIT_KEYS, "export": _EXPORT_KEYS}.get(task)
+    if allowed is None:
+        raise ConfigError(f"{path}: unknown task {task!r}; expected 'edit' or 'export'")
+    unknown = sorted(set(job) - allowed)
+    if unknown:
+        raise ConfigError(f"{path}: unknown {task} job fields {unknown}")
+    return job
+
+
+def _require(job: dict[str, Any], key: str) -> Any:
+    if job.get(key) in (None, ""):
+        raise ConfigError(f"job field {key!r} is required for a {job['task']} job")
+    return job[key]
+
+
+def edit_settings(fields: dict[str, Any]):
+    from .workflow import EditSettings  # noqa: PLC0415 - torch import only when needed
+
+    known = {f.name for f in dataclasses.fields(EditSettings)}
+    unknown = sorted(set(fields) - known)
+    if unknown:
+        raise ConfigError(f"unknown edit settings {unknown}; known: {sorted(known)}")
+    if "prompts" not in fields:
+        raise ConfigError("edit settings need 'prompts'")
+    return EditSettings(**fields)
+
+
+def apply_intensity(image, intensity: dict[str, Any] | None):
+    """The image as the model must see it, and the function that undoes it.
+
+    ``invert`` flips polarity about the stored-value range (or, for floating
+    point images without one, about the data's extent); the flip is an exact
+    integer reflection, so undoing it restores the source bit for bit.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    intensity = dict(intensity or {})
+    unknown = sorted(set(intensity) - _INTENSITY_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown intensity fields {unknown}; known: {sorted(_INTENSITY_KEYS)}")
+    changes: dict[str, Any] = {}
+    if intensity.get("value_range") is not None:
+        low, high = (float(v) for v in intensity["value_range"])
+        if not high > low:
+            raise ConfigError(f"value_range must be (low, high) with low < high, got {intensity['value_range']}")
+        if image.array.min() < low or image.array.max() > high:
+            raise InputError(
+                image.path,
+                f"image values [{image.array.min():g}, {image.array.max():g}] lie outside "
+                f"the given value range [{low:g}, {high:g}]",
+            )
+        changes["value_range"] = (low, high)
+    if intensity.get("window") is not None:
+        low, high = (float(v) for v in intensity["window"])
+        if not high > low:
+            raise ConfigError(f"window must be (low, high) with low < high, got {intensity['window']}")
+        changes["window"] = (low, high)
+    image = dataclasses.replace(image, **changes) if changes else image
+    if not intensity.get("invert"):
+        return image, lambda array: array
+
+    low, high = image.value_range
+    if not (np.isfinite(low) and np.isfinite(high)):
+        low, high = float(image.array.min()), float(image.array.max())
+    pivot = low + high
+    dtype = image.dtype
+    work = np.float64 if np.issubdtype(dtype, np.floating) else np.int64
+
+    def flip(array):
+        return (pivot - array.astype(work)).astype(dtype)
+
+    window = None if image.window is None else (pivot - image.window[1], pivot - image.window[0])
+    return dataclasses.replace(image, array=flip(image.array), window=window), flip
+
+
+def dicom_intensity(image, source_dicom: str | Path) -> tuple[dict[str, Any], Callable]:
+    """The intensity the DICOM reader gives ``source_dicom``, in ``image``'s values.
+
+    ``image`` is the same picture as the front end holds it (rescaled, in
+    whatever polarity its loader chose); with the exact map between the two,
+    the model sees what ``radedit edit`` on the DICOM file shows it: the VOI
+    window, MONOCHROME2 polarity and the stored-value range as the clipping
+    range.  Also returns the function that rounds edited values to ones the
+    DICOM file can store (with a RescaleSlope of 2 only every other value
+    exists), so that the front end shows exactly what an export will hold.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    from .dicom import read_dicom_image  # noqa: PLC0415
+
+    dicom = read_dicom_image(source_dicom)
+    if dicom.shape != image.shape:
+        raise InputError(
+            image.path,
+            f"image is {image.shape[1]}x{image.shape[0]} (columns x rows) but its DICOM source "
+            f"{source_dicom} is {dicom.shape[1]}x{dicom.shape[0]}",
+        )
+    a, b = stored_value_map(dicom.array, image.array)
+    # A floating-point volume holds the rescaled values to float rounding.
+    slack = 0.0 if np.issubdtype(image.dtype, np.integer) else 1e-5 * max(1.0, float(np.abs(image.array).max()))
+
+    def to_image(values, pad=0.0):
+        low, high = sorted(a * float(v) + b for v in values)
+        return [low - pad, high + pad]
+
+    intensity: dict[str, Any] = {"value_range": to_image(dicom.value_range, slack), "invert": bool(a < 0)}
+    if dicom.window is not None:
+        intensity["window"] = to_image(dicom.window)
+
+    def storable(array):
+        values = a * to_source_values(array, dicom, a, b).astype(np.float64) + b
+        if np.issubdtype(image.dtype, np.integer):
+            values = np.rint(values)
+        return values.astype(image.dtype)
+
+    return intensity, storable
+
+
+def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
+    import numpy as np  # noqa: PLC0415
+
+    from .cli import _quiet_libraries  # noqa: PLC0415
+    from .fileio import check_writable, write_json  # noqa: PLC0415
+    from .imaging.io import read_image, read_mask_array, write_like  # noqa: PLC0415
+    from .workflow import RadEditor, _remove, sidecar_path  # noqa: PLC0415
+
+    _quiet_libraries()
+    image_path = Path(_require(job, "image"))
+    output = Path(_require(job, "output"))
+    sidecar = Path(job["sidecar"]) if job.get("sidecar") else sidecar_path(output)
+    overwrite = bool(job.get("overwrite", False))
+    settings = edit_settings(dict(_require(job, "settings")))
+    model = dict(job.get("model") or {})
+    unknown = sorted(set(model) - _MODEL_KEYS)
+    if unknown:
+        raise ConfigError(f"unknown model fields {unknown}; known: {sorted(_MODEL_KEYS)}")
+
+    # Every input problem is reported before the model is loaded.
+    check_writable(output, overwrite)
+    check_writable(sidecar, overwrite)
+    source = read_image(image_path)
+    intensity = job.get("intensity")
+    storable = None
+    if job.get("source_dicom"):
+        intensity, storable = dicom_intensity(source, job["source_dicom"])
+    image, undo = apply_intensity(source, intensity)
+    edit_path = job.get("edit_mask")
+    keep_path = job.get("keep_mask")
+    edit = None if edit_path is None else read_mask_array(edit_path, source)
+    keep = None if keep_path is None else read_mask_array(keep_path, source)
+
+    emit("progress", stage="load", done=0, total=1)
+    t0 = time.perf_counter()
+    editor = RadEditor.load(
+        model.get("name", "radedit"),
+        device=model.get("device", "auto"),
+        dtype=model.get("dtype", "auto"),
+        vae_dtype=model.get("vae_dtype", "float32"),
+        trust_remote_code=bool(model.get("trust_remote_code", False)),
+        local_files_only=True if model.get("offline") else None,
+        compile_unet=bool(model.get("compile", False)),
+    )
+    editor.set_progress(False)
+    load_seconds = time.perf_counter() - t0
+    emit("progress", stage="load", done=1, total=1)
+
+    def progress(stage: str, done: int, total: int) -> None:
+        emit("progress", stage=stage, done=int(done), total=int(total))
+
+    result = editor.edit(image, edit, keep, settings, progress, (edit_path, keep_path))
+    edited = undo(result.image.array)
+    if storable is not None:
+        # Unchanged pixels keep their exact values (a float volume may not
+        # reproduce them bit for bit through the stored-value round trip).
+        edited = np.where(edited == source.array, source.array, storable(edited))
+    result.provenance["result"]["changed_pixels"] = int(np.count_nonzero(edited != source.array))
+
+    emit("progress", stage="write", done=0, total=1)
+    provenance = result.provenance
+    provenance["output"] = {"path": str(output)}
+    provenance["worker"] = {
+        "job_version": JOB_VERSION,
+        "intensity": intensity or {},
+        "source_dicom": job.get("source_dicom"),
+        "client": job.get("client"),
+        "model_load_s": round(load_seconds, 4),
+    }
+    written: list[Path] = []
+    try:
+        written.append(write_like(output, edited, source, overwrite=overwrite))
+        written.append(write_json(sidecar, provenance, overwrite=overwrite))
+    except BaseException:
+        # A cancelled or failed job leaves neither of its files behind.
+        for path in written:
+            _remove(path)
+        raise
+    emit("progress", stage="write", done=1, total=1)
+    masks = result.masks.summary()
+    return {
+        "output": str(output),
+        "sidecar": str(sidecar),
+        "changed_pixels": provenance["result"]["changed_pixels"],
+        "edit_pixels": masks["edit_pixels"],
+        "keep_pixels": masks["keep_pixels"],
+        "overlap_pixels": masks["overlap_pixels"],
+        "unet_evaluations": result.unet_evaluations,
+        "seconds": round(result.timings.get("total", 0.0), 3),
+    }
+
+
+# -- export ------------------------------------------------------------------
+
+
+def stored_value_map(stored, displayed) -> tuple[float, float]:
+    """``(a, b)`` with ``displayed == a * stored + b`` on every pixel, or an error.
+
+    The pair is the same image as the DICOM reader returns it and as the front
+    end holds it (rescale slope/intercept applied, polarity as stored); the map
+    is fitted and then required to reproduce every pixel to within a quarter
+    of a stored step, which also proves that both lie on the same pixel grid.
+    """
+    import numpy as np  # noqa: PLC0415
+
+    s = np.asarray(stored, dtype=np.float64).ravel()
+    d = np.asarray(displayed, dtype=np.float64).ravel()
+    s_span = float(s.max() - s.min())
+    if s_span == 0:
+        a = 1.0
+    else:
+        i, j = int(np.argmin(s)), int(np.argmax(s))
+        a = (d[j] - d[i]) / (s[j] - s[i])
+    if a == 0:
+        raise InputError(None, "the volume is constant where the DICOM image is not; they are not the same image")
+    b = float(np.median(d - a * s))
+    residual = float(np.max(np.abs(d - (a * s + b)))) if d.size else 0.0
+    tolerance = 0.25 * abs(a) + 1e-6 * max(1.0, float(np.max(np.abs(d))))
+    if residual > tolerance:
+        raise InputError(
+            None,
+            "the volume's values are not the DICOM image's stored values under one rescale "
+            f"(largest mismatch {residual:g}); was the volume resampled, cropped or modified "
+            "before editing?",
+        )
+    return float(a), b
+
+
+def to_source_values(edited, source, a: float, b: float):
+    """Displayed values -> the source's stored values (rounded, clipped, cast)."""
+    import numpy as np  # noqa: PLC0415
+
+    values = (np.asarray(edited, dtype=np.float64) - b) / a
+    low, high = source.value_range
+    if np.issubdtype(source.dtype, np.integer):
+        values = np.rint(values)
+    return np.clip(values, low, high).astype(source.dtype)
+
+
+def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
+    import numpy as np  # noqa: PLC0415
+
+    from .imaging.io import read_image  # noqa: PLC0415
+
+    try:
+        from .dicom import read_dicom_image, write_derived_series  # noqa: PLC0415
+    except ImportError as exc:  # pragma: no cover - depends on the installed version
+        raise ConfigError(
+            f"this radedit_core ({__version__}) has no DICOM writer; update radedit_core ({exc})"
+        ) from exc
+
+    source_path = Path(_require(job, "source_dicom"))
+    out_dir = Path(_require(job, "out_dir"))
+    emit("progress", stage="read", done=0, total=1)
+    source = read_dicom_image(source_path)
+    reference = read_image(_require(job, "reference"))
+    edited = read_image(_require(job, "edited"))
+    for name, image in (("reference", reference), ("edited", edited)):
+        if image.shape != source.shape:
+            raise InputError(
+                image.path,
+                f"{name} image is {image.shape[1]}x{image.shape[0]} (columns x rows) but the DICOM "
+                f"image {source_path} is {source.shape[1]}x{source.shape[0]}; it is not on the "
+                "source's pixel grid",
+            )
+    if not reference.geometry.in_plane().matches(edited.geometry.in_plane()):
+        raise InputError(edited.path, "edited image does not lie on the reference image's grid")
+    a, b = stored_value_map(source.array, reference.array)
+    stored = to_source_values(edited.array, source, a, b)
+    emit("progress", stage="read", done=1, total=1)
+
+    provenance: dict[str, Any] = {}
+    if job.get("provenance"):
+        provenance = json.loads(Path(job["provenance"]).read_text(encoding="utf-8"))
+    provenance.setdefault("tool", "radedit_core")
+    provenance.setdefault("version", __version__)
+    provenance["export"] = {
+        "source_dicom": str(source_path),
+        "displayed_to_stored": {"slope": a, "intercept": b},
+        "client": job.get("client"),
+    }
+    result = _export_result(source, stored, job, provenance)
+
+    emit("progress", stage="write", done=0, total=1)
+    kwargs: dict[str, Any] = {
+        "uid_root": job.get("uid_root"),
+        "series_number": job.get("series_number"),
+        "series_description": job.get("series_description"),
+        "write_seg": bool(job.get("write_seg", False)),
+        "overwrite": bool(job.get("overwrite", False)),
+    }
+    files = [Path(p) for p in write_derived_series(result, out_dir, **kwargs)]
+    emit("progress", stage="write", done=1, total=1)
+    series_uid = study_uid = None
+    changed = int(np.count_nonzero(stored != source.array))
+    try:
+        import pydicom  # noqa: PLC0415
+
+        first = pydicom.dcmread(files[0], stop_before_pixels=True)
+        series_uid, study_uid = str(first.SeriesInstanceUID), str(first.StudyInstanceUID)
+    except Exception:  # noqa: BLE001 - the UIDs are a convenience for the caller
+        pass
+    return {
+        "out_dir": str(out_dir),
+        "files": [str(p) for p in files],
+        "series_instance_uid": series_uid,
+        "study_instance_uid": study_uid,
+        "changed_pixels": changed,
+    }
+
+
+@dataclasses.dataclass
+class ExportedEdit:
+    """What :func:`write_derived_series` reads of an :class:`EditResult`.
+
+    The edit was computed in an earlier process; building a full EditResult
+    would import torch only to fill fields the writer never reads.
+    """
+
+    source: Any
+    image: Any
+    masks: Any
+    provenance: dict[str, Any]
+
+
+def _export_result(source, stored, job, provenance) -> ExportedEdit:
+    import numpy as np  # noqa: PLC0415
+
+    from .errors import MaskError  # noqa: PLC0415
+    from .imaging.io import read_image  # noqa: PLC0415
+    from .imaging.masks import EditMasks  # noqa: PLC0415
+
+    def mask(key):
+        # Masks lie on the front end's volume grid, whose coordinate convention
+        # may differ from the DICOM reader's; the stored-value map has already
+        # proved that the pixel grids agree, so the size is what is checked.
+        path = job.get(key)
+        if not path:
+            return None
+        array = read_image(path).array
+        if array.shape != source.shape:
+            raise MaskError(path, f"{key} of size {array.shape} is not on the DICOM image's grid {source.shape}")
+        return (array != 0).astype(np.float32)
+
+    edit = mask("edit_mask")
+    keep = mask("keep_mask")
+    masks = EditMasks(edit=edit if edit is not None else np.ones(source.shape, np.float32), keep=keep)
+    return ExportedEdit(source=source, image=source.with_array(stored), masks=masks, provenance=provenance)
+
+
+# -- probe and main ----------------------------------------------------------
+
+
+def probe() -> dict[str, Any]:
+    """What this environment can run (the front end shows it in its settings)."""
+    info: dict[str, Any] = {
+        "version": __version__,
+        "job_version": JOB_VERSION,
+        "python": sys.version.split()[0],
+        "executable": sys.executable,
+    }
+    try:
+        import torch  # noqa: PLC0415
+
+        info["torch"] = torch.__version__
+        info["cuda"] = bool(torch.cuda.is_available())
+        info["devices"] = ["cpu"] + [f"cuda:{k}" for k in range(torch.cuda.device_count())]
+    except Exception as exc:  # noqa: BLE001 - report, don't fail: the probe diagnoses
+        info["torch"] = None
+        info["torch_error"] = str(exc)
+    try:
+        from . import dicom  # noqa: F401, PLC0415
+
+        info["dicom"] = True
+    except Exception:  # noqa: BLE001
+        info["dicom"] = False
+    return info
+
+
+TASKS: dict[str, Callable[[dict[str, Any], Emitter], dict[str, Any]]] = {
+    "edit": run_edit,
+    "export": run_export,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m radedit_core.worker",
+        description="Run one RadEdit job (JSON) and report progress as JSON lines on stdout.",
+    )
+    parser.add_argument("job", nargs="?", type=Path, help="job file (JSON)")
+    parser.add_argument("--probe", action="store_true", help="print what this environment has and exit")
+    args = parser.parse_args(argv)
+    if args.job is None and not args.probe:
+        parser.error("give a job file, or --probe")
+
+    emit = Emitter(_protocol_stream())
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    try:
+        if args.probe:
+            emit("probe", **probe())
+            return 0
+        job = load_job(args.job)
+        emit("started", task=job["task"], pid=os.getpid(), version=__version__)
+        summary = TASKS[job["task"]](job, emit)
+        emit("done", task=job["task"], **summary)
+        return 0
+    except Cancelled:
+        emit("cancelled")
+        return CANCELLED_EXIT_CODE
+    except RadEditError as exc:
+        emit("error", message=str(exc), kind=type(exc).__name__, exit_code=exc.exit_code)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        emit("cancelled")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the front end shows every failure
+        traceback.print_exc(file=sys.stderr)
+        emit("error", message=f"{type(exc).__name__}: {exc}", kind=type(exc).__name__, exit_code=1)
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
