@@ -320,7 +320,6 @@ def test_mask_specs_choose_seg_segments(tmp_path):
 
 @pytest.fixture(scope="module")
 def study(tmp_path_factory):
-    pytest.importorskip("radedit_core.dicom.synthetic")
     from radedit_core.dicom.synthetic import write_study
 
     return write_study(tmp_path_factory.mktemp("study"), kinds=("CR",), seg=True, seg_segments=("lungs", "pacemaker"))
