@@ -42,6 +42,7 @@ from radedit_core.imaging.transform import ModelSpaceTransform
 from radedit_core.models.loading import RadEditComponents, load_components, resolve_device, resolve_dtype
 from radedit_core.models.spec import RADEDIT_SCHEDULER, ModelSpec
 from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
+from radedit_core.scoring import model_space_psnr
 from radedit_core.synthetic import chest_phantom, quantise
 
 # Attention at 32, 16 and 8 (plus the cross-attention mid block at 4x4):
@@ -103,23 +104,6 @@ def paper_components(device: torch.device, dtype: torch.dtype) -> RadEditCompone
     )
 
 
-def with_unet_dtype(c: RadEditComponents, dtype: torch.dtype) -> RadEditComponents:
-    """The same weights with UNet and text encoder cast (a copy)."""
-    import copy
-
-    return RadEditComponents(
-        unet=copy.deepcopy(c.unet).to(dtype),
-        vae=c.vae,
-        text_encoder=copy.deepcopy(c.text_encoder).to(dtype),
-        tokenizer=c.tokenizer,
-        scheduler=c.scheduler,
-        spec=c.spec,
-        device=c.device,
-        dtype=dtype,
-        vae_dtype=c.vae_dtype,
-    )
-
-
 def peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -165,7 +149,7 @@ def main(argv=None) -> dict:
     else:
         base = load_components("tiny", device=device, dtype="float32")
     fp32 = RadEditPipeline.from_components(base)
-    fast = RadEditPipeline.from_components(base if fast_dtype == torch.float32 else with_unet_dtype(base, fast_dtype))
+    fast = RadEditPipeline.from_components(base if fast_dtype == torch.float32 else base.with_dtype(fast_dtype))
     for pipe in (fp32, fast):
         pipe.set_progress_bar_config(disable=True)
     if args.compile:
@@ -204,8 +188,7 @@ def main(argv=None) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     t_fast, out_fast = timed_edits(fast, inputs, fast_kwargs, args.repeats, device)
-    mse = torch.mean((out_fast.images.float().cpu() - baseline.images.float().cpu()) ** 2).item()
-    psnr = float("inf") if mse == 0 else 10 * np.log10(4.0 / mse)  # images span [-1, 1]
+    psnr = model_space_psnr(out_fast.images, baseline.images)
     figures["fast"] = {
         "seconds_per_edit": statistics.median(t_fast),
         "unet_evaluations": out_fast.unet_evaluations,

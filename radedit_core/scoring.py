@@ -3,6 +3,8 @@
 * :func:`edit_locality` measures what an edit did per region (inside the edit
   mask, inside the keep mask, elsewhere) on the source grid, with MONAI's SSIM
   for the structural similarity outside the edit mask.
+* :func:`model_space_psnr` is the agreement of two runs in model space (the
+  fast path against float32).
 * :func:`directional_score` is the paper's BioViL-T editing score (Sec. 4.4):
   ``S = cos(E_I(edited) - E_I(real), E_T(edit text) - E_T(real text))``; the
   paper keeps edits with ``S >= 0.2``.  :class:`BioViLTScorer` computes it with
@@ -27,6 +29,23 @@ PAPER_SCORE_THRESHOLD = 0.2
 
 def _normalised(a: np.ndarray, low: float, high: float) -> np.ndarray:
     return (a.astype(np.float64) - low) / max(high - low, 1e-12)
+
+
+def model_space_psnr(images: torch.Tensor, reference: torch.Tensor) -> float:
+    """PSNR (MONAI) of model-space images in [-1, 1] against a reference, in dB.
+
+    The agreement measure of the fast path against float32 (benchmark and
+    tests): the data range is the model space's 2.0, not each image's own.
+    """
+    from monai.metrics import PSNRMetric  # noqa: PLC0415
+
+    a = images.detach().float().cpu()
+    b = reference.detach().float().cpu()
+    if a.shape != b.shape:
+        raise ValueError(f"images {tuple(a.shape)} and reference {tuple(b.shape)} differ in shape")
+    if torch.equal(a, b):
+        return float("inf")
+    return float(PSNRMetric(max_val=2.0, reduction="mean")(a, b).mean())
 
 
 def edit_locality(source: np.ndarray, edited: np.ndarray, masks: EditMasks) -> dict[str, Any]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -73,6 +73,22 @@ class RadEditComponents:
     dtype: torch.dtype
     vae_dtype: torch.dtype
     sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def with_dtype(self, dtype: "str | torch.dtype") -> "RadEditComponents":
+        """The same weights with UNet and text encoder in ``dtype`` (copies; the VAE is shared).
+
+        For comparing the fast (half-precision) path with float32 on identical
+        weights, as the benchmark and the agreement test do.
+        """
+        import copy  # noqa: PLC0415
+
+        dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        return replace(
+            self,
+            unet=copy.deepcopy(self.unet).to(dt),
+            text_encoder=copy.deepcopy(self.text_encoder).to(dt),
+            dtype=dt,
+        )
 
     def provenance(self) -> dict[str, Any]:
         return {
