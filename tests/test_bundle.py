@@ -140,7 +140,7 @@ def test_edit_with_no_overrides_but_steps_runs_the_sample_from_repo_root_and_bun
         assert sidecar["masks"]["edit"].endswith("[labels: lungs]")
     else:
         assert output.suffix == ".png" and output.is_file()
-    assert sidecar["model"]["name"].startswith("radedit-tiny") and sidecar["model"]["device"] == "cpu"
+    assert sidecar["model"]["name"] == "radedit-demo" and sidecar["model"]["device"] == "cpu"
     s = sidecar["settings"]
     assert (s["steps"], s["skip_ratio"], s["seed"], s["eta"], s["keep_mode"], s["dilate"]) == (10, 0.3, 0, 1.0, "pixel", 5)
     assert s["prompts"] == ["Moderate pulmonary edema. The heart size is normal"] and s["weights"] == [15.0]

@@ -210,13 +210,21 @@ class ModelSpec:
 
     @classmethod
     def resolve(cls, model: "str | Path | ModelSpec | None") -> "ModelSpec":
-        """``radedit`` / ``tiny`` / a spec file / a model folder -> spec."""
+        """``radedit`` / ``tiny`` / ``tiny-random`` / a spec file / a model folder -> spec.
+
+        ``tiny`` is the bundled demo model (the tiny architecture trained on
+        synthetic phantoms); ``tiny-random`` its seeded random initialisation.
+        """
         if isinstance(model, ModelSpec):
             return model
         if model is None or str(model) == "radedit":
             return cls.radedit()
         if str(model) == "tiny":
-            from .tiny import ensure_tiny_model  # noqa: PLC0415 - avoids a cycle
+            from .tiny import demo_model_dir  # noqa: PLC0415 - avoids a cycle
+
+            return cls.from_folder(demo_model_dir())
+        if str(model) == "tiny-random":
+            from .tiny import ensure_tiny_model  # noqa: PLC0415
 
             return cls.from_folder(ensure_tiny_model())
         path = Path(model).expanduser()
@@ -226,7 +234,7 @@ class ModelSpec:
             return cls.from_folder(path)
         raise ConfigError(
             f"{model}: model not found; use 'radedit' (published weights), 'tiny' "
-            "(offline demo model), a model folder or a spec file (.json/.yaml)"
+            "(bundled offline demo model), a model folder or a spec file (.json/.yaml)"
         )
 
     def with_text(self, **changes: Any) -> "ModelSpec":

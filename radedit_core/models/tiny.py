@@ -4,10 +4,15 @@ Same classes and folder layout as the published weights (diffusers
 ``UNet2DConditionModel`` and ``AutoencoderKL``, a transformers BERT text
 encoder with a WordPiece tokenizer written from a local vocabulary, the model
 card's DDIM scheduler), only small: the whole model is a few hundred kB and
-runs an edit in seconds on a laptop CPU.  The weights are a seeded random
-initialisation, so edits show the *mechanics* (masks, inversion, geometry,
-DICOM round trips) not radiology; point ``--model`` at the real weights for
-that.
+runs an edit in seconds on a laptop CPU.
+
+:func:`write_tiny_model` writes the seeded random initialisation;
+``scripts/train_demo_model.py`` trains it on synthetic chest phantoms into the
+bundled demo model (``radedit_core/data/demo_model``, ``--model tiny``).  A
+random UNet is a chaotic map that amplifies float rounding and a random VAE
+does not reconstruct, so tests and the demo use the trained one.  Its edits
+show the *mechanics* (masks, inversion, geometry, DICOM round trips) on
+phantoms, not radiology; point ``--model`` at the real weights for that.
 """
 
 from __future__ import annotations
@@ -20,7 +25,11 @@ import torch
 
 from .._version import __version__
 from ..fileio import atomic_directory
+from ..errors import ModelNotFoundError
 from .spec import RADEDIT_SCHEDULER, SPEC_FILENAME
+
+#: The bundled demo model, written by scripts/train_demo_model.py.
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "demo_model"
 
 TINY_VERSION = 2  # bump when the architecture or initialisation changes
 
@@ -143,3 +152,14 @@ def ensure_tiny_model(seed: int = 0) -> Path:
             return folder
         raise
     return folder
+
+
+def demo_model_dir() -> Path:
+    """The bundled demo model folder (``--model tiny``)."""
+    if not (DEMO_MODEL_DIR / SPEC_FILENAME).exists():
+        raise ModelNotFoundError(
+            f"{DEMO_MODEL_DIR}: the bundled demo model is missing from this installation; "
+            "reinstall radedit_core or write it with scripts/train_demo_model.py --out <folder> "
+            "and pass --model <folder>"
+        )
+    return DEMO_MODEL_DIR
