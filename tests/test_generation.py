@@ -32,7 +32,10 @@ def test_each_image_is_guided_by_its_own_prompt(gen_pipe):
                     generator=3, batch_conditions=False)
     gen = torch.Generator().manual_seed(3)
     alone = gen_pipe(["Small left pleural effusion"], num_inference_steps=8, generator=gen, batch_conditions=False)
-    assert torch.allclose(both.latents[:1], alone.latents, atol=1e-5)
+    # A batch of two runs other kernels than a batch of one: equal up to float32 rounding,
+    # far closer than the second prompt's image is.
+    torch.testing.assert_close(both.latents[:1], alone.latents, rtol=1e-4, atol=1e-4)
+    assert (both.latents[1] - alone.latents[0]).abs().max() > 1e-2
 
 
 def test_seeded_and_reproducible(gen_pipe):
