@@ -704,18 +704,16 @@ def index_instances(paths: Iterable[Path]) -> list[FetchedInstance]:
     return entries
 
 
-def _listing(entries: Sequence[FetchedInstance], limit: int = 8) -> str:
-    entries = sorted(entries, key=lambda e: (e.series_number is None, e.series_number or 0, e.sop_uid))
-    shown = "; ".join(e.describe() for e in entries[:limit])
-    return shown + (f"; ... ({len(entries) - limit} more)" if len(entries) > limit else "")
+def _listing(entries: Sequence[FetchedInstance]) -> str:
+    from .dicom.sop import describe_instances  # noqa: PLC0415
+
+    return describe_instances(sorted(entries, key=lambda e: (e.series_number is None, e.series_number or 0, e.sop_uid)))
 
 
 def _contents(entries: Sequence[FetchedInstance]) -> str:
-    counts: dict[str, int] = {}
-    for e in entries:
-        name = _sop_name(e.sop_class_uid)
-        counts[name] = counts.get(name, 0) + 1
-    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "nothing"
+    from .dicom.sop import count_sop_classes  # noqa: PLC0415
+
+    return count_sop_classes(e.sop_class_uid for e in entries)
 
 
 def pick_image(server: PacsServer, study_uid: str, entries: Sequence[FetchedInstance], select: str | None) -> FetchedInstance:

@@ -40,7 +40,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from ..errors import InputError
 from ..imaging.image import Geometry, SourceImage
-from .sop import EDITABLE_SOP_CLASSES, SEGMENTATION, sop_class_name
+from .sop import EDITABLE_SOP_CLASSES, SEGMENTATION, count_sop_classes, describe_instances, sop_class_name
 
 #: Header attributes read when indexing a folder (pixel data is never read there).
 _INDEX_TAGS = [
@@ -148,17 +148,12 @@ def scan_folder(
     return headers, skipped
 
 
-def _listing(headers: list[InstanceHeader], limit: int = 8) -> str:
-    shown = "; ".join(h.describe() for h in headers[:limit])
-    return shown + (f"; and {len(headers) - limit} more" if len(headers) > limit else "")
+def _listing(headers: list[InstanceHeader]) -> str:
+    return describe_instances(headers)
 
 
 def _contents(headers: list[InstanceHeader]) -> str:
-    counts: dict[str, int] = {}
-    for h in headers:
-        key = sop_class_name(h.sop_class_uid)
-        counts[key] = counts.get(key, 0) + 1
-    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items()))
+    return count_sop_classes(h.sop_class_uid for h in headers)
 
 
 def _choose(folder: Path, headers: list[InstanceHeader], skipped: int, select: str | None) -> InstanceHeader:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from typing import Any
+
 from pydicom.uid import UID
 
 CR_IMAGE = UID("1.2.840.10008.5.1.4.1.1.1")
@@ -29,7 +32,24 @@ def sop_class_name(uid: str | None) -> str:
     return name if name and name != str(uid) else str(uid)
 
 
+def describe_instances(items: Sequence[Any], limit: int = 8) -> str:
+    """``a; b; ...; and N more`` from objects with ``describe()``, for error messages."""
+    shown = "; ".join(item.describe() for item in items[:limit])
+    return shown + (f"; and {len(items) - limit} more" if len(items) > limit else "")
+
+
+def count_sop_classes(uids: Iterable[str | None]) -> str:
+    """``2 Computed Radiography Image Storage, 1 Segmentation Storage``, or ``nothing``."""
+    counts: dict[str, int] = {}
+    for uid in uids:
+        name = sop_class_name(uid)
+        counts[name] = counts.get(name, 0) + 1
+    return ", ".join(f"{n} {name}" for name, n in sorted(counts.items())) or "nothing"
+
+
 __all__ = [
+    "count_sop_classes",
+    "describe_instances",
     "CR_IMAGE",
     "DX_FOR_PRESENTATION",
     "DX_FOR_PROCESSING",
