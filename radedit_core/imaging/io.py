@@ -34,6 +34,16 @@ SITK_FORMATS = {
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
 
 
+def _sitk_geometry(image: sitk.Image) -> Geometry:
+    """Spacing, origin and direction of a SimpleITK image, as read (before dropping a slice axis)."""
+    return Geometry(
+        spacing=tuple(image.GetSpacing()),
+        origin=tuple(image.GetOrigin()),
+        direction=tuple(image.GetDirection()),
+        dimension=image.GetDimension(),
+    )
+
+
 def image_format(path: Path) -> str:
     suffix = full_suffix(path)
     if suffix in SITK_FORMATS:
@@ -99,12 +109,7 @@ def sitk_to_array(image: sitk.Image, path: Path) -> tuple[np.ndarray, Geometry]:
         array = array[0]
     elif dim != 2:
         raise InputError(path, f"{dim}D image; RadEdit edits single 2D images")
-    geometry = Geometry(
-        spacing=tuple(image.GetSpacing()),
-        origin=tuple(image.GetOrigin()),
-        direction=tuple(image.GetDirection()),
-        dimension=dim,
-    )
+    geometry = _sitk_geometry(image)
     return array, geometry
 
 
@@ -335,12 +340,7 @@ def _slicer_mask(
         stack = stack[:, 0]
     elif dim != 2:
         raise MaskError(path, f"{dim}D segmentation; expected a 2D image or a one-slice volume")
-    geometry = Geometry(
-        spacing=tuple(image.GetSpacing()),
-        origin=tuple(image.GetOrigin()),
-        direction=tuple(image.GetDirection()),
-        dimension=dim,
-    )
+    geometry = _sitk_geometry(image)
     if select is None:
         # One layer: the label map as stored (as before selections existed);
         # several layers: every labelled pixel of any layer.
