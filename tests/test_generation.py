@@ -32,9 +32,11 @@ def test_each_image_is_guided_by_its_own_prompt(gen_pipe):
                     generator=3, batch_conditions=False)
     gen = torch.Generator().manual_seed(3)
     alone = gen_pipe(["Small left pleural effusion"], num_inference_steps=8, generator=gen, batch_conditions=False)
-    # A batch of two runs other kernels than a batch of one: equal up to float32 rounding,
-    # far closer than the second prompt's image is.
-    torch.testing.assert_close(both.latents[:1], alone.latents, rtol=1e-4, atol=1e-4)
+    # A batch of two runs other kernels than a batch of one: equal up to float32 rounding
+    # of the latents' own scale (the CPU's vector width decides which kernels run), far
+    # closer than the second prompt's image is.
+    scale = float(alone.latents.abs().max())
+    assert float((both.latents[:1] - alone.latents).abs().max()) <= 2e-5 * scale
     assert (both.latents[1] - alone.latents[0]).abs().max() > 1e-2
 
 
