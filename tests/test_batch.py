@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from radedit_core import batch
+from radedit_core.settings import edit_settings
 from radedit_core.batch import EditBatch, GenerateBatch, Ranks, edit_items, generate_items, read_manifest
 from radedit_core.demo import sample_dir
 from radedit_core.errors import ConfigError, InputError, MaskError, OutputError, RadEditError
@@ -138,12 +139,12 @@ def test_unknown_columns_and_bad_json_are_errors(data):
 
 def test_bad_run_settings_are_config_errors():
     with pytest.raises(ConfigError, match="steps: expected an integer, got 'ten'"):
-        batch.edit_settings({"prompt": "x", "steps": "ten"})
+        edit_settings({"prompt": "x", "steps": "ten"})
     with pytest.raises(ConfigError, match=r"unknown edit settings \['stepz'\]"):
-        batch.edit_settings({"prompt": "x", "stepz": 3})
+        edit_settings({"prompt": "x", "stepz": 3})
     with pytest.raises(ConfigError, match="keep_mode must be"):
-        batch.edit_settings({"prompt": "x", "keep_mode": "both"})
-    assert batch.edit_settings({"prompt": ["a", "b"], "guidance": [4]}).weights == [4.0, 4.0]
+        edit_settings({"prompt": "x", "keep_mode": "both"})
+    assert edit_settings({"prompt": ["a", "b"], "guidance": [4]}).weights == [4.0, 4.0]
 
 
 def test_a_mask_of_another_size_in_any_row_stops_the_run_before_any_output(data, tmp_path, editor):
@@ -244,7 +245,7 @@ def test_single_image_run_matches_edit_file(tmp_path, editor):
     record = summary.records[0]
     assert record["row"] == 0 and record["status"] == "done"
     direct = tmp_path / "direct.png"
-    edit_file(editor, sample / "cxr.png", direct, batch.edit_settings(SETTINGS),
+    edit_file(editor, sample / "cxr.png", direct, edit_settings(SETTINGS),
               sample / "lungs_mask.png", sample / "pacemaker_mask.png")  # fmt: skip
     assert np.array_equal(np.asarray(Image.open(record["output"])), np.asarray(Image.open(direct)))
 
@@ -255,8 +256,8 @@ def test_bad_parameters_fail_before_anything_is_written(tmp_path):
     one = dict(input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png", settings=SETTINGS, output_dir=out)
     with pytest.raises(ConfigError, match="unknown dtype 'float64'"):
         EditBatch(model="tiny", device="cpu", dtype="float64", **one).run()
-    with pytest.raises(ConfigError, match=r"no-such-model: model not found \(also looked for .*models/no-such-model\)"):
-        EditBatch(model="no-such-model", model_dirs=[tmp_path / "models"], **one).run()
+    with pytest.raises(ConfigError, match=r"no-such-model: model not found"):
+        EditBatch(model="no-such-model", **one).run()
     with pytest.raises(InputError, match="nope.png: file does not exist"):
         EditBatch(model="tiny", device="cpu", **{**one, "input": tmp_path / "nope.png"}).run()
     with pytest.raises(ConfigError, match="output_format dicom needs a DICOM input"):
@@ -264,15 +265,6 @@ def test_bad_parameters_fail_before_anything_is_written(tmp_path):
     with pytest.raises(ConfigError, match="overwrite: expected true or false"):
         EditBatch(model="tiny", device="cpu", overwrite="maybe", **one).run()
     assert not out.exists()
-
-
-def test_model_names_are_looked_up_in_the_bundle_models_folder(tmp_path, tiny_model_dir):
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "mine").symlink_to(tiny_model_dir)
-    assert batch.find_model("mine", [models]) == str(models / "mine")
-    assert batch.find_model("tiny", [models]) == "tiny"
-    assert batch.find_model(str(tiny_model_dir), [models]) == str(tiny_model_dir)
 
 
 def test_sharding_gives_every_item_to_exactly_one_rank():
@@ -356,12 +348,3 @@ def test_an_unknown_segment_or_label_is_an_error_before_any_output(study, tmp_pa
     with pytest.raises(MaskError, match=r"lungs_mask.png: label value\(s\) 1 do not occur in the mask"):
         run_edit(editor, input=sample_dir() / "cxr.png", edit_mask=f"{sample_dir() / 'lungs_mask.png'}#1", output_dir=out)
     assert not out.exists()
-
-
-def test_the_bundled_sample_is_the_dicom_study_when_installed_else_the_png(study, tmp_path):
-    png = batch.bundled_sample(tmp_path)
-    assert png["input"].endswith("sample/cxr.png") and png["keep_mask"].endswith("pacemaker_mask.png")
-    shutil.copytree(study.folder, tmp_path / "sample_study")
-    dicom = batch.bundled_sample(tmp_path)
-    seg = tmp_path / "sample_study" / study.seg.name
-    assert dicom == {"input": str(tmp_path / "sample_study"), "edit_mask": f"{seg}#lungs", "keep_mask": f"{seg}#pacemaker"}

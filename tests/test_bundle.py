@@ -44,6 +44,17 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+def bundle_scripts():
+    """The bundle's ``scripts`` package, as ``python -m monai.bundle`` imports it (bundle root on sys.path)."""
+    import importlib
+
+    sys.path.insert(0, str(BUNDLE))
+    try:
+        return importlib.import_module("scripts.radedit_workflow")
+    finally:
+        sys.path.remove(str(BUNDLE))
+
+
 def bundle_env(home: Path) -> dict[str, str]:
     return dict(os.environ, RADEDIT_HOME=str(home), HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")
 
@@ -391,3 +402,22 @@ def test_bad_overrides_are_one_clear_line_and_no_output(data, tmp_path, radedit_
         assert "Traceback" not in stderr, case
         assert not out.exists(), case
     assert before == {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir() if p.is_file()}
+
+
+def test_model_names_are_looked_up_in_the_bundle_models_folder(tmp_path, tiny_model_dir):
+    models = tmp_path / "models"
+    models.mkdir()
+    (models / "mine").symlink_to(tiny_model_dir)
+    assert bundle_scripts().find_model("mine", [models]) == str(models / "mine")
+    assert bundle_scripts().find_model("tiny", [models]) == "tiny"
+    assert bundle_scripts().find_model(str(tiny_model_dir), [models]) == str(tiny_model_dir)
+
+
+def test_the_bundled_sample_is_the_sample_study_with_its_lungs_and_pacemaker_segments():
+    from importlib import resources
+
+    study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
+    seg = study / "seg.dcm"
+    assert bundle_scripts().bundled_sample() == {
+        "input": str(study), "edit_mask": f"{seg}#lungs", "keep_mask": f"{seg}#pacemaker"
+    }

@@ -18,7 +18,6 @@ import re
 import sys
 import time
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import numpy as np
 import pydicom

@@ -7,11 +7,9 @@ end parses, the files it loads, what an error and a Cancel leave behind.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np

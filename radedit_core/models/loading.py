@@ -30,6 +30,26 @@ _DTYPES = {
 }
 
 
+def quiet_model_libraries() -> None:
+    """Silence diffusers/transformers/huggingface_hub chatter (load reports, dtype notes, their bars).
+
+    Library messages drown the one line a user needs; errors still surface as
+    radedit errors.  Importing diffusers/transformers costs seconds, so this is
+    called when a model is about to load, never at start-up.
+    """
+    for name in ("diffusers", "transformers", "huggingface_hub"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        from diffusers.utils import logging as dlog  # noqa: PLC0415
+        from transformers.utils import logging as tlog  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - both are dependencies
+        return
+    dlog.set_verbosity_error()
+    tlog.set_verbosity_error()
+    dlog.disable_progress_bar()
+    tlog.disable_progress_bar()
+
+
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:
     if device is None or str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -1,0 +1,37 @@
+"""Many edits (or generated images) in one run, on one process or many.
+
+- :mod:`.datalist`: the rows of a JSON/CSV datalist and the problems found in them;
+- :mod:`.items`: rows -> items with deterministic ids and output paths;
+- :mod:`.manifest`: which items are done (resume) and the run's manifest;
+- :mod:`.distributed`: torch.distributed ranks (each item on exactly one rank);
+- :mod:`.runner`: the edit and generate runs (``EditBatch``, ``GenerateBatch``).
+"""
+
+from __future__ import annotations
+
+from .datalist import Row, mask_ref, read_datalist, split_mask_spec
+from .distributed import Ranks, destroy_distributed, init_distributed, rank_device
+from .items import Item, edit_items, generate_items
+from .manifest import item_state, read_manifest, write_manifest
+from .runner import BatchSummary, EditBatch, GenerateBatch, write_dicom_output
+
+__all__ = [
+    "BatchSummary",
+    "EditBatch",
+    "GenerateBatch",
+    "Item",
+    "Ranks",
+    "Row",
+    "destroy_distributed",
+    "edit_items",
+    "generate_items",
+    "init_distributed",
+    "item_state",
+    "mask_ref",
+    "rank_device",
+    "read_datalist",
+    "read_manifest",
+    "split_mask_spec",
+    "write_dicom_output",
+    "write_manifest",
+]

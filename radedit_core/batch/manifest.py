@@ -1,0 +1,101 @@
+"""Resume and the manifest: which items are done, and the record of a run."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+from ..fileio import atomic_path, write_json
+from .items import Item, _canonical
+
+MANIFEST_JSON = "manifest.json"
+MANIFEST_CSV = "manifest.csv"
+MANIFEST_FIELDS = (
+    "id", "row", "status", "seconds", "rank", "input", "edit_mask", "keep_mask", "prompt", "output", "sidecar", "error",
+)  # fmt: skip
+
+def _read_sidecar(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def item_state(item: Item, overwrite: bool = False) -> str:
+    """``done``, ``pending``, ``redo`` (leftovers of an interrupted write, replaced) or ``conflict``."""
+    assert item.output is not None and item.sidecar is not None
+    has_output, has_sidecar = item.output.exists(), item.sidecar.exists()
+    if not has_output and not has_sidecar:
+        return "pending"
+    if overwrite:
+        return "redo"
+    if has_output != has_sidecar:
+        # edit_file writes the sidecar last and removes the output when it
+        # fails, so a lone file is what a killed process leaves behind.
+        return "redo"
+    sidecar = _read_sidecar(item.sidecar)
+    if sidecar is None:
+        return "redo"
+    recorded = (sidecar.get("batch") or {}).get("fingerprint")
+    return "done" if recorded == _canonical(item.fingerprint) else "conflict"
+
+
+def _conflict_message(item: Item) -> str:
+    recorded = ((_read_sidecar(item.sidecar) or {}).get("batch") or {}).get("fingerprint") or {}
+    current = _canonical(item.fingerprint)
+    diffs = _diff(recorded, current)
+    what = "; ".join(diffs[:4]) if diffs else "it was not written by a batch run"
+    where = f"{item.where}: " if item.where else ""
+    return (
+        f"{where}{item.output} exists from another run ({what}); use another output_dir, "
+        "or set overwrite to true to replace it"
+    )
+
+
+def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new)):
+            out += _diff(old.get(key), new.get(key), f"{prefix}{key}.")
+        return out
+    return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def _remove_leftovers(item: Item) -> None:
+    """Temporary files of a killed atomic write of this item (``.<name>.*.part*``)."""
+    for target in (item.output, item.sidecar):
+        for stale in target.parent.glob(f".{target.name}.*.part*"):
+            _remove(stale)
+
+
+def write_manifest(output_dir: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> tuple[Path, Path]:
+    """``manifest.json`` (run header + one record per item) and ``manifest.csv``, each atomically."""
+    counts: dict[str, int] = {}
+    for record in records:
+        counts[record["status"]] = counts.get(record["status"], 0) + 1
+    json_path = write_json(output_dir / MANIFEST_JSON, {**header, "counts": counts, "items": records})
+    csv_path = output_dir / MANIFEST_CSV
+    with atomic_path(csv_path, overwrite=True) as tmp:
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=MANIFEST_FIELDS)
+            writer.writeheader()
+            for record in records:
+                writer.writerow({k: record.get(k, "") for k in MANIFEST_FIELDS})
+    return json_path, csv_path
+
+
+def read_manifest(output_dir: str | Path) -> dict[str, Any]:
+    return json.loads((Path(output_dir) / MANIFEST_JSON).read_text())
+
+
