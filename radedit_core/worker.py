@@ -65,7 +65,6 @@ JOB_VERSION = 1
 CANCELLED_EXIT_CODE = 143
 
 _MODEL_KEYS = {"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile"}
-_INTENSITY_KEYS = {"value_range", "window", "invert"}
 _EDIT_KEYS = {
     "radedit_job", "task", "image", "edit_mask", "keep_mask", "output", "sidecar",
     "overwrite", "settings", "model", "intensity", "source_dicom", "client",
@@ -169,106 +168,16 @@ def edit_settings(fields: dict[str, Any]):
     return EditSettings(**fields)
 
 
-def apply_intensity(image, intensity: dict[str, Any] | None):
-    """The image as the model must see it, and the function that undoes it.
-
-    ``invert`` flips polarity about the stored-value range (or, for floating
-    point images without one, about the data's extent); the flip is an exact
-    integer reflection, so undoing it restores the source bit for bit.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    intensity = dict(intensity or {})
-    unknown = sorted(set(intensity) - _INTENSITY_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown intensity fields {unknown}; known: {sorted(_INTENSITY_KEYS)}")
-    changes: dict[str, Any] = {}
-    if intensity.get("value_range") is not None:
-        low, high = (float(v) for v in intensity["value_range"])
-        if not high > low:
-            raise ConfigError(f"value_range must be (low, high) with low < high, got {intensity['value_range']}")
-        if image.array.min() < low or image.array.max() > high:
-            raise InputError(
-                image.path,
-                f"image values [{image.array.min():g}, {image.array.max():g}] lie outside "
-                f"the given value range [{low:g}, {high:g}]",
-            )
-        changes["value_range"] = (low, high)
-    if intensity.get("window") is not None:
-        low, high = (float(v) for v in intensity["window"])
-        if not high > low:
-            raise ConfigError(f"window must be (low, high) with low < high, got {intensity['window']}")
-        changes["window"] = (low, high)
-    image = dataclasses.replace(image, **changes) if changes else image
-    if not intensity.get("invert"):
-        return image, lambda array: array
-
-    low, high = image.value_range
-    if not (np.isfinite(low) and np.isfinite(high)):
-        low, high = float(image.array.min()), float(image.array.max())
-    pivot = low + high
-    dtype = image.dtype
-    work = np.float64 if np.issubdtype(dtype, np.floating) else np.int64
-
-    def flip(array):
-        return (pivot - array.astype(work)).astype(dtype)
-
-    window = None if image.window is None else (pivot - image.window[1], pivot - image.window[0])
-    return dataclasses.replace(image, array=flip(image.array), window=window), flip
-
-
-def dicom_intensity(image, source_dicom: str | Path) -> tuple[dict[str, Any], Callable]:
-    """The intensity the DICOM reader gives ``source_dicom``, in ``image``'s values.
-
-    ``image`` is the same picture as the front end holds it (rescaled, in
-    whatever polarity its loader chose); with the exact map between the two,
-    the model sees what ``radedit edit`` on the DICOM file shows it: the VOI
-    window, MONOCHROME2 polarity and the stored-value range as the clipping
-    range.  Also returns the function that rounds edited values to ones the
-    DICOM file can store (with a RescaleSlope of 2 only every other value
-    exists), so that the front end shows exactly what an export will hold.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    from .dicom import read_dicom_image  # noqa: PLC0415
-
-    dicom = read_dicom_image(source_dicom)
-    if dicom.shape != image.shape:
-        raise InputError(
-            image.path,
-            f"image is {image.shape[1]}x{image.shape[0]} (columns x rows) but its DICOM source "
-            f"{source_dicom} is {dicom.shape[1]}x{dicom.shape[0]}",
-        )
-    a, b = stored_value_map(dicom.array, image.array)
-    # A floating-point volume holds the rescaled values to float rounding.
-    slack = 0.0 if np.issubdtype(image.dtype, np.integer) else 1e-5 * max(1.0, float(np.abs(image.array).max()))
-
-    def to_image(values, pad=0.0):
-        low, high = sorted(a * float(v) + b for v in values)
-        return [low - pad, high + pad]
-
-    intensity: dict[str, Any] = {"value_range": to_image(dicom.value_range, slack), "invert": bool(a < 0)}
-    if dicom.window is not None:
-        intensity["window"] = to_image(dicom.window)
-
-    def storable(array):
-        values = a * to_source_values(array, dicom, a, b).astype(np.float64) + b
-        if np.issubdtype(image.dtype, np.integer):
-            values = np.rint(values)
-        return values.astype(image.dtype)
-
-    return intensity, storable
-
-
 def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
-    from .cli import _quiet_libraries  # noqa: PLC0415
+    from .imaging.intensity import apply_intensity, dicom_intensity  # noqa: PLC0415
+    from .models.loading import quiet_model_libraries  # noqa: PLC0415
     from .fileio import check_writable, write_json  # noqa: PLC0415
     from .imaging.io import read_image, read_mask_array, write_like  # noqa: PLC0415
     from .workflow import RadEditor, _remove, sidecar_path  # noqa: PLC0415
 
-    _quiet_libraries()
+    quiet_model_libraries()
     image_path = Path(_require(job, "image"))
     output = Path(_require(job, "output"))
     sidecar = Path(job["sidecar"]) if job.get("sidecar") else sidecar_path(output)
@@ -286,7 +195,9 @@ def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     intensity = job.get("intensity")
     storable = None
     if job.get("source_dicom"):
-        intensity, storable = dicom_intensity(source, job["source_dicom"])
+        from .dicom import read_dicom_image  # noqa: PLC0415
+
+        intensity, storable = dicom_intensity(source, read_dicom_image(job["source_dicom"]))
     image, undo = apply_intensity(source, intensity)
     edit_path = job.get("edit_mask")
     keep_path = job.get("keep_mask")
@@ -355,53 +266,10 @@ def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 # -- export ------------------------------------------------------------------
 
 
-def stored_value_map(stored, displayed) -> tuple[float, float]:
-    """``(a, b)`` with ``displayed == a * stored + b`` on every pixel, or an error.
-
-    The pair is the same image as the DICOM reader returns it and as the front
-    end holds it (rescale slope/intercept applied, polarity as stored); the map
-    is fitted and then required to reproduce every pixel to within a quarter
-    of a stored step, which also proves that both lie on the same pixel grid.
-    """
-    import numpy as np  # noqa: PLC0415
-
-    s = np.asarray(stored, dtype=np.float64).ravel()
-    d = np.asarray(displayed, dtype=np.float64).ravel()
-    s_span = float(s.max() - s.min())
-    if s_span == 0:
-        a = 1.0
-    else:
-        i, j = int(np.argmin(s)), int(np.argmax(s))
-        a = (d[j] - d[i]) / (s[j] - s[i])
-    if a == 0:
-        raise InputError(None, "the volume is constant where the DICOM image is not; they are not the same image")
-    b = float(np.median(d - a * s))
-    residual = float(np.max(np.abs(d - (a * s + b)))) if d.size else 0.0
-    tolerance = 0.25 * abs(a) + 1e-6 * max(1.0, float(np.max(np.abs(d))))
-    if residual > tolerance:
-        raise InputError(
-            None,
-            "the volume's values are not the DICOM image's stored values under one rescale "
-            f"(largest mismatch {residual:g}); was the volume resampled, cropped or modified "
-            "before editing?",
-        )
-    return float(a), b
-
-
-def to_source_values(edited, source, a: float, b: float):
-    """Displayed values -> the source's stored values (rounded, clipped, cast)."""
-    import numpy as np  # noqa: PLC0415
-
-    values = (np.asarray(edited, dtype=np.float64) - b) / a
-    low, high = source.value_range
-    if np.issubdtype(source.dtype, np.integer):
-        values = np.rint(values)
-    return np.clip(values, low, high).astype(source.dtype)
-
-
 def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     import numpy as np  # noqa: PLC0415
 
+    from .imaging.intensity import stored_value_map, to_source_values  # noqa: PLC0415
     from .imaging.io import read_image  # noqa: PLC0415
 
     try:

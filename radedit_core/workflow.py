@@ -24,7 +24,8 @@ from .fileio import check_writable, full_suffix, write_json
 from .imaging.image import SourceImage
 from .imaging.io import read_image, read_mask_array, write_like
 from .imaging.masks import EditMasks, make_masks
-from .imaging.transform import ModelSpaceTransform, to_stored
+from .imaging.intensity import to_stored
+from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
 from .pipelines.base import ProgressCallback
 from .pipelines.pipeline_radedit import DEFAULT_GUIDANCE, DEFAULT_INVERT_GUIDANCE, RadEditPipeline

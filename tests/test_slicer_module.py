@@ -28,7 +28,7 @@ from radedit_core.dicom import read_dicom_image
 from radedit_core.dicom.synthetic import make_cxr
 from radedit_core.dicom.validate import validate_dicom
 from radedit_core.synthetic import chest_phantom, quantise
-from radedit_core.worker import stored_value_map
+from radedit_core.imaging.intensity import stored_value_map
 
 from RadEditLib import environment, mrml
 from RadEditLib.logic import RadEditCoreLogic

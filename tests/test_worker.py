@@ -18,7 +18,8 @@ import SimpleITK as sitk
 
 from radedit_core.imaging.image import SourceImage
 from radedit_core.synthetic import chest_phantom, quantise
-from radedit_core.worker import JOB_VERSION, apply_intensity, stored_value_map, to_source_values
+from radedit_core.imaging.intensity import apply_intensity, stored_value_map, to_source_values
+from radedit_core.worker import JOB_VERSION
 
 PROMPT = "No acute cardiopulmonary process"
 # A one-slice volume as Slicer writes a DICOM radiograph: LPS, flipped in-plane axes.

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 from ..errors import InputError
 from .image import SourceImage
+from .intensity import to_stored
 
 MaskRule = Literal["any", "mean"]
 
@@ -138,11 +139,3 @@ class ModelSpaceTransform:
         out = src.astype(np.float64, copy=True)
         out[r0 : r0 + size, c0 : c0 + size] = out_crop
         return to_stored(out, source)
-
-
-def to_stored(values: np.ndarray, source: SourceImage) -> np.ndarray:
-    """Float values -> the source's dtype, rounded and clipped to its legal range."""
-    lo, hi = source.value_range
-    if np.issubdtype(source.dtype, np.integer):
-        values = np.rint(values)
-    return np.clip(values, lo, hi).astype(source.dtype)

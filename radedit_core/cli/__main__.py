@@ -1,0 +1,7 @@
+"""``python -m radedit_core.cli`` is the ``radedit`` command."""
+
+import sys
+
+from . import main
+
+sys.exit(main())
