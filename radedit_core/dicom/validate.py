@@ -17,7 +17,6 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 #: Warnings about what a DICOMDIR would need; they say nothing about the instance.
 _DICOMDIR_NOTE = "needed to build DICOMDIR"
@@ -75,8 +74,4 @@ def validate_dicom(path: str | Path, *, executable: str | None = None, timeout: 
     return report
 
 
-def validate_files(paths: Iterable[str | Path], *, executable: str | None = None) -> list[ValidationReport]:
-    return [validate_dicom(p, executable=executable) for p in paths]
-
-
-__all__ = ["DciodvfyNotFound", "ValidationReport", "dciodvfy_executable", "validate_dicom", "validate_files"]
+__all__ = ["DciodvfyNotFound", "ValidationReport", "dciodvfy_executable", "validate_dicom"]

@@ -13,7 +13,7 @@ from typing import Callable
 
 import torch
 
-from .schedule import Schedule, noise_scale, predict_x0, step_mean
+from .schedule import Schedule, predict_x0, step_mean
 
 #: predict(latents [N, C, H, W] float32, step_indices [N]) -> eps [N, C, H, W] float32
 NoisePredictor = Callable[[torch.Tensor, list[int]], torch.Tensor]
@@ -44,10 +44,6 @@ class Inversion:
         if self.means is None:
             raise ValueError(f"{self.method} inversion has no noise maps")
         return self.means[i - self.start]
-
-    def noise_map(self, schedule: Schedule, i: int, eta: float) -> torch.Tensor:
-        """z_t of step i (for inspection; the reverse pass uses the residual form)."""
-        return (self.level(i + 1) - self.mean(i)) / noise_scale(schedule, i, eta)
 
     @property
     def x0(self) -> torch.Tensor:
