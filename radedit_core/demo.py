@@ -10,13 +10,15 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .fileio import check_writable
+from .edit_request import EditRequest, prepare_edit
+from .fileio import check_writable, remove
 from .imaging.image import Geometry
 from .imaging.io import write_image
-from .workflow import PAPER_PROMPTS, EditSettings, RadEditor, edit_file, sidecar_path
+from .settings import PAPER_PROMPTS, EditSettings, cli_name
 
 
 def sample_dir() -> Path:
@@ -34,28 +36,33 @@ def comparison_strip(source: np.ndarray, edited: np.ndarray) -> np.ndarray:
     return np.rint(strip * 255).astype(np.uint8)
 
 
-def run_demo(editor: RadEditor, output: str | Path, steps: int = 200, overwrite: bool = False) -> list[Path]:
+def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False) -> EditRequest:
+    """The demo's edit, checked before the model loads: the edema prompt inside both lungs, the pacemaker kept."""
     output = Path(output)
+    check_writable(output / "comparison.png", overwrite)
     sample = sample_dir()
-    edited_path = output / "edited.png"
-    strip_path = output / "comparison.png"
-    for path in (edited_path, sidecar_path(edited_path), strip_path):
-        check_writable(path, overwrite)
-    settings = EditSettings(
-        prompts=[PAPER_PROMPTS["edema"]],
-        steps=steps,
-        keep_mode="pixel",
-        dilate=5,
-    )
-    result = edit_file(
-        editor,
+    settings = EditSettings.from_mapping({"prompts": [PAPER_PROMPTS["edema"]], "steps": steps}, cli_name)
+    return prepare_edit(
         sample / "cxr.png",
-        edited_path,
+        sample / "lungs_mask.png",
+        sample / "pacemaker_mask.png",
         settings,
-        edit_mask_path=sample / "lungs_mask.png",
-        keep_mask_path=sample / "pacemaker_mask.png",
+        output / "edited.png",
         overwrite=overwrite,
     )
+
+
+def run_demo(editor: Any, request: EditRequest) -> list[Path]:
+    """Edit, write ``edited.png`` (+ sidecar) and ``comparison.png`` (source | edited | difference)."""
+    from .workflow import run_edit  # noqa: PLC0415 - torch only once the inputs are good
+
+    strip_path = request.output.parent / "comparison.png"
+    result, _ = run_edit(editor, request)
     strip = comparison_strip(result.source.array, result.image.array)
-    write_image(strip_path, strip, Geometry(), overwrite=overwrite)
-    return [edited_path, sidecar_path(edited_path), strip_path]
+    try:
+        write_image(strip_path, strip, Geometry(), overwrite=request.overwrite)
+    except BaseException:
+        remove(request.output)
+        remove(request.sidecar)
+        raise
+    return [request.output, request.sidecar, strip_path]

@@ -33,6 +33,12 @@ class ConfigError(RadEditError):
     """An option or a model spec is invalid."""
 
 
+class NumericalError(RadEditError):
+    """A computation produced NaN or infinity (a half-precision overflow, broken weights); nothing is written."""
+
+    exit_code = 1
+
+
 class ModelNotFoundError(RadEditError):
     """Weights for a model component are not where the spec says."""
 

@@ -1,9 +1,19 @@
-"""Atomic output: a result appears whole under its final name or not at all."""
+"""Atomic output: a result appears whole under its final name or not at all.
+
+Files are written to a temporary sibling and renamed; they get the mode a
+plain ``open(path, "w")`` would give them (0666 minus the umask), folders
+0777 minus the umask.  Missing parent folders are created only when the
+write happens, and removed again if it fails, so a failed run leaves no
+empty folders behind.  :class:`OutputGroup` extends this to the several
+files of one job (an image and its sidecar): all of them or none.
+JSON is written strictly (no NaN or infinity: they are not JSON).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -24,20 +34,70 @@ def full_suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """What ``open(path, "w")`` gives a new file: 0666 minus the umask."""
+    return 0o666 & ~_umask()
+
+
+def folder_mode() -> int:
+    return 0o777 & ~_umask()
+
+
+def _nearest_existing(path: Path) -> Path:
+    path = Path(os.path.abspath(path))
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
-    """Fail early (before any computation) if ``path`` cannot be created."""
+    """Fail early (before any computation) if ``path`` cannot be created; creates nothing.
+
+    Raises:
+        OutputError: the path exists (without ``overwrite``), a parent is a
+            file, or the nearest existing folder is not writable.
+    """
     path = Path(path)
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{parent}: cannot create output folder ({exc.strerror})") from exc
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(f"{parent}: output folder is not writable")
+    existing = _nearest_existing(parent)
+    if not existing.is_dir():
+        raise OutputError(f"{path}: output is not writable ({existing} is a file, not a folder)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"{existing}: output folder is not writable")
     return path
+
+
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing parent folders of ``path``; return them, outermost first."""
+    missing: list[Path] = []
+    parent = Path(os.path.abspath(path)).parent
+    while not parent.exists():
+        missing.append(parent)
+        parent = parent.parent
+    missing.reverse()
+    for folder in missing:
+        try:
+            folder.mkdir(mode=0o777)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            _remove_empty(missing)
+            raise OutputError(f"{folder}: cannot create output folder ({exc.strerror})") from exc
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in reversed(folders):
+        with contextlib.suppress(OSError):
+            folder.rmdir()
 
 
 @contextlib.contextmanager
@@ -46,27 +106,37 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
     The temporary name keeps the suffix so that writers which choose the
     format by extension (SimpleITK, nibabel) write the right format.  On any
-    error the temporary file is removed and ``path`` is left as it was.
+    error the temporary file (and any parent folder made for it) is removed
+    and ``path`` is left as it was.
     """
     path = check_writable(path, overwrite)
+    created = _make_parents(path)
     suffix = full_suffix(path)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
+    except OSError as exc:
+        _remove_empty(created)
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
         if path.exists() and not overwrite:
             raise OutputError(f"{path}: output appeared while writing; not replaced")
+        # mkstemp makes private (0600) files; an output gets a normal file's mode.
+        os.chmod(tmp, file_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+            _remove_empty(created)
 
 
 @contextlib.contextmanager
 def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Like :func:`atomic_path` for a folder of files (a DICOM series)."""
     path = check_writable(path, overwrite)
+    created = _make_parents(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
         yield tmp
@@ -74,14 +144,139 @@ def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path
             if not overwrite:
                 raise OutputError(f"{path}: output appeared while writing; not replaced")
             shutil.rmtree(path)
+        os.chmod(tmp, folder_mode())
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+            _remove_empty(created)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
+        return value.item()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    return str(value)
+
+
+def to_json(data: Any) -> str:
+    """Strict JSON text of ``data`` (paths and numpy scalars converted).
+
+    Raises:
+        ValueError: for NaN or infinity anywhere in ``data``, naming where.
+    """
+    try:
+        return json.dumps(data, indent=2, sort_keys=False, default=_jsonable, allow_nan=False) + "\n"
+    except ValueError:
+        raise ValueError(f"not JSON: a non-finite number at {_non_finite(data) or 'an unknown place'}") from None
+
+
+def _non_finite(data: Any, where: str = "") -> str | None:
+    if isinstance(data, float) and not math.isfinite(data):
+        return where or "the top level"
+    if isinstance(data, dict):
+        for key, value in data.items():
+            found = _non_finite(value, f"{where}.{key}" if where else str(key))
+            if found:
+                return found
+    if isinstance(data, (list, tuple)):
+        for k, value in enumerate(data):
+            found = _non_finite(value, f"{where}[{k}]")
+            if found:
+                return found
+    return None
 
 
 def write_json(path: str | Path, data: Any, overwrite: bool = True) -> Path:
-    """Write ``data`` as indented JSON, atomically."""
+    """Write ``data`` as indented strict JSON, atomically."""
+    text = to_json(data)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.write_text(text)
     return Path(path)
+
+
+def remove(path: str | Path) -> None:
+    """Remove a file or a folder tree, if present."""
+    path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class OutputGroup:
+    """The outputs of one job: if any write of the group fails, the ones already written go too.
+
+    Use as a context manager; files written through :meth:`file`,
+    :meth:`directory` and :meth:`json` are removed when the block raises
+    (a cancelled job included), together with the folders made for them.
+    """
+
+    def __init__(self) -> None:
+        self.written: list[Path] = []
+        self._created: list[Path] = []
+
+    def track(self, path: str | Path) -> None:
+        """Note the folders a write of ``path`` is about to create (call before writing it by other means)."""
+        missing: list[Path] = []
+        parent = Path(os.path.abspath(path)).parent
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        self._created.extend(reversed(missing))
+
+    @contextlib.contextmanager
+    def file(self, path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+        path = Path(path)
+        self.track(path)
+        with atomic_path(path, overwrite) as tmp:
+            yield tmp
+        self.written.append(path)
+
+    @contextlib.contextmanager
+    def directory(self, path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+        path = Path(path)
+        self.track(path)
+        with atomic_directory(path, overwrite) as tmp:
+            yield tmp
+        self.written.append(path)
+
+    def json(self, path: str | Path, data: Any, overwrite: bool = False) -> Path:
+        text = to_json(data)
+        with self.file(path, overwrite) as tmp:
+            tmp.write_text(text)
+        return Path(path)
+
+    def add(self, path: str | Path) -> None:
+        """Count a path written by other means (a writer with its own atomic write) as part of the group."""
+        self.written.append(Path(path))
+
+    def rollback(self) -> None:
+        for path in reversed(self.written):
+            remove(path)
+        self.written.clear()
+        _remove_empty(self._created)
+
+    def __enter__(self) -> "OutputGroup":
+        return self
+
+    def __exit__(self, kind, exc, tb) -> None:
+        if kind is not None:
+            self.rollback()
+
+
+__all__ = [
+    "OutputGroup",
+    "atomic_directory",
+    "atomic_path",
+    "check_writable",
+    "file_mode",
+    "folder_mode",
+    "full_suffix",
+    "remove",
+    "to_json",
+    "write_json",
+]

@@ -1,41 +1,72 @@
 """One settings layer: every option of every front end is parsed, checked and defaulted here.
 
-The CLI, the MONAI bundle, the Slicer worker and ``radedit pacs-edit`` hand
-their options (an argparse namespace, a bundle config, a job file) to the
-functions of this module before any model is loaded or any output created.
+The CLI (an argparse namespace), the MONAI bundle (its config ids and
+datalist columns), the worker that the 3D Slicer module drives (a JSON job)
+and ``radedit pacs-edit`` hand their options to the functions of this module
+before any model is loaded or any output is created.  So a value is accepted,
+refused or defaulted the same way whichever front end it came through, and
+the error names the option as that front end spells it (``--guidance``,
+``guidance``, ``settings.weights``, ``row 3: guidance``).
+
+* :class:`EditSettings`: what decides an edit besides the image, the masks
+  and the model (paper Sec. 4; README "What exactly is computed").
+* :class:`GenerateSettings`: text-to-image sampling (model card: 100 DDIM
+  steps, guidance 7.5).
+* :class:`ModelOptions`: which model and how it runs (device, precision).
+
+The defaults are defined once, here (:data:`EDIT_DEFAULTS`,
+:data:`GENERATE_DEFAULTS`, :data:`MODEL_DEFAULTS`); front ends leave an option
+unset (``None``) to get them.  Every error is a :class:`ConfigError` (exit
+code 2) whose message starts with the option's name.
 """
 
 from __future__ import annotations
 
-from dataclasses import fields
-from typing import Any
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Callable, Mapping
 
 from .errors import ConfigError
 
-#: EditSettings fields and the type each is coerced to (values come from
-#: config files and command lines, where "10" and 10 both occur).
-_SETTING_TYPES = {
-    "prompts": "strs",
-    "weights": "floats",
-    "steps": "int",
-    "skip_ratio": "float",
-    "invert_prompt": "str",
-    "invert_guidance": "float",
-    "eta": "float",
-    "seed": "int",
-    "inversion": "str",
-    "keep_mode": "str",
-    "dilate": "int",
-    "soft_masks": "bool",
-    "detail": "str",
-    "reference_compat": "bool",
-    "latent_sampling": "str",
-    "inversion_batch_size": "int",
-    "batch_conditions": "bool",
-}
-DEFAULT_EDIT_STEPS = 200
+# -- defaults (the one place they are written) -----------------------------------------
+
+#: Guidance weight inside the edit mask (paper Sec. 4, following DDPM inversion).
+DEFAULT_GUIDANCE = 15.0
+#: Guidance of the inversion when an invert prompt is given: the DDPM inversion
+#: authors' source-prompt default.
+DEFAULT_INVERT_GUIDANCE = 3.5
+#: Model card's text-to-image settings.
 DEFAULT_GENERATE_STEPS = 100
 DEFAULT_GENERATE_GUIDANCE = 7.5
+
+#: Prompts of the paper (Sec. 5, App. 0.G), offered as presets by the front ends.
+PAPER_PROMPTS = {
+    "normal": "No acute cardiopulmonary process",
+    "edema": "Moderate pulmonary edema. The heart size is normal",
+    "pacemaker": (
+        "Left pectoral pacemaker in place. The position of the leads is as expected. "
+        "Otherwise unremarkable chest radiographic examination"
+    ),
+    "consolidation-left": "New left upper lobe consolidation",
+    "consolidation-right": "New right upper lobe consolidation",
+    "no-pneumothorax": "No pneumothorax",
+}
+
+# -- ranges --------------------------------------------------------------------------
+
+#: Diffusion steps: at least one, at most the 1000 training timesteps of the
+#: model card's scheduler (a model with fewer is checked when it loads).
+MAX_STEPS = 1000
+#: Largest |guidance| accepted: far above any useful value (the paper uses 15,
+#: sweeps go to ~20), low enough that float32 guidance cannot overflow.
+MAX_GUIDANCE = 100.0
+#: Seeds seed ``torch.Generator.manual_seed``, which takes 64-bit integers.
+MAX_SEED = 2**63 - 1
+MAX_DILATE_PX = 256
+MAX_INVERSION_BATCH = 4096
+MAX_IMAGES = 10_000
+
 _EXPECTED = {
     "int": "an integer",
     "float": "a number",
@@ -45,13 +76,20 @@ _EXPECTED = {
     "bool": "true or false",
 }
 
+Namer = Callable[[str], str]
+
 
 def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, str) and value.strip() == "")
 
 
 def coerce(name: str, value: Any, kind: str) -> Any:
-    """``value`` as ``kind`` (int, float, floats, str, strs, bool) or a ConfigError naming ``name``."""
+    """``value`` as ``kind`` (int, float, floats, str, strs, bool) or a ConfigError naming ``name``.
+
+    Values come from config files, job files and command lines, where ``"10"``
+    and ``10``, ``"false"`` and ``False`` both occur; booleans are parsed
+    strictly (``"false"`` is False, ``"maybe"`` is an error).
+    """
     try:
         if kind == "int":
             if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
@@ -86,39 +124,410 @@ def coerce(name: str, value: Any, kind: str) -> Any:
             if text in ("false", "no", "0", "n", ""):
                 return False
             raise ValueError
-    except (TypeError, ValueError):
-        expected = _EXPECTED[kind]
-        raise ConfigError(f"{name}: expected {expected}, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise ConfigError(f"{name}: expected {_EXPECTED[kind]}, got {value!r}") from None
     raise ValueError(f"unknown kind {kind}")
 
 
-def edit_settings(base: dict[str, Any] | None = None, **changes: Any):
-    """An :class:`EditSettings` from a settings mapping; ``None`` values mean the default.
+# -- checks ----------------------------------------------------------------------------
 
-    Raises :class:`ConfigError` for unknown keys or values of the wrong type,
-    so that a typo in a config file or on the command line is an error, not a
-    silently ignored setting.
-    """
-    from .workflow import EditSettings  # noqa: PLC0415 - torch import only when needed
 
-    merged = {**(base or {}), **changes}
-    if "prompt" in merged and "prompts" not in merged:
-        merged["prompts"] = merged.pop("prompt")
-    if "guidance" in merged and "weights" not in merged:
-        merged["weights"] = merged.pop("guidance")
-    known = {f.name for f in fields(EditSettings)}
-    unknown = sorted(set(merged) - known)
+def _number(lo: float, hi: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[Any], str | None]:
+    interval = f"{'(' if low_open else '['}{lo:g}, {hi:g}{')' if high_open else ']'}"
+
+    def check(value: float) -> str | None:
+        ok = math.isfinite(value) and (value > lo if low_open else value >= lo)
+        ok = ok and (value < hi if high_open else value <= hi)
+        return None if ok else f"must be a finite number in {interval}, got {value!r}"
+
+    return check
+
+
+def _integer(lo: int, hi: int) -> Callable[[Any], str | None]:
+    def check(value: int) -> str | None:
+        return None if lo <= value <= hi else f"must be an integer from {lo} to {hi}, got {value}"
+
+    return check
+
+
+def _choice(*options: str) -> Callable[[Any], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in options else f"must be one of {', '.join(options)}, got {value!r}"
+
+    return check
+
+
+def _each(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
+    def each(values: list) -> str | None:
+        for value in values:
+            problem = check(value)
+            if problem is not None:
+                return problem
+        return None
+
+    return each
+
+
+def _edit_prompts(prompts: list[str]) -> str | None:
+    if not prompts:
+        return "an edit needs a prompt (none was given)"
+    for prompt in prompts:
+        if not prompt.strip():
+            # "" is the unconditional prompt: guidance towards it is zero and
+            # the "edit" would only reconstruct the image.
+            return (
+                "is empty; the empty prompt is the unconditional one, so the edit would only reconstruct "
+                "the image: give the text the edited image should match"
+            )
+    return None
+
+
+def _generate_prompts(prompts: list[str]) -> str | None:
+    return None if prompts else "generation needs at least one prompt"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    kind: str
+    check: Callable[[Any], str | None] | None = None
+    optional: bool = False  # None is a legal value (an automatic choice)
+
+
+def _validate(values: dict[str, Any], specs: Mapping[str, _Spec], name: Namer) -> dict[str, Any]:
+    """Coerce and range-check every given value; the first problem is a ConfigError naming its option."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        spec = specs[key]
+        if value is None and spec.optional:
+            out[key] = None
+            continue
+        value = coerce(name(key), value, spec.kind)
+        if spec.kind == "floats" and not isinstance(value, list):
+            value = [value]
+        if spec.check is not None:
+            problem = spec.check(value)
+            if problem is not None:
+                raise ConfigError(f"{name(key)}: {problem}")
+        out[key] = value
+    return out
+
+
+def _unknown(given: Mapping[str, Any], known: Mapping[str, Any], name: Namer, what: str) -> None:
+    unknown = sorted(set(given) - set(known))
     if unknown:
-        raise ConfigError(f"unknown edit settings {unknown}; known: {sorted(known)}")
-    kwargs = {k: coerce(k, v, _SETTING_TYPES.get(k, "str")) for k, v in merged.items() if v is not None}
-    if not kwargs.get("prompts"):
-        raise ConfigError("prompt: an edit needs a prompt (none was given)")
-    weights = kwargs.get("weights")
-    if isinstance(weights, list) and len(weights) == 1:
-        kwargs["weights"] = weights * len(kwargs["prompts"])
-    kwargs.setdefault("steps", DEFAULT_EDIT_STEPS)
-    try:
-        return EditSettings(**kwargs)
-    except TypeError as exc:  # a value the dataclass checks cannot compare
-        raise ConfigError(f"invalid edit settings ({exc})") from exc
+        shown = ", ".join(name(k) for k in unknown)
+        raise ConfigError(f"unknown {what} {shown}; known: {', '.join(name(k) for k in sorted(known))}")
 
+
+def _plain(key: str) -> str:
+    return key
+
+
+# -- edit settings -------------------------------------------------------------------------
+
+EDIT_SPECS: dict[str, _Spec] = {
+    "prompts": _Spec("strs", _edit_prompts),
+    "weights": _Spec("floats", _each(_number(-MAX_GUIDANCE, MAX_GUIDANCE))),
+    "steps": _Spec("int", _integer(1, MAX_STEPS)),
+    "skip_ratio": _Spec("float", _number(0.0, 1.0, high_open=True)),
+    "invert_prompt": _Spec("str"),
+    "invert_guidance": _Spec("float", _number(-MAX_GUIDANCE, MAX_GUIDANCE)),
+    "eta": _Spec("float", _number(0.0, 1.0, low_open=True)),
+    "seed": _Spec("int", _integer(0, MAX_SEED)),
+    "inversion": _Spec("str", _choice("ddpm", "ddim")),
+    "keep_mode": _Spec("str", _choice("pixel", "latent")),
+    "dilate": _Spec("int", _integer(0, MAX_DILATE_PX)),
+    "soft_masks": _Spec("bool"),
+    "detail": _Spec("str", _choice("outside-edit", "everywhere", "none")),
+    "reference_compat": _Spec("bool"),
+    "latent_sampling": _Spec("str", _choice("mode", "sample")),
+    "inversion_batch_size": _Spec("int", _integer(1, MAX_INVERSION_BATCH), optional=True),
+    "batch_conditions": _Spec("bool"),
+}
+
+
+@dataclass
+class EditSettings:
+    """Everything that decides an edit besides the image, the masks and the model.
+
+    ``prompts``/``weights``: edit prompt(s) and their guidance weights (one per
+    prompt; default :data:`DEFAULT_GUIDANCE`). ``steps`` T and ``skip_ratio``
+    (the first ``int(T * skip_ratio)`` steps are skipped). ``invert_prompt``
+    ("" = unconditional inversion, the paper's setting) with
+    ``invert_guidance``. ``eta`` in (0, 1] (1 = edit-friendly DDPM inversion).
+    ``seed`` in [0, 2^63 - 1]. ``inversion`` ``ddpm`` or ``ddim`` (the paper's
+    ablation). ``keep_mode``: ``pixel`` (default: kept regions are copied from
+    the source, bit for bit) or ``latent`` (the paper's latent paste only).
+    ``dilate``: both masks are dilated by this many pixels (paper: 5).
+    ``detail``: where the source's full-resolution detail is kept when mapping
+    back. ``reference_compat``: reproduce the released pipeline's quirks.
+    ``latent_sampling``: VAE posterior ``mode`` or a seeded ``sample``.
+    ``inversion_batch_size``: timesteps per UNet call while inverting (None:
+    64 on GPU, 8 on CPU). ``batch_conditions``: unconditional and conditional
+    predictions in one UNet call.
+
+    Raises:
+        ConfigError: for any value of the wrong type or out of range, naming it.
+    """
+
+    prompts: list[str]
+    weights: list[float] | None = None
+    steps: int = 200
+    skip_ratio: float = 0.3
+    invert_prompt: str = ""
+    invert_guidance: float = DEFAULT_INVERT_GUIDANCE
+    eta: float = 1.0
+    seed: int = 0
+    inversion: str = "ddpm"
+    keep_mode: str = "pixel"
+    dilate: int = 5
+    soft_masks: bool = False
+    detail: str = "outside-edit"
+    reference_compat: bool = False
+    latent_sampling: str = "mode"
+    inversion_batch_size: int | None = None
+    batch_conditions: bool = True
+
+    def __post_init__(self) -> None:
+        _normalise_edit(self, _plain)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "EditSettings":
+        """Settings from a front end's mapping of field names to (possibly textual) values.
+
+        ``None`` means the default; ``prompt``/``guidance`` are accepted for
+        ``prompts``/``weights``; ``name`` spells a field as the front end does
+        (for the error messages).
+        """
+        given = dict(values)
+        for short, long in (("prompt", "prompts"), ("guidance", "weights")):
+            if short in given:
+                value = given.pop(short)
+                if given.get(long) is None:
+                    given[long] = value
+        _unknown(given, EDIT_SPECS, name, "edit settings")
+        given = {k: v for k, v in given.items() if v is not None}
+        if "prompts" not in given:
+            raise ConfigError(f"{name('prompts')}: an edit needs a prompt (none was given)")
+        checked = _validate(given, EDIT_SPECS, name)
+        settings = cls.__new__(cls)
+        for f in fields(cls):
+            setattr(settings, f.name, checked.get(f.name, _default(f)))
+        _normalise_edit(settings, name)
+        return settings
+
+
+def _default(f) -> Any:
+    return f.default_factory() if callable(getattr(f, "default_factory", None)) else f.default
+
+
+def _normalise_edit(settings: EditSettings, name: Namer) -> None:
+    if isinstance(settings.prompts, str):
+        settings.prompts = [settings.prompts]
+    weights = settings.weights
+    if weights is None:
+        weights = [DEFAULT_GUIDANCE]
+    elif isinstance(weights, (int, float, str)):
+        weights = [weights]
+    values = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    values["weights"] = list(weights)
+    checked = _validate(values, EDIT_SPECS, name)
+    if len(checked["weights"]) == 1:
+        checked["weights"] = checked["weights"] * len(checked["prompts"])
+    if len(checked["weights"]) != len(checked["prompts"]):
+        raise ConfigError(
+            f"{name('weights')}: {len(checked['prompts'])} prompts but {len(checked['weights'])} guidance "
+            "weights; give one weight for all prompts or one per prompt"
+        )
+    for key, value in checked.items():
+        object.__setattr__(settings, key, value)
+
+
+#: The defaults every front end shares (an edit with one placeholder prompt).
+EDIT_DEFAULTS = EditSettings(prompts=["-"])
+
+
+# -- generation settings ---------------------------------------------------------------------
+
+GENERATE_SPECS: dict[str, _Spec] = {
+    "prompts": _Spec("strs", _generate_prompts),
+    "steps": _Spec("int", _integer(1, MAX_STEPS)),
+    "guidance": _Spec("float", _number(-MAX_GUIDANCE, MAX_GUIDANCE)),
+    "seed": _Spec("int", _integer(0, MAX_SEED)),
+    "negative_prompt": _Spec("str"),
+    "num_images": _Spec("int", _integer(1, MAX_IMAGES)),
+    "bits": _Spec("int", lambda v: None if v in (8, 16) else f"must be 8 or 16, got {v}"),
+}
+
+
+@dataclass
+class GenerateSettings:
+    """Text-to-image sampling: DDIM (eta 0) with classifier-free guidance (model card).
+
+    ``prompts`` (an empty prompt samples unconditionally), ``steps``,
+    ``guidance``, ``seed`` (image j of a prompt uses ``seed + j``),
+    ``negative_prompt`` (the unconditional branch), ``num_images`` per prompt
+    and the PNG ``bits`` (8 or 16).
+    """
+
+    prompts: list[str] = field(default_factory=list)
+    steps: int = DEFAULT_GENERATE_STEPS
+    guidance: float = DEFAULT_GENERATE_GUIDANCE
+    seed: int = 0
+    negative_prompt: str = ""
+    num_images: int = 1
+    bits: int = 8
+
+    def __post_init__(self) -> None:
+        if isinstance(self.prompts, str):
+            self.prompts = [self.prompts]
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in _validate(values, GENERATE_SPECS, _plain).items():
+            setattr(self, key, value)
+        if self.seed + self.num_images - 1 > MAX_SEED:
+            raise ConfigError(f"seed: seed + num_images - 1 must stay <= {MAX_SEED}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "GenerateSettings":
+        given = dict(values)
+        if "prompt" in given:
+            value = given.pop("prompt")
+            if given.get("prompts") is None:
+                given["prompts"] = value
+        _unknown(given, GENERATE_SPECS, name, "generation settings")
+        given = {k: v for k, v in given.items() if v is not None}
+        checked = _validate(given, GENERATE_SPECS, name)
+        try:
+            return cls(**checked)
+        except ConfigError as exc:
+            # A cross-field problem: name the option as the front end does.
+            raise ConfigError(str(exc).replace("seed:", f"{name('seed')}:", 1)) from None
+
+
+GENERATE_DEFAULTS = GenerateSettings(prompts=["-"])
+
+
+# -- model options ---------------------------------------------------------------------------
+
+_DTYPES = ("auto", "float32", "bfloat16", "float16", "fp32", "bf16", "fp16")
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+MODEL_SPECS: dict[str, _Spec] = {
+    "model": _Spec("str", lambda v: None if v.strip() else "give 'radedit', 'tiny', a model folder or a spec file"),
+    "device": _Spec("str", lambda v: None if _DEVICE.match(v) else f"must be auto, cpu, cuda or cuda:N, got {v!r}"),
+    "dtype": _Spec("str", _choice(*_DTYPES)),
+    "vae_dtype": _Spec("str", _choice(*_DTYPES)),
+    "trust_remote_code": _Spec("bool"),
+    "offline": _Spec("bool", optional=True),
+    "compile": _Spec("bool"),
+}
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """Which model, and how it runs.
+
+    ``model``: ``radedit`` (the published weights, from the Hugging Face cache),
+    ``tiny`` (the bundled demo model), a model folder or a spec file.
+    ``device``: auto, cpu, cuda, cuda:N. ``dtype``: UNet and text encoder
+    precision (auto = bfloat16 on GPU, float32 on CPU); ``vae_dtype`` (float32
+    by default: the SDXL VAE overflows in float16). ``trust_remote_code``:
+    allow a component's own modelling code (BioViL-T). ``offline``: never
+    contact the hub (None: as HF_HUB_OFFLINE says). ``compile``: torch.compile
+    the UNet.
+    """
+
+    model: str = "radedit"
+    device: str = "auto"
+    dtype: str = "auto"
+    vae_dtype: str = "float32"
+    trust_remote_code: bool = False
+    offline: bool | None = None
+    compile: bool = False
+
+    def __post_init__(self) -> None:
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for key, value in _validate(values, MODEL_SPECS, _plain).items():
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain, default_model: str = "radedit") -> "ModelOptions":
+        given = dict(values)
+        if given.get("name") is not None and given.get("model") is None:
+            given["model"] = given.pop("name")
+        given.pop("name", None)
+        _unknown(given, MODEL_SPECS, name, "model options")
+        given = {k: v for k, v in given.items() if v is not None}
+        given.setdefault("model", default_model)
+        return cls(**_validate(given, MODEL_SPECS, name))
+
+    @property
+    def local_files_only(self) -> bool | None:
+        return True if self.offline else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+MODEL_DEFAULTS = ModelOptions()
+
+
+# -- how front ends spell the options ---------------------------------------------------------
+
+_CLI_NAMES = {"prompts": "--prompt", "weights": "--guidance", "num_images": "--num-images"}
+
+
+def cli_name(key: str) -> str:
+    """``weights`` -> ``--guidance``, ``skip_ratio`` -> ``--skip-ratio``."""
+    return _CLI_NAMES.get(key) or "--" + key.replace("_", "-")
+
+
+def bundle_name(key: str) -> str:
+    """``weights`` -> ``guidance``, ``prompts`` -> ``prompt`` (the bundle's config ids)."""
+    return {"prompts": "prompt", "weights": "guidance"}.get(key, key)
+
+
+def prefixed(prefix: str) -> Namer:
+    """``prefixed("settings")("steps")`` -> ``settings.steps`` (job files)."""
+    return lambda key: f"{prefix}.{key}"
+
+
+def row_name(where: str, base: Namer = bundle_name) -> Namer:
+    """Datalist rows: ``row 3: guidance``."""
+    return lambda key: f"{where}: {base(key)}" if where else base(key)
+
+
+def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, **changes: Any) -> EditSettings:
+    """:meth:`EditSettings.from_mapping` of ``base`` updated with ``changes``."""
+    return EditSettings.from_mapping({**(base or {}), **changes}, name)
+
+
+__all__ = [
+    "DEFAULT_GENERATE_GUIDANCE",
+    "DEFAULT_GENERATE_STEPS",
+    "DEFAULT_GUIDANCE",
+    "DEFAULT_INVERT_GUIDANCE",
+    "EDIT_DEFAULTS",
+    "EditSettings",
+    "GENERATE_DEFAULTS",
+    "GenerateSettings",
+    "MAX_GUIDANCE",
+    "MAX_SEED",
+    "MAX_STEPS",
+    "MODEL_DEFAULTS",
+    "PAPER_PROMPTS",
+    "ModelOptions",
+    "bundle_name",
+    "cli_name",
+    "coerce",
+    "edit_settings",
+    "is_missing",
+    "prefixed",
+    "row_name",
+]

@@ -5,6 +5,7 @@ a GUI) run the edit in a separate process::
 
     python -m radedit_core.worker job.json
     python -m radedit_core.worker --probe          # what this environment has
+    python -m radedit_core.worker --check job.json # is the job valid? (no model, nothing written)
 
 The process prints one JSON object per line on stdout and nothing else there
 (library chatter is sent to stderr)::
@@ -27,8 +28,10 @@ Jobs (``"radedit_job": 1``):
 ``task: "edit"`` edits ``image`` (anything :func:`read_image` reads; the
 Slicer module writes the volume as NRRD with its geometry) inside
 ``edit_mask`` (``null``: global edit), keeping ``keep_mask``; both must lie on
-the image's grid.  ``settings`` are :class:`EditSettings` fields, ``model`` is
-``{"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline"}``
+the image's grid.  ``settings`` are :class:`~radedit_core.settings.EditSettings` fields (the
+bundle's names: ``prompt``, ``guidance``, ...; absent = the default), ``model``
+is ``{"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline"}``
+(:class:`~radedit_core.settings.ModelOptions`)
 and ``intensity`` optionally overrides what the file cannot say: the
 stored-value ``value_range``, the ``window`` mapped to [-1, 1], and
 ``invert`` for images stored with inverted polarity (bright = air), which the
@@ -64,7 +67,6 @@ JOB_VERSION = 1
 #: Exit code of a cancelled job (128 + SIGTERM, what a shell reports).
 CANCELLED_EXIT_CODE = 143
 
-_MODEL_KEYS = {"name", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile"}
 _EDIT_KEYS = {
     "radedit_job", "task", "image", "edit_mask", "keep_mask", "output", "sidecar",
     "overwrite", "settings", "model", "intensity", "source_dicom", "client",
@@ -156,16 +158,37 @@ def _require(job: dict[str, Any], key: str) -> Any:
     return job[key]
 
 
-def edit_settings(fields: dict[str, Any]):
-    from .workflow import EditSettings  # noqa: PLC0415 - torch import only when needed
+def check_edit(job: dict[str, Any]):
+    """Everything about an edit job that needs no model: settings, model options, image, masks, outputs.
 
-    known = {f.name for f in dataclasses.fields(EditSettings)}
-    unknown = sorted(set(fields) - known)
-    if unknown:
-        raise ConfigError(f"unknown edit settings {unknown}; known: {sorted(known)}")
-    if "prompts" not in fields:
-        raise ConfigError("edit settings need 'prompts'")
-    return EditSettings(**fields)
+    Returns the :class:`~radedit_core.edit_request.EditRequest` (with the
+    job's own sidecar path) and the :class:`~radedit_core.settings.ModelOptions`.
+    """
+    from dataclasses import replace  # noqa: PLC0415
+
+    from .edit_request import prepare_edit  # noqa: PLC0415
+    from .fileio import check_writable  # noqa: PLC0415
+    from .settings import EditSettings, ModelOptions, bundle_name  # noqa: PLC0415
+
+    from .models.spec import ModelSpec  # noqa: PLC0415
+
+    settings = EditSettings.from_mapping(dict(_require(job, "settings")), bundle_name)
+    model = ModelOptions.from_mapping(dict(job.get("model") or {}), bundle_name)
+    ModelSpec.resolve(model.model)  # a model that does not exist is reported now, not after the inputs
+    overwrite = bool(job.get("overwrite", False))
+    request = prepare_edit(
+        _require(job, "image"),
+        job.get("edit_mask"),
+        job.get("keep_mask"),
+        settings,
+        _require(job, "output"),
+        overwrite=overwrite,
+        global_edit=job.get("edit_mask") is None,
+        name=bundle_name,
+    )
+    if job.get("sidecar"):
+        request = replace(request, sidecar=check_writable(job["sidecar"], overwrite))
+    return request, model
 
 
 def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
@@ -173,25 +196,11 @@ def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
     from .imaging.intensity import apply_intensity, dicom_intensity  # noqa: PLC0415
     from .models.loading import quiet_model_libraries  # noqa: PLC0415
-    from .fileio import check_writable, write_json  # noqa: PLC0415
-    from .imaging.io import read_image, read_mask_array, write_like  # noqa: PLC0415
-    from .workflow import RadEditor, _remove, sidecar_path  # noqa: PLC0415
+    from .workflow import RadEditor, run_edit as run_request  # noqa: PLC0415
 
-    quiet_model_libraries()
-    image_path = Path(_require(job, "image"))
-    output = Path(_require(job, "output"))
-    sidecar = Path(job["sidecar"]) if job.get("sidecar") else sidecar_path(output)
-    overwrite = bool(job.get("overwrite", False))
-    settings = edit_settings(dict(_require(job, "settings")))
-    model = dict(job.get("model") or {})
-    unknown = sorted(set(model) - _MODEL_KEYS)
-    if unknown:
-        raise ConfigError(f"unknown model fields {unknown}; known: {sorted(_MODEL_KEYS)}")
-
-    # Every input problem is reported before the model is loaded.
-    check_writable(output, overwrite)
-    check_writable(sidecar, overwrite)
-    source = read_image(image_path)
+    # Every problem with the job is reported before the model is loaded.
+    request, model = check_edit(job)
+    source = request.image
     intensity = job.get("intensity")
     storable = None
     if job.get("source_dicom"):
@@ -199,22 +208,12 @@ def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
         intensity, storable = dicom_intensity(source, read_dicom_image(job["source_dicom"]))
     image, undo = apply_intensity(source, intensity)
-    edit_path = job.get("edit_mask")
-    keep_path = job.get("keep_mask")
-    edit = None if edit_path is None else read_mask_array(edit_path, source)
-    keep = None if keep_path is None else read_mask_array(keep_path, source)
+    request.image = image
 
     emit("progress", stage="load", done=0, total=1)
     t0 = time.perf_counter()
-    editor = RadEditor.load(
-        model.get("name", "radedit"),
-        device=model.get("device", "auto"),
-        dtype=model.get("dtype", "auto"),
-        vae_dtype=model.get("vae_dtype", "float32"),
-        trust_remote_code=bool(model.get("trust_remote_code", False)),
-        local_files_only=True if model.get("offline") else None,
-        compile_unet=bool(model.get("compile", False)),
-    )
+    quiet_model_libraries()
+    editor = RadEditor.from_options(model)
     editor.set_progress(False)
     load_seconds = time.perf_counter() - t0
     emit("progress", stage="load", done=1, total=1)
@@ -222,39 +221,29 @@ def run_edit(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     def progress(stage: str, done: int, total: int) -> None:
         emit("progress", stage=stage, done=int(done), total=int(total))
 
-    result = editor.edit(image, edit, keep, settings, progress, (edit_path, keep_path))
-    edited = undo(result.image.array)
-    if storable is not None:
-        # Unchanged pixels keep their exact values (a float volume may not
-        # reproduce them bit for bit through the stored-value round trip).
-        edited = np.where(edited == source.array, source.array, storable(edited))
-    result.provenance["result"]["changed_pixels"] = int(np.count_nonzero(edited != source.array))
+    def back_to_the_volume(result) -> None:
+        edited = undo(result.image.array)
+        if storable is not None:
+            # Unchanged pixels keep their exact values (a float volume may not
+            # reproduce them bit for bit through the stored-value round trip).
+            edited = np.where(edited == source.array, source.array, storable(edited))
+        result.source, result.image = source, source.with_array(edited)
+        emit("progress", stage="write", done=0, total=1)
 
-    emit("progress", stage="write", done=0, total=1)
-    provenance = result.provenance
-    provenance["output"] = {"path": str(output)}
-    provenance["worker"] = {
+    worker_block = {
         "job_version": JOB_VERSION,
         "intensity": intensity or {},
         "source_dicom": job.get("source_dicom"),
         "client": job.get("client"),
         "model_load_s": round(load_seconds, 4),
     }
-    written: list[Path] = []
-    try:
-        written.append(write_like(output, edited, source, overwrite=overwrite))
-        written.append(write_json(sidecar, provenance, overwrite=overwrite))
-    except BaseException:
-        # A cancelled or failed job leaves neither of its files behind.
-        for path in written:
-            _remove(path)
-        raise
+    result, written = run_request(editor, request, progress, extra={"worker": worker_block}, finish=back_to_the_volume)
     emit("progress", stage="write", done=1, total=1)
     masks = result.masks.summary()
     return {
-        "output": str(output),
-        "sidecar": str(sidecar),
-        "changed_pixels": provenance["result"]["changed_pixels"],
+        "output": str(written.path),
+        "sidecar": str(request.sidecar),
+        "changed_pixels": result.provenance["result"]["changed_pixels"],
         "edit_pixels": masks["edit_pixels"],
         "keep_pixels": masks["keep_pixels"],
         "overlap_pixels": masks["overlap_pixels"],
@@ -420,6 +409,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("job", nargs="?", type=Path, help="job file (JSON)")
     parser.add_argument("--probe", action="store_true", help="print what this environment has and exit")
+    parser.add_argument(
+        "--check", action="store_true", help="check the job (options, inputs, outputs) without running it"
+    )
     args = parser.parse_args(argv)
     if args.job is None and not args.probe:
         parser.error("give a job file, or --probe")
@@ -432,6 +424,11 @@ def main(argv: list[str] | None = None) -> int:
             emit("probe", **probe())
             return 0
         job = load_job(args.job)
+        if args.check:
+            if job["task"] == "edit":
+                check_edit(job)
+            emit("checked", task=job["task"])
+            return 0
         emit("started", task=job["task"], pid=os.getpid(), version=__version__)
         summary = TASKS[job["task"]](job, emit)
         emit("done", task=job["task"], **summary)

@@ -1,108 +1,44 @@
-"""Source image in, edited image out: the one path every adapter calls.
+"""Source image in, edited image out: the one route every front end takes.
 
-``RadEditor`` holds the loaded model; ``RadEditor.edit`` maps a
-:class:`SourceImage` and its masks to model space, runs the pipeline and maps
-the result back onto the exact source grid, dtype and stored-value range.
-``edit_file`` adds reading, atomic writing and the provenance sidecar.
+1. :func:`prepare_edit` checks everything that needs no model: the output
+   (writable, format, DICOM-only options), the image (located in a DICOM
+   folder, read), the masks (on the image's grid, not empty) and the DICOM
+   series number, so that a bad input stops in a second, before the model
+   loads and before anything is written.
+2. :class:`RadEditor` holds the loaded model; :meth:`RadEditor.edit` maps a
+   :class:`SourceImage` and its masks to model space, runs the pipeline and
+   maps the result back onto the exact source grid, dtype and stored-value
+   range.
+3. :func:`run_edit` edits a prepared request and writes the output and its
+   provenance sidecar as one group (both or neither).
+
+:func:`edit_file` is 1 + 3 for scripts.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
-import hashlib
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Callable
 
 import numpy as np
 import torch
 
-from ._version import __version__
-from .errors import ConfigError
-from .fileio import check_writable, full_suffix, write_json
-from .imaging.image import SourceImage
-from .imaging.io import read_image, read_mask_array, write_like
+from .edit_request import EditRequest, prepare_edit
+from .fileio import OutputGroup, check_writable
+from .imaging.image import Geometry, SourceImage
+from .imaging.io import write_image_file
 from .imaging.masks import EditMasks, make_masks
 from .imaging.intensity import to_stored
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
 from .pipelines.base import ProgressCallback
-from .pipelines.pipeline_radedit import DEFAULT_GUIDANCE, DEFAULT_INVERT_GUIDANCE, RadEditPipeline
+from .pipelines.pipeline_radedit import RadEditPipeline
 from .pipelines.pipeline_radedit_generation import RadEditGenerationPipeline
-
-KeepMode = Literal["latent", "pixel"]
-DetailMode = Literal["outside-edit", "everywhere", "none"]
-
-#: Prompts of the paper (Sec. 5, App. 0.G), offered as presets by the adapters.
-PAPER_PROMPTS = {
-    "normal": "No acute cardiopulmonary process",
-    "edema": "Moderate pulmonary edema. The heart size is normal",
-    "pacemaker": (
-        "Left pectoral pacemaker in place. The position of the leads is as expected. "
-        "Otherwise unremarkable chest radiographic examination"
-    ),
-    "consolidation-left": "New left upper lobe consolidation",
-    "consolidation-right": "New right upper lobe consolidation",
-    "no-pneumothorax": "No pneumothorax",
-}
-
-
-@dataclass
-class EditSettings:
-    """Everything that decides an edit besides the image, masks and model.
-
-    ``keep_mode``: ``latent`` applies the keep mask in the diffusion (the
-    paper); ``pixel`` additionally copies the source pixels inside the keep
-    mask after decoding, so kept structures are bit-identical to the source.
-    ``detail``: where the source's fine detail (beyond model resolution) is
-    kept when mapping back (see :mod:`radedit_core.imaging.transform`):
-    outside the edit mask (default), everywhere, or nowhere.
-    """
-
-    prompts: list[str]
-    weights: list[float] | None = None
-    steps: int = 200
-    skip_ratio: float = 0.3
-    invert_prompt: str = ""
-    invert_guidance: float = DEFAULT_INVERT_GUIDANCE
-    eta: float = 1.0
-    seed: int = 0
-    inversion: Literal["ddpm", "ddim"] = "ddpm"
-    keep_mode: KeepMode = "latent"
-    dilate: int = 0
-    soft_masks: bool = False
-    detail: DetailMode = "outside-edit"
-    reference_compat: bool = False
-    latent_sampling: Literal["mode", "sample"] = "mode"
-    inversion_batch_size: int | None = None
-    batch_conditions: bool = True
-
-    def __post_init__(self) -> None:
-        if isinstance(self.prompts, str):
-            self.prompts = [self.prompts]
-        if not self.prompts:
-            raise ConfigError("at least one prompt is needed (an empty prompt list was given)")
-        if self.weights is None:
-            self.weights = [DEFAULT_GUIDANCE] * len(self.prompts)
-        elif isinstance(self.weights, (int, float)):
-            self.weights = [float(self.weights)] * len(self.prompts)
-        if len(self.weights) != len(self.prompts):
-            raise ConfigError(f"{len(self.prompts)} prompts but {len(self.weights)} guidance weights")
-        if self.keep_mode not in ("latent", "pixel"):
-            raise ConfigError(f"keep_mode must be 'latent' or 'pixel', got {self.keep_mode!r}")
-        if self.detail not in ("outside-edit", "everywhere", "none"):
-            raise ConfigError(f"detail must be 'outside-edit', 'everywhere' or 'none', got {self.detail!r}")
-        if self.dilate < 0:
-            raise ConfigError(f"dilation must be >= 0 pixels, got {self.dilate}")
-        if not 0.0 <= self.skip_ratio < 1.0:
-            raise ConfigError(f"skip_ratio must be in [0, 1), got {self.skip_ratio}")
-        if self.steps < 1:
-            raise ConfigError(f"steps must be >= 1, got {self.steps}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
+from .outputs import DicomOutputOptions, WrittenOutput, sidecar_path, write_edit
+from .provenance import edit_provenance, header, image_notes, warn_notes
+from .settings import PAPER_PROMPTS, EditSettings, GenerateSettings, ModelOptions
 
 @dataclass
 class EditResult:
@@ -116,6 +52,10 @@ class EditResult:
     unet_calls: int
     timings: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
+    #: Per prompt: its token count and whether the encoder's max length cut it.
+    text: list[dict[str, Any]] = field(default_factory=list)
+    #: One-line notes for the sidecar and the console (readers' interpretations, truncated prompts, ...).
+    notes: list[str] = field(default_factory=list)
 
 
 class RadEditor:
@@ -150,6 +90,19 @@ class RadEditor:
             local_files_only=local_files_only,
         )
         return cls(components, compile_unet=compile_unet)
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> "RadEditor":
+        """Load the model :class:`~radedit_core.settings.ModelOptions` describe."""
+        return cls.load(
+            options.model,
+            device=options.device,
+            dtype=options.dtype,
+            vae_dtype=options.vae_dtype,
+            trust_remote_code=options.trust_remote_code,
+            local_files_only=options.local_files_only,
+            compile_unet=options.compile,
+        )
 
     def set_progress(self, enabled: bool) -> None:
         for pipe in (self.pipe, self.generator_pipe):
@@ -211,6 +164,12 @@ class RadEditor:
             edited = np.where(keep >= 1.0, image.array, to_stored(blended, image))
         timings = dict(out.timings)
         timings["total"] = time.perf_counter() - t0
+        text = out.text
+        notes = image_notes(image) + [
+            f"prompt {t['prompt']!r} has {t['tokens']} tokens; the text encoder reads the first {t['max_length']}"
+            for t in text
+            if t["truncated"]
+        ]
         result = EditResult(
             source=image,
             image=image.with_array(edited),
@@ -221,54 +180,11 @@ class RadEditor:
             unet_evaluations=out.unet_evaluations,
             unet_calls=out.unet_calls,
             timings=timings,
+            text=text,
+            notes=notes,
         )
-        result.provenance = self.provenance(image, result, settings, mask_paths)
+        result.provenance = edit_provenance(result, settings, self.components.provenance(), mask_paths)
         return result
-
-    def provenance(
-        self,
-        image: SourceImage,
-        result: EditResult,
-        settings: EditSettings,
-        mask_paths: tuple[Any, Any],
-    ) -> dict[str, Any]:
-        changed = int(np.count_nonzero(result.image.array != image.array))
-        return {
-            "tool": "radedit_core",
-            "version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "method": "RadEdit (Pérez-García, Bond-Taylor et al., ECCV 2024)",
-            "input": {
-                "path": None if image.path is None else str(image.path),
-                "format": image.format,
-                "shape": list(image.shape),
-                "dtype": str(image.dtype),
-                "value_range": list(image.value_range),
-                "sha256": _sha256(image.path),
-            },
-            "masks": {
-                "edit": None if mask_paths[0] is None else str(mask_paths[0]),
-                "keep": None if mask_paths[1] is None else str(mask_paths[1]),
-                "dilate_px": settings.dilate,
-                "rule": "mean" if settings.soft_masks else "any",
-                **result.masks.summary(),
-            },
-            "model": self.components.provenance(),
-            "settings": settings.to_dict(),
-            "transform": {
-                "crop_row_col_size": list(result.transform.crop),
-                "model_size": result.transform.model_size,
-                "intensity_low": result.transform.low,
-                "intensity_high": result.transform.high,
-            },
-            "result": {
-                "unet_evaluations": result.unet_evaluations,
-                "unet_calls": result.unet_calls,
-                "changed_pixels": changed,
-                "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
-                "torch": torch.__version__,
-            },
-        }
 
     # -- generation --------------------------------------------------------
     def generate(
@@ -292,23 +208,6 @@ class RadEditor:
         )
 
 
-def _sha256(path: Path | None) -> str | None:
-    if path is None or not Path(path).is_file():
-        return None
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def sidecar_path(output: str | Path) -> Path:
-    """``out.nii.gz`` -> ``out.json`` (beside a DICOM series folder: ``series.json``)."""
-    output = Path(output)
-    suffix = full_suffix(output) if output.suffix else ""
-    return output.with_name(output.name[: len(output.name) - len(suffix)] + ".json")
-
-
 def model_image_to_array(image: torch.Tensor | np.ndarray, bits: int = 8) -> np.ndarray:
     """A [-1, 1] model-space image -> unsigned integers of ``bits`` bits (for PNG)."""
     arr = image.detach().cpu().numpy() if isinstance(image, torch.Tensor) else np.asarray(image)
@@ -317,60 +216,117 @@ def model_image_to_array(image: torch.Tensor | np.ndarray, bits: int = 8) -> np.
     return np.rint((np.clip(arr, -1, 1) + 1) / 2 * (2**bits - 1)).astype(dtype)
 
 
+# -- the route: prepare (no model: radedit_core.edit_request), then run ----------------------
+
+
+def run_edit(
+    editor: "RadEditor",
+    request: EditRequest,
+    callback: ProgressCallback | None = None,
+    extra: dict[str, Any] | None = None,
+    finish: Callable[[EditResult], None] | None = None,
+) -> tuple[EditResult, WrittenOutput]:
+    """Edit a prepared request; write the output and its sidecar (both or neither).
+
+    ``extra``: blocks the front end adds to the sidecar (``batch``, ``worker``,
+    ...). ``finish(result)`` may adjust the result before it is written (the
+    worker maps it back to its volume's values). Notes (readers'
+    interpretations, truncated prompts) are also logged as warnings.
+    """
+    result = editor.edit(
+        request.image, request.edit, request.keep, request.settings, callback, (request.edit_ref, request.keep_ref)
+    )
+    if finish is not None:
+        finish(result)
+    warn_notes(result.notes, request.image.path)
+    with OutputGroup() as group:
+        written = write_edit(
+            result, request.output, request.output_format, group, overwrite=request.overwrite, dicom=request.dicom
+        )
+        result.provenance = {**result.provenance, **(extra or {}), "output": written.to_dict()}
+        group.json(request.sidecar, result.provenance, overwrite=request.overwrite)
+    return result, written
+
+
+# -- text-to-image ---------------------------------------------------------------------------------
+
+
+def sample_paths(settings: GenerateSettings, out_dir: str | Path) -> list[Path]:
+    """``out_dir/sample_000.png``, ... for every prompt times ``num_images``; then ``out_dir/samples.json``."""
+    out_dir = Path(out_dir)
+    n = len(settings.prompts) * settings.num_images
+    return [out_dir / f"sample_{k:03d}.png" for k in range(n)] + [out_dir / "samples.json"]
+
+
+def check_generate_output(settings: GenerateSettings, out_dir: str | Path, overwrite: bool = False) -> None:
+    """Before the model loads: every file :func:`generate_files` would write can be written."""
+    for path in sample_paths(settings, out_dir):
+        check_writable(path, overwrite)
+
+
+def generate_files(editor: "RadEditor", settings: GenerateSettings, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
+    """Sample the prompts and write the PNGs and ``samples.json`` (all of them or none)."""
+    paths = sample_paths(settings, out_dir)
+    out = editor.generate(
+        settings.prompts,
+        steps=settings.steps,
+        guidance=settings.guidance,
+        seed=settings.seed,
+        negative_prompt=settings.negative_prompt,
+        num_images_per_prompt=settings.num_images,
+    )
+    with OutputGroup() as group:
+        for path, image in zip(paths, out.images):
+            with group.file(path, overwrite) as tmp:
+                write_image_file(tmp, model_image_to_array(image, settings.bits), Geometry())
+        group.json(
+            paths[-1],
+            {
+                **header(),
+                "model": editor.components.provenance(),
+                "settings": {**settings.to_dict(), "scheduler": "DDIM, eta 0"},
+                "samples": [{"path": p.name, "prompt": pr} for p, pr in zip(paths, out.prompts)],
+                "timings_s": out.timings,
+            },
+            overwrite,
+        )
+    return paths
+
+
 def edit_file(
     editor: RadEditor,
     image_path: str | Path,
     output: str | Path,
     settings: EditSettings,
-    edit_mask_path: str | Path | None = None,
-    keep_mask_path: str | Path | None = None,
+    edit_mask_path: Any = None,
+    keep_mask_path: Any = None,
     overwrite: bool = False,
     callback: ProgressCallback | None = None,
-    write_output=None,
+    output_format: str = "auto",
+    dicom: DicomOutputOptions | None = None,
 ) -> EditResult:
-    """Read, edit, write atomically, then write the provenance sidecar.
+    """Check, read, edit and write ``output`` (format from its suffix) plus its provenance sidecar.
 
-    ``write_output(result, output, overwrite)`` overrides how the edited image
-    is written (the DICOM writer plugs in here); by default the output's
-    suffix picks PNG, NIfTI or NRRD with the source geometry.
+    ``edit_mask_path=None`` edits the whole image (global edit).
     """
-    output = Path(output)
-    sidecar = sidecar_path(output)
-    # Fail before minutes of computation, and never touch the inputs.
-    check_writable(output, overwrite)
-    check_writable(sidecar, overwrite)
-    image = read_image(image_path)
-    edit = None if edit_mask_path is None else read_mask_array(edit_mask_path, image)
-    keep = None if keep_mask_path is None else read_mask_array(keep_mask_path, image)
-    result = editor.edit(image, edit, keep, settings, callback, (edit_mask_path, keep_mask_path))
-    if write_output is None:
-        write_like(output, result.image.array, result.image, overwrite=overwrite)
-    else:
-        write_output(result, output, overwrite)
-    result.provenance["output"] = {"path": str(output)}
-    try:
-        write_json(sidecar, result.provenance, overwrite=overwrite)
-    except Exception:
-        _remove(output)
-        raise
-    return result
-
-
-def _remove(path: Path) -> None:
-    import shutil  # noqa: PLC0415
-
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists():
-        path.unlink()
+    request = prepare_edit(
+        image_path, edit_mask_path, keep_mask_path, settings, output, output_format=output_format,
+        overwrite=overwrite, global_edit=edit_mask_path is None, dicom=dicom,
+    )  # fmt: skip
+    return run_edit(editor, request, callback)[0]
 
 
 __all__ = [
+    "EditRequest",
     "EditResult",
     "EditSettings",
+    "check_generate_output",
+    "generate_files",
     "PAPER_PROMPTS",
     "RadEditor",
     "edit_file",
     "model_image_to_array",
+    "prepare_edit",
+    "run_edit",
     "sidecar_path",
 ]

@@ -258,7 +258,7 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     cause = err.value
     while cause is not None and not isinstance(cause, ConfigError):
         cause = cause.__cause__
-    assert cause is not None and "unknown dtype 'float64'" in str(cause)
+    assert cause is not None and "dtype: must be one of auto, float32, bfloat16, float16" in str(cause)
     assert not (tmp_path / "bad").exists()
 
     parser = ConfigParser()  # defaults: model-zoo style eval/ inside the bundle
@@ -289,8 +289,8 @@ def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest(data, tmp_path,
            "run", "edit", "--config_file", MULTI, "--datalist", str(data / "list.json"), *FAST, "--output_dir", str(out)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=BUNDLE, env=bundle_env(radedit_home), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-    def sidecars() -> set[str]:  # finished items; pathlib's glob also matches ".<id>.json.*.part.json"
-        return {p.stem for p in out.glob("*.json") if not p.name.startswith(".")}
+    def sidecars() -> set[str]:  # finished items (<id>.png.json); pathlib's glob also matches ".<id>...part.json"
+        return {p.name.split(".")[0] for p in out.glob("*.png.json") if not p.name.startswith(".")}
 
     deadline = time.monotonic() + 240
     try:
@@ -376,7 +376,7 @@ BAD_OVERRIDES = [
     ("unknown model folder", ["--model", "{tmp}/no-model"], "no-model: model not found", 2),
     ("missing input", ["--input", "{tmp}/nope.png", "--edit_mask", "{data}/lungs_mask.png"], "nope.png: file does not exist", 2),
     ("mask/image mismatch", ["--input", "{data}/cxr.png", "--edit_mask", "{data}/small.png"], "small.png: mask size 12x10", 2),
-    ("invalid dtype", ["--dtype", "float64"], "unknown dtype 'float64'", 2),
+    ("invalid dtype", ["--dtype", "float64"], "dtype: must be one of auto, float32, bfloat16, float16", 2),
 ]  # fmt: skip
 
 

@@ -63,7 +63,7 @@ def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home):
     keep = np.asarray(Image.open(inputs / "pacemaker_mask.png")) > 0
     assert np.array_equal(edited[keep], src[keep])  # pixel keep mode: bit-identical
     assert not np.array_equal(edited, src)
-    meta = json.loads((out.parent / "edited.json").read_text())
+    meta = json.loads((out.parent / "edited.png.json").read_text())
     s = meta["settings"]
     assert s["prompts"] == ["Moderate pulmonary edema"] and s["weights"] == [15.0]
     assert (s["steps"], s["skip_ratio"], s["seed"], s["eta"], s["keep_mode"]) == (20, 0.3, 3, 1.0, "pixel")
@@ -114,7 +114,7 @@ def test_generate(tmp_path, radedit_home):
         ("no mask", ["--edit-mask", None], "give --edit-mask, or --global-edit"),
         ("bad model", ["--model", "{tmp}/no-model"], "model not found"),
         ("exists", ["--output", "{tmp}/exists.png"], "exists.png: output already exists"),
-        ("bad dtype", ["--dtype", "int8"], "invalid choice"),
+        ("bad dtype", ["--dtype", "int8"], "--dtype: must be one of auto, float32"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_home, case, args, message):

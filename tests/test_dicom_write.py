@@ -177,7 +177,7 @@ def test_derived_series_round_trip(tmp_path, variant):
     np.testing.assert_array_equal(read_dicom_mask(files[1], back, select="edit"), result.masks.edit > 0)
     np.testing.assert_array_equal(read_dicom_mask(files[1], back, select="keep"), result.masks.keep > 0)
     # The sources are untouched and the provenance records the new series.
-    assert result.provenance["dicom"]["series_instance_uid"] == ds.SeriesInstanceUID
+    assert files.series_instance_uid == ds.SeriesInstanceUID and files.to_dict()["series_number"] == ds.SeriesNumber
 
 
 def test_voi_kept_while_valid_else_recomputed(tmp_path):
@@ -185,21 +185,23 @@ def test_voi_kept_while_valid_else_recomputed(tmp_path):
     image = read_dicom_image(cxr.save(tmp_path / "cr.dcm"))
     src = cxr.dataset
     small = lung_edit(cxr, image, 0.02)
-    ds = pydicom.dcmread(write_derived_series(small, tmp_path / "small")[0])
+    small_series = write_derived_series(small, tmp_path / "small")
+    ds = pydicom.dcmread(small_series[0])
     assert (ds.WindowCenter, ds.WindowWidth, ds.WindowCenterWidthExplanation) == (
         src.WindowCenter,
         src.WindowWidth,
         src.WindowCenterWidthExplanation,
     )
-    assert small.provenance["dicom"]["voi"]["action"] == "kept"
+    assert small_series.voi["action"] == "kept"
     # Pushing a whole lung to the densest value saturates it under the old window.
     values = image.array.copy()
     both = cxr.phantom.mask("left_lung", "right_lung")
     values[both] = image.value_range[1]
     big = make_edit_result(image, values, edit_mask=both)
-    ds = pydicom.dcmread(write_derived_series(big, tmp_path / "big")[0])
+    big_series = write_derived_series(big, tmp_path / "big")
+    ds = pydicom.dcmread(big_series[0])
     assert ds.WindowCenterWidthExplanation == "RADEDIT RECOMPUTED"
-    assert big.provenance["dicom"]["voi"]["action"] == "recomputed"
+    assert big_series.voi["action"] == "recomputed"
     stored = ds.pixel_array.astype(np.float64) * 2.0 - 1024.0
     low = float(ds.WindowCenter) - 0.5 - (float(ds.WindowWidth) - 1) / 2
     high = float(ds.WindowCenter) - 0.5 + (float(ds.WindowWidth) - 1) / 2
@@ -317,7 +319,7 @@ def test_atomic_never_overwrites_and_leaves_nothing_on_failure(tmp_path, monkeyp
         write_derived_series(result, out)
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
     files = write_derived_series(result, out, overwrite=True)
-    assert sorted(p.name for p in out.iterdir()) == ["edited.dcm"] and files == [out / "edited.dcm"]
+    assert sorted(p.name for p in out.iterdir()) == ["edited.dcm"] and list(files) == [out / "edited.dcm"]
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # readable by archive services
 
     calls = []
@@ -405,6 +407,8 @@ def test_cli_edits_a_dicom_study_into_a_derived_series(tmp_path, radedit_home):
         "pacemaker",
         "--keep-mode",
         "pixel",
+        "--dilate",
+        "0",
         "--prompt",
         PROMPT,
         "--write-seg",
@@ -440,7 +444,7 @@ def test_cli_edits_a_dicom_study_into_a_derived_series(tmp_path, radedit_home):
     assert not np.array_equal(edited, study.cxrs[0].stored)
     assert "seg.dcm [labels: lungs]" in ds.DerivationDescription and "seed 5" in ds.DerivationDescription
     sidecar = json.loads((tmp_path / "results" / "edited.json").read_text())
-    assert sidecar["dicom"]["series_instance_uid"] == ds.SeriesInstanceUID
+    assert sidecar["output"]["dicom"]["series_instance_uid"] == ds.SeriesInstanceUID
     assert sidecar["masks"]["keep"].endswith("seg.dcm [labels: pacemaker]")
     seg = read_dicom_mask(out / "masks.dcm", read_dicom_image(out / "edited.dcm"), select="keep")
     np.testing.assert_array_equal(seg, keep)

@@ -197,23 +197,34 @@ def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
     assert volume_nodes(logic.scene()) == ["CXR"]
 
 
-def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs):
+def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs, tmp_path):
     s = scene_inputs
-    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(model="/nowhere/model"))
+    # found when the worker checks the job: nothing starts
+    with pytest.raises(WorkerError, match="/nowhere/model: model not found"):
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(model="/nowhere/model"))
+    assert not logic.workRoot().exists() or not any(logic.workRoot().iterdir())
+    # found while running: the worker's message, and the job's folder goes
+    empty = tmp_path / "empty_model"
+    for part in ("unet", "vae", "text_encoder", "tokenizer"):
+        (empty / part).mkdir(parents=True)
+    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(model=str(empty)))
     run.process.wait(timeout=120)
     assert run.state == "error"
-    with pytest.raises(WorkerError, match="/nowhere/model: model not found"):
+    with pytest.raises(WorkerError, match="text encoder not found: local folder"):
         logic.finishEdit(run)
     assert not run.job_dir.exists()
     assert volume_nodes(logic.scene()) == ["CXR"]
 
 
 def test_bad_parameters_are_refused_before_anything_runs(logic, scene_inputs):
+    # radedit_core's settings layer checks them (worker --check): the module holds no rules of its own.
     s = scene_inputs
-    with pytest.raises(ValueError, match="type a prompt"):
+    with pytest.raises(WorkerError, match="prompt: is empty"):
         logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(prompt="  "))
-    with pytest.raises(ValueError, match="skip ratio"):
+    with pytest.raises(WorkerError, match=r"skip_ratio: must be a finite number in \[0, 1\), got 1.0"):
         logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(skip_ratio=1.0))
+    with pytest.raises(WorkerError, match="guidance: must be a finite number in .* got nan"):
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(guidance=float("nan")))
     assert not (logic.workRoot()).exists() or not any(logic.workRoot().iterdir())
 
 

@@ -42,14 +42,16 @@ def test_pixel_keep_mode_is_bit_identical_inside_keep(editor, phantom, source):
     kept = res.masks.keep > 0
     assert kept.sum() > keep.sum()  # dilated
     assert np.array_equal(res.image.array[kept], source.array[kept])
-    latent_only = editor.edit(source, phantom.mask("left_lung"), keep, EditSettings(["No acute cardiopulmonary process"], dilate=2, **FAST))
+    latent_only = editor.edit(source, phantom.mask("left_lung"), keep,
+                              EditSettings(["No acute cardiopulmonary process"], keep_mode="latent", dilate=2, **FAST))
     assert not np.array_equal(latent_only.image.array[kept], source.array[kept])
 
 
 def test_detail_modes(editor, phantom, source):
     edit = phantom.mask("right_lung")
     outs = {
-        d: editor.edit(source, edit, None, EditSettings(["New right upper lobe consolidation"], detail=d, **FAST)).image.array
+        d: editor.edit(source, edit, None, EditSettings(["New right upper lobe consolidation"], detail=d, dilate=0,
+                                                        **FAST)).image.array
         for d in ("outside-edit", "everywhere", "none")
     }
     inside, outside = edit, ~edit
@@ -82,7 +84,7 @@ def test_provenance_records_what_went_in(editor, phantom, source):
 
 
 def test_settings_validation():
-    with pytest.raises(ConfigError, match="at least one prompt"):
+    with pytest.raises(ConfigError, match="prompts: an edit needs a prompt"):
         EditSettings([])
     with pytest.raises(ConfigError, match="guidance weights"):
         EditSettings(["a"], weights=[1.0, 2.0])
@@ -93,6 +95,6 @@ def test_settings_validation():
 
 
 def test_sidecar_names(tmp_path):
-    assert sidecar_path(tmp_path / "a.nii.gz") == tmp_path / "a.json"
-    assert sidecar_path(tmp_path / "b.png") == tmp_path / "b.json"
+    assert sidecar_path(tmp_path / "a.nii.gz") == tmp_path / "a.nii.gz.json"
+    assert sidecar_path(tmp_path / "b.png") == tmp_path / "b.png.json"
     assert sidecar_path(tmp_path / "series") == tmp_path / "series.json"

@@ -25,6 +25,7 @@ from .protocol import (
     EditParameters,
     WorkerError,
     WorkerProcess,
+    check_job,
     edit_job,
     export_job,
     worker_command,
@@ -147,8 +148,8 @@ class RadEditCoreLogic:
         keepSegmentIds: Sequence[str],
         parameters: EditParameters,
     ) -> EditRun:
-        """Write the job folder: the volume and masks as NRRD on its grid, and job.json."""
-        parameters.validate()
+        """Write the job folder (the volume and masks as NRRD on its grid, and job.json) and have the worker
+        check it: a bad parameter or input is a WorkerError with the worker's message, and no folder stays."""
         masks = self.computeMasks(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds)
         root = self.workRoot()
         root.mkdir(parents=True, exist_ok=True)
@@ -176,6 +177,7 @@ class RadEditCoreLogic:
             )
             job["sidecar"] = str(sidecar)
             job_path = write_job(job_dir / "job.json", job)
+            check_job(self.workerPython(), job_path, env=self.workerEnvironment())
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise

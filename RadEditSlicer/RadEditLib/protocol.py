@@ -62,7 +62,13 @@ STAGE_TEXT = {
 
 @dataclass
 class EditParameters:
-    """What the user chose in the module, in radedit_core's terms."""
+    """What the user chose in the module, in radedit_core's terms.
+
+    The defaults are radedit_core's (``radedit_core.settings.EDIT_DEFAULTS``;
+    a test keeps them equal). Values are checked by the worker
+    (``python -m radedit_core.worker --check``), the one settings layer of
+    every front end, before anything runs.
+    """
 
     prompt: str
     guidance: float = 15.0
@@ -77,23 +83,6 @@ class EditParameters:
     trust_remote_code: bool = False
     offline: bool = False
     extra_settings: dict[str, Any] = field(default_factory=dict)
-
-    def validate(self) -> None:
-        problems = []
-        if not self.prompt.strip():
-            problems.append("type a prompt (or choose one of the presets)")
-        if self.steps < 1:
-            problems.append(f"steps must be at least 1, not {self.steps}")
-        if not 0.0 <= self.skip_ratio < 1.0:
-            problems.append(f"skip ratio must lie in [0, 1), not {self.skip_ratio}")
-        if self.dilate < 0:
-            problems.append(f"mask dilation must be >= 0 pixels, not {self.dilate}")
-        if self.keep_mode not in ("latent", "pixel"):
-            problems.append(f"keep mode must be 'latent' or 'pixel', not {self.keep_mode!r}")
-        if not self.model.strip():
-            problems.append("choose a model (radedit, tiny, a model folder or a spec file)")
-        if problems:
-            raise ValueError("; ".join(problems))
 
     def settings(self) -> dict[str, Any]:
         """``EditSettings`` fields."""
@@ -129,7 +118,6 @@ def edit_job(
     source_dicom: str | Path | None = None,
     client: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    parameters.validate()
     return {
         "radedit_job": JOB_VERSION,
         "task": "edit",
@@ -199,10 +187,14 @@ def write_job(path: str | Path, job: dict[str, Any]) -> Path:
     return path
 
 
-def worker_command(python: str | Path, job_path: str | Path | None = None, probe: bool = False) -> list[str]:
+def worker_command(
+    python: str | Path, job_path: str | Path | None = None, probe: bool = False, check: bool = False
+) -> list[str]:
     command = [str(python), "-u", "-m", WORKER_MODULE]
     if probe:
         command.append("--probe")
+    if check:
+        command.append("--check")
     if job_path is not None:
         command.append(str(job_path))
     return command
@@ -489,3 +481,40 @@ def probe_environment(
     if "No module named" in reason and "radedit_core" in reason:
         reason = "radedit_core is not installed there"
     raise WorkerError(f"{python} cannot run the RadEdit worker: {reason}")
+
+
+def check_job(
+    python: str | Path,
+    job_path: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> None:
+    """Have the worker check a job without running it (no model, nothing written).
+
+    Raises:
+        WorkerError: with the worker's one-line message (an option out of
+            range, an unreadable input, an existing output, ...).
+    """
+    command = worker_command(python, job_path, check=True)
+    try:
+        completed = subprocess.run(
+            command,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=timeout,
+            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
+        )
+    except FileNotFoundError as exc:
+        raise WorkerError(f"Python executable not found: {python}") from exc
+    except subprocess.TimeoutExpired as exc:
+        raise WorkerError(f"{python} did not check the job within {timeout:g} s") from exc
+    for line in completed.stdout.splitlines():
+        event = parse_event(line)
+        if event is not None and event.kind == "checked":
+            return
+        if event is not None and event.kind == "error":
+            raise WorkerError(str(event.get("message", "the job is not valid")))
+    detail = (completed.stderr or completed.stdout).strip().splitlines()
+    raise WorkerError(f"{python} could not check the job: {detail[-1] if detail else completed.returncode}")

@@ -1,18 +1,35 @@
 """Small callables that ``configs/inference.json`` instantiates.
 
 Everything that decides what is computed lives in :mod:`radedit_core`
-(:mod:`radedit_core.batch` for datalists, resume, sharding and the manifest);
-these functions only connect the MONAI bundle machinery to it.
+(:mod:`radedit_core.settings` parses and checks every option,
+:mod:`radedit_core.batch` runs datalists with resume and sharding); these
+functions only connect the MONAI bundle machinery to it:
+
+* the command line's overrides are taken as typed (MONAI's parser, through
+  ``fire``, drops ``--x None``, cuts ``#...`` from a value and ignores ids the
+  config does not have), so that ``--keep_mask None``, ``--prompt "effusion
+  #2"`` and a misspelt ``--setps`` behave as users expect;
+* the sample study (and its masks) is what gets edited when neither an
+  ``input`` nor a ``datalist`` is given;
+* a model name is also looked for in the bundle's ``models/`` folder.
 """
 
 from __future__ import annotations
 
+import ast
+import json
 import os
 import sys
 from pathlib import Path
 from typing import Any, Sequence
 
 from radedit_core.errors import ConfigError, RadEditError
+
+#: Arguments of ``monai.bundle run`` itself, not config ids.
+MONAI_RUN_ARGUMENTS = frozenset(
+    {"run_id", "init_id", "final_id", "meta_file", "config_file", "logging_file", "tracking", "args_file",
+     "workflow_type", "workflow_name", "properties_path"}  # fmt: skip
+)
 
 
 def bundle_root() -> str:
@@ -21,7 +38,7 @@ def bundle_root() -> str:
 
 
 def bundled_sample() -> dict[str, str]:
-    """What the bundle edits with no overrides: the sample study's image and its SEG's lungs and pacemaker."""
+    """What the bundle edits with no input: the sample study's image and its SEG's lungs and pacemaker."""
     from importlib import resources  # noqa: PLC0415
 
     study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
@@ -58,15 +75,100 @@ def _started_as_bundle_cli() -> bool:
     return spec is not None and spec.name.startswith("monai.bundle")
 
 
-def run_job(job: Any, model_dirs: Sequence[Any] = ()) -> Any:
-    """``job.run()``; from the command line a radedit error is one line and an exit code, not a traceback.
+def command_line_overrides(argv: Sequence[str] | None = None) -> dict[str, str]:
+    """``--id value`` / ``--id=value`` pairs of ``python -m monai.bundle run ...``, as typed."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    out: dict[str, str] = {}
+    k = 0
+    while k < len(args):
+        token = args[k]
+        k += 1
+        if not token.startswith("--"):
+            continue
+        key, eq, value = token[2:].partition("=")
+        if not eq:
+            if k < len(args) and not args[k].startswith("--"):
+                value = args[k]
+                k += 1
+            else:
+                value = "true"  # a bare flag, as fire reads it
+        out[key.replace("-", "_") if key.replace("-", "_") in MONAI_RUN_ARGUMENTS else key] = value
+    return out
 
-    ``model_dirs``: folders where a model name is also looked for (the bundle's ``models/``).
-    Through the Python API (``ConfigWorkflow``) the exception propagates as is.
-    """
+
+def _list_or_text(value: str) -> Any:
+    """``"['a', 'b']"`` (several prompts or weights, as fire reads them) -> a list; anything else as typed."""
+    text = value.strip()
+    if text.startswith("[") and text.endswith("]"):
+        try:
+            parsed = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            return value
+        if isinstance(parsed, list):
+            return parsed
+    return value
+
+
+def _read_configs(config_file: str | None) -> dict[str, Any]:
+    """The config file(s) ``--config_file`` names (a path or a list of paths), merged at the top level."""
+    if not config_file:
+        return {}
     try:
-        if job.editor is None:
-            job.params["model"] = find_model(job.params["model"], [d for d in model_dirs if d])
+        files = ast.literal_eval(config_file) if config_file.strip().startswith("[") else [config_file]
+    except (ValueError, SyntaxError):
+        files = [config_file]
+    merged: dict[str, Any] = {}
+    for name in files:
+        try:
+            merged.update(json.loads(Path(name).read_text()))
+        except (OSError, ValueError):
+            continue
+    return merged
+
+
+def _apply_command_line(options: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The options with the command line's values as typed (text the settings layer parses); unknown ids refused.
+
+    An override ``--id value`` replaces the option the config fills from ``@id``.
+    """
+    raw = command_line_overrides()
+    config = _read_configs(raw.get("config_file"))
+    known = set(config) | set(options)
+    unknown = sorted(k for k in raw if k not in known and k not in MONAI_RUN_ARGUMENTS and "#" not in k and "::" not in k)
+    if unknown:
+        shown = ", ".join(f"--{k}" for k in unknown)
+        listed = ", ".join(sorted(k for k in known if k not in ("imports", "edit", "generate", "run", "train")))
+        raise ConfigError(f"unknown override {shown}; this bundle's ids are: {listed}")
+    refs = config.get(f"{kind}_options") or {k: f"@{k}" for k in options}
+    out = dict(options)
+    for key, ref in refs.items():
+        value = raw.get(ref[1:]) if isinstance(ref, str) and ref.startswith("@") else None
+        # MONAI expressions and references keep MONAI's reading.
+        if value is not None and key in out and not value.startswith(("$", "@", "%")):
+            out[key] = _list_or_text(value)
+    return out
+
+
+def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> Any:
+    """Run the ``edit`` or ``generate`` job the options describe (:func:`radedit_core.batch.batch_from_options`).
+
+    From the command line a radedit error is one line and an exit code, not a
+    traceback; through the Python API (``ConfigWorkflow``) it propagates.
+    """
+    from radedit_core.batch import batch_from_options  # noqa: PLC0415
+
+    try:
+        options = dict(options)
+        if _started_as_bundle_cli():
+            options = _apply_command_line(options, kind)
+        if kind == "edit" and options.get("input") is None and options.get("datalist") is None:
+            sample = bundled_sample()
+            # The sample's masks belong to the sample: only an image without input gets them.
+            for key in ("input", "edit_mask", "keep_mask"):
+                if options.get(key) is None:
+                    options[key] = sample[key]
+        job = batch_from_options(kind, options)
+        job.params["model"] = find_model(job.params["model"], [d for d in model_dirs if d])
         return job.run()
     except RadEditError as exc:
         if not _started_as_bundle_cli():

@@ -9,16 +9,17 @@
 
 from __future__ import annotations
 
-from .datalist import Row, mask_ref, read_datalist, split_mask_spec
+from .datalist import Row, read_datalist
 from .distributed import Ranks, destroy_distributed, init_distributed, rank_device
 from .items import Item, edit_items, generate_items
 from .manifest import item_state, read_manifest, write_manifest
-from .runner import BatchSummary, EditBatch, GenerateBatch, write_dicom_output
+from .runner import BatchSummary, EditBatch, GenerateBatch, batch_from_options
 
 __all__ = [
     "BatchSummary",
     "EditBatch",
     "GenerateBatch",
+    "batch_from_options",
     "Item",
     "Ranks",
     "Row",
@@ -27,11 +28,8 @@ __all__ = [
     "generate_items",
     "init_distributed",
     "item_state",
-    "mask_ref",
     "rank_device",
     "read_datalist",
     "read_manifest",
-    "split_mask_spec",
-    "write_dicom_output",
     "write_manifest",
 ]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,53 +71,6 @@ def read_datalist(path: str | Path) -> list[Row]:
     if not rows:
         raise InputError(path, "the datalist has no rows")
     return rows
-
-
-def _resolve(base: Path | None, value: Any) -> str:
-    """A path for reading: datalist-relative paths joined to the datalist's folder, then absolute."""
-    text = str(value).strip()
-    path = Path(text).expanduser()
-    if base is not None and not path.is_absolute():
-        path = base / text
-    return os.path.abspath(path)
-
-
-def split_mask_spec(spec: str | Path) -> tuple[Path, str | None]:
-    """``seg.dcm#lungs`` -> (``seg.dcm``, ``"lungs"``): the labels that make the mask.
-
-    After the ``#``: a DICOM SEG segment label or number, a Slicer segment
-    name, or a label value of a label map; several separated by commas give
-    their union.  ``::`` works the same, because MONAI's config parser
-    rewrites every ``#`` in a string to ``::`` (its id separator).  A path that
-    exists as written is never split, so a file whose name holds a ``#`` still
-    works.
-    """
-    text = str(spec)
-    if Path(text).exists():
-        return Path(text), None
-    for separator in ("::", "#"):
-        if separator in text:
-            path, select = text.rsplit(separator, 1)
-            return Path(path), (select.strip() or None)
-    return Path(text), None
-
-
-def _resolve_mask(base: Path | None, value: Any) -> str:
-    path, select = split_mask_spec(str(value).strip())
-    resolved = _resolve(base, path)
-    return resolved if select is None else f"{resolved}#{select}"
-
-
-def mask_ref(spec: str | Path) -> Any:
-    """What :func:`~radedit_core.workflow.edit_file` takes for a mask spec: a path, or a
-    :class:`~radedit_core.imaging.io.MaskRef` naming the chosen labels (DICOM SEG segment
-    labels or numbers, Slicer segment names, label-map values)."""
-    path, select = split_mask_spec(spec)
-    if select is None:
-        return path
-    from ..imaging.io import MaskRef  # noqa: PLC0415
-
-    return MaskRef(path, select)
 
 
 class Problems(list):

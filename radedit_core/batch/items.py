@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,27 +13,29 @@ from typing import Any, Sequence
 
 from ..errors import ConfigError, InputError
 from ..fileio import full_suffix
-from ..settings import DEFAULT_GENERATE_GUIDANCE, DEFAULT_GENERATE_STEPS, coerce, edit_settings, is_missing
-from .datalist import Problems, Row, _resolve_mask, read_datalist, split_mask_spec
+from ..imaging.mask_ref import MaskRef, parse_mask_ref
+from ..outputs import output_format_for_source, sidecar_path
+from ..settings import EditSettings, GenerateSettings, bundle_name, coerce, is_missing, row_name
+from .datalist import Problems, Row, read_datalist
 
-#: Per-row columns that override the run's settings, with their parser.
-EDIT_OVERRIDES = {
-    "seed": "int",
-    "guidance": "floats",
-    "steps": "int",
-    "skip_ratio": "float",
-    "eta": "float",
-    "keep_mode": "str",
-    "dilate": "int",
-    "invert_prompt": "str",
-    "invert_guidance": "float",
-    "detail": "str",
-}
+#: Per-row columns that override the run's settings (parsed by the settings layer).
+EDIT_OVERRIDES = (
+    "seed", "guidance", "steps", "skip_ratio", "eta", "keep_mode", "dilate", "invert_prompt", "invert_guidance",
+    "detail",
+)  # fmt: skip
 EDIT_COLUMNS = ("id", "image", "edit_mask", "keep_mask", "prompt", "global_edit", *EDIT_OVERRIDES)
-GENERATE_OVERRIDES = {"seed": "int", "guidance": "float", "steps": "int", "negative_prompt": "str"}
+GENERATE_OVERRIDES = ("seed", "guidance", "steps", "negative_prompt")
 GENERATE_COLUMNS = ("id", "prompt", *GENERATE_OVERRIDES)
+_OVERRIDE_KINDS = {
+    "seed": "int", "guidance": "floats", "steps": "int", "skip_ratio": "float", "eta": "float", "keep_mode": "str",
+    "dilate": "int", "invert_prompt": "str", "invert_guidance": "float", "detail": "str", "negative_prompt": "str",
+}  # fmt: skip
+#: The generation settings an item's output depends on (its fingerprint).
+_GENERATE_FINGERPRINT = ("steps", "guidance", "seed", "negative_prompt")
 _RESERVED_IDS = {"manifest", "generated"}
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")
+
+
 def _slug(text: str, limit: int = 40) -> str:
     slug = re.sub(r"[^A-Za-z0-9_-]+", "_", text).strip("_-")[:limit].strip("_-")
     return slug or "item"
@@ -68,7 +71,7 @@ class Item:
     image: str | None = None
     edit_mask: str | None = None
     keep_mask: str | None = None
-    settings: Any = None  # EditSettings for edits, dict for generation
+    settings: Any = None  # EditSettings or GenerateSettings
     output: Path | None = None
     sidecar: Path | None = None
     output_format: str = "png"
@@ -133,53 +136,47 @@ def _check_unique(items: list[Item], problems: Problems) -> None:
             seen[item.id.lower()] = item
 
 
-def _output_format(image: str, requested: str) -> str:
+def _source_format(image: str) -> tuple[str, str]:
+    """(format name, suffix) of an input image, from the file if it exists, else from its name."""
     from ..imaging.io import image_format  # noqa: PLC0415
 
-    requested = (requested or "auto").lower().lstrip(".")
-    source = Path(image.split("::", 1)[0])
+    source = Path(image)
+    suffix = full_suffix(source)
     try:
-        fmt = image_format(source) if source.exists() else _format_from_name(source)
+        fmt = image_format(source) if source.exists() else None
     except InputError:
-        fmt = _format_from_name(source)
-    if requested == "auto":
-        if fmt == "dicom":
-            return "dicom"
-        suffix = full_suffix(source)
-        return suffix.lstrip(".") if suffix in (".png", ".nii", ".nii.gz", ".nrrd") else "nii.gz"
-    if requested not in ("dicom", "png", "nii", "nii.gz", "nrrd"):
-        raise ConfigError(f"output_format must be auto, dicom, png, nii.gz or nrrd, got {requested!r}")
-    if requested == "dicom" and fmt != "dicom":
-        raise ConfigError(f"output_format dicom needs a DICOM input; {image} is {fmt}")
-    return requested
+        fmt = None
+    if fmt is None:
+        fmt = {".png": "png", ".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd"}.get(suffix, "dicom")
+    return fmt, suffix
 
 
-def _format_from_name(path: Path) -> str:
-    suffix = full_suffix(path)
-    return {".png": "png", ".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd"}.get(suffix, "dicom")
-
-
-def _place(item: Item, output_dir: Path) -> None:
-    if item.output_format == "dicom":
-        item.output = output_dir / item.id  # a series folder
-    else:
-        item.output = output_dir / f"{item.id}.{item.output_format}"
-    item.sidecar = output_dir / f"{item.id}.json"
-
-
-def _normalise_settings(settings: dict[str, Any] | None) -> dict[str, Any]:
-    """``prompt``/``guidance`` (the names users type) -> ``prompts``/``weights`` (EditSettings')."""
-    out = dict(settings or {})
-    for short, long in (("prompt", "prompts"), ("guidance", "weights")):
-        if short in out:
-            value = out.pop(short)
-            if out.get(long) is None:
-                out[long] = value
-    return out
+def _place(item: Item, output_dir: Path, suffix: str) -> None:
+    """``<id><suffix>`` (``<id>/`` for a DICOM series) and its sidecar in ``output_dir``."""
+    item.output = output_dir / f"{item.id}{suffix}"
+    item.sidecar = sidecar_path(item.output)
 
 
 def is_datalist(path: Any) -> bool:
     return not is_missing(path) and Path(str(path)).suffix.lower() in (".json", ".csv", ".tsv")
+
+
+def _mask(value: Any, base: Path | None, name: str) -> tuple[str | None, str | None]:
+    """(as written, resolved for reading) spellings of a mask reference, both as ``PATH#LABELS``."""
+    if is_missing(value):
+        return None, None
+    text = str(value).strip()
+    resolved = parse_mask_ref(text, name=name, base=base)
+    if resolved is None:
+        return None, None
+    if resolved.labels is None:
+        written = MaskRef(text)
+    else:
+        # One spelling of a segment choice, whichever separator it came with.
+        head = text.rsplit("::", 1)[0] if "::" in text else text.rsplit("#", 1)[0]
+        written = MaskRef(head.strip(), resolved.labels)
+    absolute = MaskRef(os.path.abspath(resolved.path), resolved.labels)
+    return written.spec(), absolute.spec()
 
 
 def edit_items(
@@ -195,14 +192,16 @@ def edit_items(
 ) -> list[Item]:
     """The edit items of one image or of a datalist, checked and placed (no file is read but the datalist).
 
-    ``settings`` are the run's :class:`EditSettings` values; a datalist row
-    may override the prompt and the keys of :data:`EDIT_OVERRIDES`.  Relative
-    paths in a datalist are relative to the datalist's folder.  An ``input``
-    ending in .json/.csv is taken as the datalist.
+    ``settings`` are the run's :class:`EditSettings` values (bundle ids:
+    ``prompt``, ``guidance``, ``steps``, ...; ``None`` = the default); a
+    datalist row may override the prompt and the columns of
+    :data:`EDIT_OVERRIDES`.  Relative paths in a datalist are relative to the
+    datalist's folder.  An ``input`` ending in .json/.csv is taken as the
+    datalist.
     """
-    settings = _normalise_settings(settings)
+    run_settings = dict(settings or {})
     # The run's own settings must be valid whether or not every row brings a prompt.
-    edit_settings(settings, prompts=settings.get("prompts") or "-")
+    EditSettings.from_mapping({**run_settings, "prompt": run_settings.get("prompt") or "-"}, bundle_name)
     output_dir = Path(output_dir)
     if is_missing(datalist) and is_datalist(input):
         datalist, input = input, None
@@ -225,54 +224,50 @@ def edit_items(
             problems.add(row.where, "no image")
             continue
         explicit = _explicit_id(row, problems)
+        name = row_name(row.where)
         try:
             flag = v.get("global_edit")
-            whole = coerce("global_edit", global_default if is_missing(flag) else flag, "bool")
-            overrides = {k: coerce(k, v[k], kind) for k, kind in EDIT_OVERRIDES.items() if not is_missing(v.get(k))}
-            row_settings = dict(settings)
+            whole = coerce(name("global_edit"), global_default if is_missing(flag) else flag, "bool")
+            overrides = {k: v[k] for k in EDIT_OVERRIDES if not is_missing(v.get(k))}
+            row_settings = {**run_settings, **overrides}
             if not is_missing(v.get("prompt")) and v.get("prompt") != []:
-                row_settings["prompts"] = v["prompt"]
-            if "guidance" in overrides:
-                row_settings["weights"] = overrides["guidance"]
-            row_settings.update({k: x for k, x in overrides.items() if k != "guidance"})
-            item_settings = edit_settings(row_settings)
+                row_settings["prompt"] = v["prompt"]
+            item_settings = EditSettings.from_mapping(row_settings, name)
+            masks = {key: _mask(v.get(key), base, name(key)) for key in ("edit_mask", "keep_mask")}
         except ConfigError as exc:
-            problems.add(row.where, exc)
+            problems.add("", exc)
             continue
-        written = {
-            key: None if is_missing(v.get(key)) else str(v[key]).strip() for key in ("image", "edit_mask", "keep_mask")
-        }
-        for key in ("edit_mask", "keep_mask"):
-            if written[key] is not None:  # one spelling of a segment choice, whichever way it came
-                path, select = split_mask_spec(written[key])
-                written[key] = str(path) if select is None else f"{path}#{select}"
-        paths = {key: None if w is None else _resolve_mask(base, w) for key, w in written.items()}
-        if paths["edit_mask"] is None and not whole:
+        image_text = str(v["image"]).strip()
+        written = {"image": image_text, **{key: w for key, (w, _) in masks.items()}}
+        image_path = os.path.abspath(Path(image_text).expanduser() if base is None else base / image_text)
+        if masks["edit_mask"][0] is None and not whole:
             problems.add(row.where, "no edit_mask (set global_edit to true to edit the whole image)")
             continue
-        if paths["edit_mask"] is not None and whole:
+        if masks["edit_mask"][0] is not None and whole:
             problems.add(row.where, "edit_mask and global_edit exclude each other")
             continue
         try:
-            fmt = _output_format(paths["image"], output_format)
+            fmt, suffix = output_format_for_source(*_source_format(image_path), output_format)
         except ConfigError as exc:
             problems.add(row.where, exc)
             continue
-        content = {**written, "prompts": item_settings.prompts, "overrides": dict(sorted(overrides.items()))}
+        # Ids hash the overrides as typed values, so "10" in a CSV and 10 in JSON give the same item.
+        typed = {k: coerce(k, x, _OVERRIDE_KINDS[k]) for k, x in sorted(overrides.items())}
+        content = {**written, "prompts": item_settings.prompts, "overrides": typed}
         item = Item(
-            id=explicit or item_id(_stem(written["image"]), content),
+            id=explicit or item_id(_stem(image_text), content),
             row=row.number,
             where=row.where,
             kind="edit",
             prompt=list(item_settings.prompts),
-            image=paths["image"],
-            edit_mask=paths["edit_mask"],
-            keep_mask=paths["keep_mask"],
+            image=image_path,
+            edit_mask=masks["edit_mask"][1],
+            keep_mask=masks["keep_mask"][1],
             settings=item_settings,
             output_format=fmt,
             written=written,
         )
-        _place(item, output_dir)
+        _place(item, output_dir, suffix)
         items.append(item)
     _check_unique(items, problems)
     problems.raise_if_any(source)
@@ -284,21 +279,16 @@ def generate_items(
     prompt: str | Sequence[str] | None = None,
     datalist: str | Path | None = None,
     settings: dict[str, Any] | None = None,
-    num_images: int = 1,
+    num_images: Any = 1,
+    bits: Any = 8,
     output_dir: str | Path = ".",
 ) -> list[Item]:
     """Text-to-image items: each prompt (or datalist row) gives ``num_images`` items, image j with seed + j."""
-    base = {"steps": DEFAULT_GENERATE_STEPS, "guidance": DEFAULT_GENERATE_GUIDANCE, "seed": 0, "negative_prompt": ""}
-    for key, value in (settings or {}).items():
-        if key not in base:
-            raise ConfigError(f"unknown generation setting {key!r}; known: {sorted(base)}")
-        if value is not None:
-            base[key] = coerce(key, value, GENERATE_OVERRIDES[key])
-    if base["steps"] < 1:
-        raise ConfigError(f"steps must be >= 1, got {base['steps']}")
-    num_images = coerce("num_images", num_images, "int")
-    if num_images < 1:
-        raise ConfigError(f"num_images must be >= 1, got {num_images}")
+    run_settings = {**(settings or {}), "num_images": num_images, "bits": bits}
+    unknown = sorted(set(settings or {}) - set(GENERATE_OVERRIDES))
+    if unknown:
+        raise ConfigError(f"unknown generation settings {', '.join(unknown)}; known: {', '.join(GENERATE_OVERRIDES)}")
+    base = GenerateSettings.from_mapping({**run_settings, "prompts": ["-"]}, bundle_name)
     if datalist is None or is_missing(datalist):
         prompts = [] if prompt is None else coerce("prompt", prompt, "strs")
         if not [p for p in prompts if p.strip()]:
@@ -318,24 +308,20 @@ def generate_items(
             problems.add(row.where, "no prompt")
             continue
         explicit = _explicit_id(row, problems)
+        overrides = {k: row.values[k] for k in GENERATE_OVERRIDES if not is_missing(row.values.get(k))}
         try:
-            overrides = {
-                k: coerce(k, row.values[k], kind)
-                for k, kind in GENERATE_OVERRIDES.items()
-                if not is_missing(row.values.get(k))
-            }
+            row_settings = GenerateSettings.from_mapping(
+                {**run_settings, **overrides, "prompts": [str(text)]}, row_name(row.where)
+            )
         except ConfigError as exc:
-            problems.add(row.where, exc)
+            problems.add("", exc)
             continue
-        row_settings = {**base, **overrides}
-        if row_settings["steps"] < 1:
-            problems.add(row.where, "steps must be >= 1")
-            continue
-        for j in range(num_images):
-            item_settings = dict(row_settings, seed=row_settings["seed"] + j)
-            content = {"prompt": str(text), "seed": item_settings["seed"], "overrides": overrides}
-            ident = explicit if explicit and num_images == 1 else None
-            if explicit and num_images > 1:
+        for j in range(base.num_images):
+            item_settings = GenerateSettings(**{**row_settings.to_dict(), "seed": row_settings.seed + j, "num_images": 1})
+            typed = {k: coerce(k, x, _OVERRIDE_KINDS[k]) for k, x in overrides.items()}
+            content = {"prompt": str(text), "seed": item_settings.seed, "overrides": typed}
+            ident = explicit if explicit and base.num_images == 1 else None
+            if explicit and base.num_images > 1:
                 ident = f"{explicit}-{j}"
             item = Item(
                 id=ident or item_id(str(text)[:24], content),
@@ -346,10 +332,13 @@ def generate_items(
                 settings=item_settings,
                 output_format="png",
             )
-            _place(item, Path(output_dir))
+            _place(item, Path(output_dir), ".png")
             items.append(item)
     _check_unique(items, problems)
     problems.raise_if_any(source)
     return items
 
 
+def generate_fingerprint_settings(settings: GenerateSettings) -> dict[str, Any]:
+    """What of a generation item's settings decides its image."""
+    return {k: getattr(settings, k) for k in _GENERATE_FINGERPRINT}

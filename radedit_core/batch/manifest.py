@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, remove, write_json
+from ..outputs import legacy_sidecar_path
 from .items import Item, _canonical
 
 MANIFEST_JSON = "manifest.json"
@@ -25,10 +25,20 @@ def _read_sidecar(path: Path) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
+def recorded_sidecar(item: Item) -> Path:
+    """The item's sidecar; for a run made by radedit_core 0.1, where it put it (``<id>.json``)."""
+    assert item.output is not None and item.sidecar is not None
+    legacy = legacy_sidecar_path(item.output)
+    if not item.sidecar.exists() and legacy != item.sidecar and legacy.is_file() and item.output.is_file():
+        return legacy
+    return item.sidecar
+
+
 def item_state(item: Item, overwrite: bool = False) -> str:
     """``done``, ``pending``, ``redo`` (leftovers of an interrupted write, replaced) or ``conflict``."""
     assert item.output is not None and item.sidecar is not None
-    has_output, has_sidecar = item.output.exists(), item.sidecar.exists()
+    sidecar_file = recorded_sidecar(item)
+    has_output, has_sidecar = item.output.exists(), sidecar_file.exists()
     if not has_output and not has_sidecar:
         return "pending"
     if overwrite:
@@ -37,7 +47,7 @@ def item_state(item: Item, overwrite: bool = False) -> str:
         # edit_file writes the sidecar last and removes the output when it
         # fails, so a lone file is what a killed process leaves behind.
         return "redo"
-    sidecar = _read_sidecar(item.sidecar)
+    sidecar = _read_sidecar(sidecar_file)
     if sidecar is None:
         return "redo"
     recorded = (sidecar.get("batch") or {}).get("fingerprint")
@@ -45,7 +55,7 @@ def item_state(item: Item, overwrite: bool = False) -> str:
 
 
 def _conflict_message(item: Item) -> str:
-    recorded = ((_read_sidecar(item.sidecar) or {}).get("batch") or {}).get("fingerprint") or {}
+    recorded = ((_read_sidecar(recorded_sidecar(item)) or {}).get("batch") or {}).get("fingerprint") or {}
     current = _canonical(item.fingerprint)
     diffs = _diff(recorded, current)
     what = "; ".join(diffs[:4]) if diffs else "it was not written by a batch run"
@@ -65,18 +75,11 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
     return [] if old == new else [f"{prefix.rstrip('.')}: {old!r} -> {new!r}"]
 
 
-def _remove(path: Path) -> None:
-    if path.is_dir():
-        shutil.rmtree(path, ignore_errors=True)
-    elif path.exists() or path.is_symlink():
-        path.unlink()
-
-
 def _remove_leftovers(item: Item) -> None:
     """Temporary files of a killed atomic write of this item (``.<name>.*.part*``)."""
     for target in (item.output, item.sidecar):
         for stale in target.parent.glob(f".{target.name}.*.part*"):
-            _remove(stale)
+            remove(stale)
 
 
 def write_manifest(output_dir: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> tuple[Path, Path]:

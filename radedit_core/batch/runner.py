@@ -31,18 +31,18 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
-from ..fileio import write_json
-from ..settings import coerce, is_missing
-from .datalist import Problems, _errors_to_exception, mask_ref
+from ..fileio import check_writable
+from ..settings import ModelOptions, bundle_name, coerce, is_missing, row_name
+from .datalist import Problems, _errors_to_exception
 from .distributed import Ranks, _rebuild, rank_device
-from .items import Item, _canonical, edit_items, generate_items
-from .manifest import MANIFEST_JSON, _conflict_message, _remove, _remove_leftovers, item_state, write_manifest
+from .items import Item, _canonical, edit_items, generate_fingerprint_settings, generate_items
+from .manifest import MANIFEST_JSON, _conflict_message, _remove_leftovers, item_state, write_manifest
 
 log = logging.getLogger("radedit.batch")
 
@@ -89,22 +89,22 @@ class _Batch:
 
     def _check_params(self) -> None:
         p = self.params
-        self.model = None if is_missing(p["model"]) else str(p["model"])
-        self.device = "auto" if is_missing(p["device"]) else str(p["device"])
-        self.dtype = "auto" if is_missing(p["dtype"]) else str(p["dtype"])
-        self.vae_dtype = "float32" if is_missing(p["vae_dtype"]) else str(p["vae_dtype"])
-        self.trust_remote_code = coerce("trust_remote_code", p["trust_remote_code"], "bool")
-        self.offline = None if p["offline"] is None else coerce("offline", p["offline"], "bool")
-        self.compile = coerce("compile", p["compile"], "bool")
+        self.model_options = ModelOptions.from_mapping(
+            {k: None if is_missing(p[k]) else p[k] for k in ("model", "device", "dtype", "vae_dtype",
+                                                             "trust_remote_code", "offline", "compile")},
+            bundle_name,
+            default_model="tiny",
+        )  # fmt: skip
+        self.model = self.model_options.model
+        self.device = self.model_options.device
         if is_missing(p["output_dir"]):
             raise ConfigError("output_dir: an output folder is needed")
         self.output_dir = Path(str(p["output_dir"])).expanduser()
         if self.output_dir.exists() and not self.output_dir.is_dir():
             raise OutputError(f"{self.output_dir}: output_dir exists and is not a folder")
+        check_writable(self.output_dir / MANIFEST_JSON, overwrite=True)
         self.overwrite = coerce("overwrite", p["overwrite"], "bool")
         self.progress = coerce("progress", p["progress"], "bool")
-        if self.model is None and self.editor is None:
-            raise ConfigError("model: give 'radedit', 'tiny', a model folder or a spec file")
 
     # subclasses: build items, check one item deeply, process one item
     def build_items(self) -> list[Item]:
@@ -133,8 +133,8 @@ class _Batch:
         device = resolve_device(rank_device(self.device))
         return {
             "spec": spec.to_dict(),
-            "dtype": dtype_name(resolve_dtype(self.dtype, device)),
-            "vae_dtype": dtype_name(resolve_dtype(self.vae_dtype, device)),
+            "dtype": dtype_name(resolve_dtype(self.model_options.dtype, device)),
+            "vae_dtype": dtype_name(resolve_dtype(self.model_options.vae_dtype, device)),
         }
 
     def _load_editor(self):
@@ -144,15 +144,7 @@ class _Batch:
         from ..workflow import RadEditor  # noqa: PLC0415
 
         quiet_model_libraries()
-        editor = RadEditor.load(
-            str(self.model),
-            device=rank_device(self.device),
-            dtype=self.dtype,
-            vae_dtype=self.vae_dtype,
-            trust_remote_code=self.trust_remote_code,
-            local_files_only=True if self.offline else None,
-            compile_unet=self.compile,
-        )
+        editor = RadEditor.from_options(replace(self.model_options, device=rank_device(self.device)))
         editor.set_progress(self.progress)
         return editor
 
@@ -298,7 +290,6 @@ class EditBatch(_Batch):
         settings: dict[str, Any] | None = None,
         global_edit: Any = False,
         output_format: str = "auto",
-        write_output: Callable | None = None,
         **common: Any,
     ):
         super().__init__(**common)
@@ -309,7 +300,6 @@ class EditBatch(_Batch):
         self.settings = dict(settings or {})
         self.global_edit = global_edit
         self.output_format = output_format or "auto"
-        self.write_output = write_output
 
     def source(self) -> str | None:
         return self.datalist
@@ -337,55 +327,29 @@ class EditBatch(_Batch):
             "model": model_fp,
         }
 
-    def check_item(self, item: Item) -> None:
-        from ..imaging.io import read_image, read_mask_array  # noqa: PLC0415
-        from ..imaging.masks import make_masks  # noqa: PLC0415
+    def _request(self, item: Item, overwrite: bool):
+        from ..edit_request import prepare_edit  # noqa: PLC0415
 
-        image = read_image(item.image)
-        edit = None if item.edit_mask is None else read_mask_array(mask_ref(item.edit_mask), image)
-        keep = None if item.keep_mask is None else read_mask_array(mask_ref(item.keep_mask), image)
-        # Dilation never makes an empty or misplaced mask usable: check without it.
-        make_masks(image, edit, keep, soft=item.settings.soft_masks, edit_path=item.edit_mask, keep_path=item.keep_mask)
-
-    def process(self, editor: Any, item: Item, overwrite: bool) -> None:
-        from ..workflow import edit_file  # noqa: PLC0415
-
-        edit_file(
-            editor,
+        return prepare_edit(
             item.image,
-            item.output,
+            item.edit_mask,
+            item.keep_mask,
             item.settings,
-            edit_mask_path=None if item.edit_mask is None else mask_ref(item.edit_mask),
-            keep_mask_path=None if item.keep_mask is None else mask_ref(item.keep_mask),
+            item.output,
+            output_format=item.output_format,
             overwrite=overwrite,
-            write_output=self._writer(item),
+            global_edit=item.edit_mask is None,
+            name=row_name(item.where),
         )
 
-    def _writer(self, item: Item) -> Callable:
-        custom = self.write_output
-        block = self._batch_block(item)
+    def check_item(self, item: Item) -> None:
+        # Every input is read and every mask checked on its image (not the output: resume decides that).
+        self._request(item, overwrite=True)
 
-        def write(result, output, overwrite):
-            # edit_file writes the sidecar from result.provenance after this returns.
-            result.provenance["batch"] = block
-            if custom is not None:
-                return custom(result, output, overwrite)
-            if item.output_format == "dicom":
-                return write_dicom_output(result, output, overwrite)
-            from ..imaging.io import write_like  # noqa: PLC0415
+    def process(self, editor: Any, item: Item, overwrite: bool) -> None:
+        from ..workflow import run_edit  # noqa: PLC0415
 
-            return write_like(output, result.image.array, result.image, overwrite=overwrite)
-
-        return write
-
-
-def write_dicom_output(result: Any, output: Path, overwrite: bool) -> Any:
-    """The edit as a derived DICOM series in the folder ``output``."""
-    try:
-        from ..dicom import write_derived_series  # noqa: PLC0415
-    except ImportError as exc:
-        raise ConfigError(f"DICOM output is not available in this installation ({exc})") from exc
-    return write_derived_series(result, output, overwrite=overwrite)
+        run_edit(editor, self._request(item, overwrite), extra={"batch": self._batch_block(item)})
 
 
 class GenerateBatch(_Batch):
@@ -410,12 +374,6 @@ class GenerateBatch(_Batch):
         self.num_images = num_images
         self.bits = bits
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        self.bits = coerce("bits", self.bits, "int")
-        if self.bits not in (8, 16):
-            raise ConfigError(f"bits must be 8 or 16, got {self.bits}")
-
     def source(self) -> str | None:
         return self.datalist
 
@@ -425,6 +383,7 @@ class GenerateBatch(_Batch):
             datalist=self.datalist,
             settings=self.settings,
             num_images=self.num_images,
+            bits=self.bits,
             output_dir=self.output_dir,
         )
 
@@ -432,40 +391,85 @@ class GenerateBatch(_Batch):
         return {
             "kind": "generate",
             "prompt": item.prompt[0],
-            "settings": item.settings,
-            "bits": self.bits,
+            "settings": generate_fingerprint_settings(item.settings),
+            "bits": item.settings.bits,
             "model": model_fp,
         }
 
     def process(self, editor: Any, item: Item, overwrite: bool) -> None:
-        from ..fileio import check_writable  # noqa: PLC0415
+        from ..fileio import OutputGroup  # noqa: PLC0415
         from ..imaging.image import Geometry  # noqa: PLC0415
-        from ..imaging.io import write_image  # noqa: PLC0415
+        from ..imaging.io import write_image_file  # noqa: PLC0415
+        from ..provenance import header  # noqa: PLC0415
         from ..workflow import model_image_to_array  # noqa: PLC0415
 
-        check_writable(item.output, overwrite)
-        check_writable(item.sidecar, overwrite)
         s = item.settings
         out = editor.generate(
-            item.prompt, steps=s["steps"], guidance=s["guidance"], seed=s["seed"], negative_prompt=s["negative_prompt"]
+            item.prompt, steps=s.steps, guidance=s.guidance, seed=s.seed, negative_prompt=s.negative_prompt
         )
-        write_image(item.output, model_image_to_array(out.images[0], self.bits), Geometry(), overwrite=overwrite)
-        sidecar = {
-            "tool": "radedit_core",
-            "version": __version__,
-            "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "prompt": item.prompt[0],
-            "model": editor.components.provenance(),
-            "settings": {**s, "scheduler": "DDIM, eta 0", "bits": self.bits},
-            "timings_s": getattr(out, "timings", {}),
-            "output": {"path": str(item.output)},
-            "batch": self._batch_block(item),
-        }
-        try:
-            write_json(item.sidecar, sidecar, overwrite=overwrite)
-        except Exception:
-            _remove(item.output)
-            raise
+        with OutputGroup() as group:
+            with group.file(item.output, overwrite) as tmp:
+                write_image_file(tmp, model_image_to_array(out.images[0], s.bits), Geometry())
+            sidecar = {
+                **header(),
+                "prompt": item.prompt[0],
+                "model": editor.components.provenance(),
+                "settings": {**generate_fingerprint_settings(s), "scheduler": "DDIM, eta 0", "bits": s.bits},
+                "timings_s": getattr(out, "timings", {}),
+                "output": {"path": str(item.output), "format": "png"},
+                "batch": self._batch_block(item),
+            }
+            group.json(item.sidecar, sidecar, overwrite)
 
 
-__all__ = ["BatchSummary", "EditBatch", "GenerateBatch", "write_dicom_output"]
+
+
+# -- from a flat mapping of options (the bundle's config ids) ---------------------------------
+
+_EDIT_SETTING_IDS = (
+    "prompt", "guidance", "steps", "skip_ratio", "eta", "seed", "keep_mode", "dilate", "invert_prompt",
+    "invert_guidance", "inversion", "detail", "soft_masks", "inversion_batch_size",
+)  # fmt: skip
+_GENERATE_SETTING_IDS = ("steps", "guidance", "seed", "negative_prompt")
+_COMMON_IDS = (
+    "model", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile", "output_dir", "overwrite",
+    "progress",
+)  # fmt: skip
+EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "global_edit", "output_format", *_EDIT_SETTING_IDS,
+                   *_COMMON_IDS)  # fmt: skip
+GENERATE_OPTION_IDS = ("prompt", "datalist", "num_images", "bits", *_GENERATE_SETTING_IDS, *_COMMON_IDS)
+
+
+def batch_from_options(kind: str, options: dict[str, Any]) -> "_Batch":
+    """An :class:`EditBatch` or :class:`GenerateBatch` from one flat mapping of option ids.
+
+    ``None`` means the default.  Unknown ids are an error that lists the known
+    ones.  Values are checked when the run starts, before any model loads.
+    """
+    known = EDIT_OPTION_IDS if kind == "edit" else GENERATE_OPTION_IDS
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ConfigError(f"unknown {kind} options {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    common = {k: options[k] for k in _COMMON_IDS if k in options}
+    if kind == "edit":
+        return EditBatch(
+            input=options.get("input"),
+            edit_mask=options.get("edit_mask"),
+            keep_mask=options.get("keep_mask"),
+            datalist=options.get("datalist"),
+            global_edit=options.get("global_edit") or False,
+            output_format=options.get("output_format") or "auto",
+            settings={k: options.get(k) for k in _EDIT_SETTING_IDS},
+            **common,
+        )
+    return GenerateBatch(
+        prompt=options.get("prompt"),
+        datalist=options.get("datalist"),
+        num_images=1 if options.get("num_images") is None else options["num_images"],
+        bits=8 if options.get("bits") is None else options["bits"],
+        settings={k: options.get(k) for k in _GENERATE_SETTING_IDS},
+        **common,
+    )
+
+
+__all__ = ["BatchSummary", "EditBatch", "GenerateBatch", "batch_from_options"]

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from ..pacs.server import DEFAULT_AET, DEFAULT_TIMEOUT
-from .common import editor_from_args, settings_from_args
+from .common import load_editor
 from .options import add_edit_options, add_model_options
 
 
@@ -24,7 +25,7 @@ def add_parser(sub) -> None:
     where.add_argument("--pacs", metavar="dimse://AET@HOST:PORT", help="DIMSE peer: C-FIND, C-GET, C-STORE")
     where.add_argument("--dicomweb", metavar="URL", help="DICOMweb root, e.g. http://127.0.0.1:8042/dicom-web")
     g.add_argument("--aet", default=DEFAULT_AET, metavar="AET", help="our AE title (the PACS must know it) [default: %(default)s]")
-    g.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="S",
+    g.add_argument("--timeout", default=DEFAULT_TIMEOUT, metavar="S",
                    help="seconds to wait for a connection or an answer [default: %(default)s]")
     g.add_argument("--study", required=True, metavar="UID", help="StudyInstanceUID of the study to edit")
     g.add_argument("--select", metavar="UID",
@@ -36,7 +37,7 @@ def add_parser(sub) -> None:
     m.add_argument("--keep-mask", metavar="MASK", help="what must not change; same forms as --edit-mask")
     o = p.add_argument_group("derived series")
     o.add_argument("--series-description", metavar="TEXT", help="SeriesDescription of the new series [default: 'RadEdit: <first prompt>']")
-    o.add_argument("--series-number", type=int, metavar="N", help="SeriesNumber of the new series [default: above the study's, >= 1000]")
+    o.add_argument("--series-number", metavar="N", help="SeriesNumber of the new series [default: above the study's, >= 1000]")
     o.add_argument("--uid-root", metavar="ROOT", help="UID root for the new UIDs [default: pydicom's]")
     o.add_argument("--write-seg", action="store_true", help="also store the masks as a DICOM SEG")
     o.add_argument("--output", type=Path, metavar="DIR", help="also keep the stored series in this local folder (+ .json sidecar)")
@@ -47,6 +48,41 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..pacs import run_pacs_edit  # noqa: PLC0415
+    from ..errors import ConfigError  # noqa: PLC0415
+    from ..outputs import DicomOutputOptions  # noqa: PLC0415
+    from ..pacs import PacsServer  # noqa: PLC0415
+    from ..pacs.round_trip import pacs_edit, prepare_pacs_edit  # noqa: PLC0415
+    from ..settings import coerce  # noqa: PLC0415
+    from .options import edit_settings_from_args, model_options_from_args  # noqa: PLC0415
 
-    return run_pacs_edit(args, editor_from_args, settings_from_args)
+    # Everything that can be checked without the network is checked first.
+    settings = edit_settings_from_args(args)
+    model = model_options_from_args(args)
+    timeout = coerce("--timeout", args.timeout, "float")
+    if args.pacs is not None:
+        if not args.pacs.startswith("dimse://"):
+            raise ConfigError(f"--pacs {args.pacs!r}: expected dimse://AET@host:port (use --dicomweb for URLs)")
+        server = PacsServer.parse(args.pacs, calling_aet=args.aet, timeout=timeout)
+    else:
+        if not args.dicomweb.startswith(("http://", "https://")):
+            raise ConfigError(f"--dicomweb {args.dicomweb!r}: expected an http(s):// URL")
+        server = PacsServer(url=args.dicomweb, timeout=timeout)
+    dicom = DicomOutputOptions(
+        uid_root=args.uid_root,
+        series_number=None if args.series_number is None else coerce("--series-number", args.series_number, "int"),
+        series_description=args.series_description,
+        write_seg=bool(args.write_seg),
+    )
+    request = prepare_pacs_edit(
+        server, args.study, settings, select=args.select, edit_mask=args.edit_mask, keep_mask=args.keep_mask,
+        global_edit=args.global_edit, dicom=dicom, output=args.output, overwrite=args.overwrite,
+    )  # fmt: skip
+    done = pacs_edit(request, lambda: load_editor(model, quiet=args.quiet))
+    if not args.quiet:
+        print(
+            f"stored {len(done.stored)} instance(s) as series {done.new_series} in study {request.study_uid} on "
+            f"{server} ({done.result.unet_evaluations} UNet evaluations, {done.result.timings['total']:.1f} s)",
+            file=sys.stderr,
+        )
+    print(done.new_series)
+    return 0

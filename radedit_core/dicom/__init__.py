@@ -16,9 +16,10 @@ from __future__ import annotations
 from .reading import locate_dicom_image, read_dicom_dataset, read_dicom_image, scan_folder
 from .seg import read_dicom_mask
 from .sop import EDITABLE_SOP_CLASSES, SEGMENTATION
-from .writing import choose_series_number, derived_voi, write_derived_series
+from .writing import DerivedSeries, choose_series_number, derived_voi, write_derived_series
 
 __all__ = [
+    "DerivedSeries",
     "EDITABLE_SOP_CLASSES",
     "SEGMENTATION",
     "choose_series_number",

@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Iterable
 
 import numpy as np
@@ -656,8 +656,9 @@ def write_derived_series(
             keep masks as applied (after dilation), referencing the new image.
 
     Returns:
-        The written files: ``out_dir/edited.dcm`` and, with ``write_seg``,
-        ``out_dir/masks.dcm``.
+        A :class:`DerivedSeries`: the written files (``out_dir/edited.dcm`` and,
+        with ``write_seg``, ``out_dir/masks.dcm``), the new UIDs, the
+        SeriesNumber and what was done with the VOI.
     """
     out_dir = Path(out_dir)
     source: SourceImage = result.source
@@ -685,28 +686,46 @@ def write_derived_series(
     files: list[tuple[str, Dataset]] = [(IMAGE_FILE, image_ds)]
     if write_seg:
         files.append((SEG_FILE, _masks_seg(result, image_ds, prefix, used | {number})))
-    if isinstance(getattr(result, "provenance", None), dict):
-        result.provenance.setdefault("dicom", {}).update(
-            {
-                "series_instance_uid": str(image_ds.SeriesInstanceUID),
-                "sop_instance_uid": str(image_ds.SOPInstanceUID),
-                "series_number": number,
-                "voi": {"action": decision.action, "reason": decision.reason},
-            }
-        )
     with atomic_directory(out_dir, overwrite=overwrite) as tmp:
         for name, ds in files:
             ds.save_as(tmp / name, enforce_file_format=True)
-        # The temporary folder is private (0700); a series is meant to be
-        # picked up by archives and viewers, so it gets the usual permissions.
-        os.chmod(tmp, 0o777 & ~_umask())
-    return [out_dir / name for name, _ in files]
+    return DerivedSeries(
+        files=[out_dir / name for name, _ in files],
+        series_instance_uid=str(image_ds.SeriesInstanceUID),
+        sop_instance_uid=str(image_ds.SOPInstanceUID),
+        series_number=number,
+        voi={"action": decision.action, "reason": decision.reason},
+        seg_series_instance_uid=str(files[1][1].SeriesInstanceUID) if write_seg else None,
+    )
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+@dataclass(frozen=True)
+class DerivedSeries(Sequence):
+    """What :func:`write_derived_series` wrote; as a sequence, its files (the image first)."""
+
+    files: list[Path]
+    series_instance_uid: str
+    sop_instance_uid: str
+    series_number: int
+    voi: dict[str, Any]
+    seg_series_instance_uid: str | None = None
+
+    def __getitem__(self, index):
+        return self.files[index]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            "series_instance_uid": self.series_instance_uid,
+            "sop_instance_uid": self.sop_instance_uid,
+            "series_number": self.series_number,
+            "voi": dict(self.voi),
+        }
+        if self.seg_series_instance_uid is not None:
+            out["seg_series_instance_uid"] = self.seg_series_instance_uid
+        return out
 
 
 def _masks_seg(result: Any, image_ds: Dataset, prefix: str, used: set[int]) -> Dataset:
@@ -737,6 +756,7 @@ def _masks_seg(result: Any, image_ds: Dataset, prefix: str, used: set[int]) -> D
 __all__ = [
     "FIRST_DERIVED_SERIES_NUMBER",
     "PATIENT_AND_STUDY_ATTRIBUTES",
+    "DerivedSeries",
     "VoiDecision",
     "build_derived_image",
     "check_series_description",

@@ -1,9 +1,19 @@
 """The DDIM/DDPM step maths on explicit tensors.
 
 Notation as in ``shared/notes/radedit-method.md``: ``abar_t`` is
-``scheduler.alphas_cumprod[t]``; with ``timestep_spacing="trailing"`` and T
-steps the timesteps are 999, 999 - 1000/T, ..., and ``prev(t) = t - 1000/T``,
-with ``abar_prev = final_alpha_cumprod`` (1.0) past the last step.
+``scheduler.alphas_cumprod[t]``.  The timesteps are the scheduler's own list
+for T steps (``set_timesteps``: with ``timestep_spacing="trailing"`` and
+T = 200 they are 999, 994, ..., 4; ``leading`` and ``linspace`` give other
+lists).  Step i goes from the level of ``timesteps[i]`` to the level of the
+next listed timestep, and the last step ends at x0 (abar = 1).  Diffusers'
+own rule, ``prev(t) = t - 1000 // T``, disagrees with the list whenever T does
+not divide 1000 (and with ``leading``/``linspace`` spacings), and ends the
+last step short of abar = 1; ``reference_compat=True`` keeps it, to reproduce
+the released pipeline.
+
+The UNet may predict ``epsilon``, ``v_prediction`` or ``sample``
+(``prediction_type``); :func:`to_epsilon` turns the latter two into the noise
+prediction the step maths use, so inversion stays exact for all three.
 
 Coefficients are computed in float64 and applied to float32 latents; the UNet
 may run in bf16/fp16, the latents never do.
@@ -44,8 +54,18 @@ class Schedule:
         return int(self.num_steps * skip_ratio)
 
 
-def make_schedule(scheduler, num_inference_steps: int) -> Schedule:
-    """Timesteps and alphas exactly as ``DDIMScheduler.step`` uses them."""
+def make_schedule(scheduler, num_inference_steps: int, reference_compat: bool = False) -> Schedule:
+    """Timesteps and cumulative alphas of ``num_inference_steps`` steps of ``scheduler``.
+
+    ``abar_prev[i]`` is abar of the next listed timestep, 1.0 after the last
+    one; with ``reference_compat`` it is diffusers' ``t - num_train_timesteps
+    // T`` rule (``final_alpha_cumprod`` past 0).
+
+    Raises:
+        ConfigError: for a step count outside 1..num_train_timesteps, or a
+            spacing whose timesteps fall outside the trained range (``leading``
+            with ``steps_offset`` 1 at 1000 steps lists timestep 1000).
+    """
     if num_inference_steps < 1:
         raise ConfigError(f"steps must be >= 1, got {num_inference_steps}")
     train_steps = scheduler.config.num_train_timesteps
@@ -53,12 +73,39 @@ def make_schedule(scheduler, num_inference_steps: int) -> Schedule:
         raise ConfigError(f"steps must be <= {train_steps}, got {num_inference_steps}")
     scheduler.set_timesteps(num_inference_steps)
     alphas = scheduler.alphas_cumprod.double()
-    final = float(scheduler.final_alpha_cumprod)
-    stride = train_steps // num_inference_steps
     timesteps = tuple(int(t) for t in scheduler.timesteps)
+    bad = [t for t in timesteps if not 0 <= t < train_steps]
+    if bad or len(set(timesteps)) != len(timesteps):
+        spacing = scheduler.config.timestep_spacing
+        raise ConfigError(
+            f"scheduler timestep_spacing '{spacing}' with steps_offset {scheduler.config.steps_offset} gives "
+            f"{'timestep ' + str(bad[0]) + ' outside 0..' + str(train_steps - 1) if bad else 'repeated timesteps'} "
+            f"at {num_inference_steps} steps; use fewer steps or timestep_spacing 'trailing'"
+        )
     abar = tuple(float(alphas[t]) for t in timesteps)
-    abar_prev = tuple(float(alphas[t - stride]) if t - stride >= 0 else final for t in timesteps)
+    if reference_compat:
+        final = float(scheduler.final_alpha_cumprod)
+        stride = train_steps // num_inference_steps
+        abar_prev = tuple(float(alphas[t - stride]) if t - stride >= 0 else final for t in timesteps)
+    else:
+        abar_prev = abar[1:] + (1.0,)
     return Schedule(timesteps, abar, abar_prev)
+
+
+def to_epsilon(output: torch.Tensor, x: torch.Tensor, abar: torch.Tensor, prediction_type: str) -> torch.Tensor:
+    """The noise prediction equivalent to a UNet ``output`` of ``prediction_type`` at levels ``abar``.
+
+    ``abar`` broadcasts over ``x`` (one value per sample: [N, 1, 1, 1]).
+    ``v_prediction`` (Salimans & Ho): eps = sqrt(abar) v + sqrt(1 - abar) x;
+    ``sample``: eps = (x - sqrt(abar) x0) / sqrt(1 - abar).
+    """
+    if prediction_type == "epsilon":
+        return output
+    if prediction_type == "v_prediction":
+        return abar.sqrt() * output + (1.0 - abar).sqrt() * x
+    if prediction_type == "sample":
+        return (x - abar.sqrt() * output) / (1.0 - abar).sqrt()
+    raise ConfigError(f"prediction_type must be epsilon, v_prediction or sample, got {prediction_type!r}")
 
 
 def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: float) -> torch.Tensor:

@@ -8,7 +8,6 @@ back as a one-slice volume with the same geometry.
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -19,6 +18,7 @@ import SimpleITK as sitk
 from ..errors import InputError, MaskError, OutputError
 from ..fileio import atomic_path, full_suffix
 from .image import Geometry, SourceImage, dtype_value_range
+from .mask_ref import MaskRef
 
 #: Extensions handled by SimpleITK, mapped to the ``format`` name we report.
 SITK_FORMATS = {
@@ -151,13 +151,12 @@ def array_to_sitk(array: np.ndarray, geometry: Geometry) -> sitk.Image:
     return image
 
 
-def write_image(
-    path: str | Path,
-    array: np.ndarray,
-    geometry: Geometry,
-    overwrite: bool = False,
-) -> Path:
-    """Write a 2D array atomically with the given geometry; format from the suffix."""
+def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path:
+    """Write a 2D array with the given geometry, in place (not atomic); the format follows the suffix.
+
+    Use :func:`write_image` for a final output; this is the writer inside an
+    atomic write (:class:`radedit_core.fileio.OutputGroup`).
+    """
     path = Path(path)
     suffix = full_suffix(path)
     if suffix not in SITK_FORMATS:
@@ -169,12 +168,26 @@ def write_image(
         if array.dtype not in (np.uint8, np.uint16):
             raise OutputError(f"{path}: PNG stores 8- or 16-bit unsigned pixels, not {array.dtype}")
         geometry = Geometry(dimension=2)
+    if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
+        raise OutputError(f"{path}: the image to write holds NaN or infinite values; nothing was written")
     image = array_to_sitk(array, geometry)
+    try:
+        sitk.WriteImage(image, str(path), useCompression=suffix != ".png")
+    except RuntimeError as exc:
+        raise OutputError(f"{path}: writing failed ({str(exc).strip().splitlines()[-1]})") from exc
+    return path
+
+
+def write_image(
+    path: str | Path,
+    array: np.ndarray,
+    geometry: Geometry,
+    overwrite: bool = False,
+) -> Path:
+    """Write a 2D array atomically with the given geometry; format from the suffix."""
+    path = Path(path)
     with atomic_path(path, overwrite=overwrite) as tmp:
-        try:
-            sitk.WriteImage(image, str(tmp), useCompression=suffix != ".png")
-        except RuntimeError as exc:
-            raise OutputError(f"{path}: writing failed ({str(exc).strip().splitlines()[-1]})") from exc
+        write_image_file(tmp, array, geometry)
     return path
 
 
@@ -183,38 +196,6 @@ def write_like(path: str | Path, array: np.ndarray, like: SourceImage, overwrite
     if array.shape != like.shape:
         raise ValueError(f"array {array.shape} is not on the source grid {like.shape}")
     return write_image(path, array, like.geometry, overwrite=overwrite)
-
-
-class MaskRef(os.PathLike):
-    """A mask file and which of its labels make the mask.
-
-    Anything that takes a mask path (``edit_file``, the batch runner) accepts
-    a ``MaskRef`` in its place; :func:`read_mask_array` applies the
-    selection, and ``str()`` records it in provenance, e.g.
-    ``seg.dcm [labels: lungs]``.
-    """
-
-    def __init__(self, path: str | Path, select: Any = None):
-        self.path = Path(path)
-        self.select = select
-
-    def __fspath__(self) -> str:
-        return str(self.path)
-
-    def __str__(self) -> str:
-        if self.select is None:
-            return str(self.path)
-        shown = self.select if isinstance(self.select, (str, int)) else ", ".join(map(str, self.select))
-        return f"{self.path} [labels: {shown}]"
-
-    def __repr__(self) -> str:
-        return f"MaskRef({str(self.path)!r}, select={self.select!r})"
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, MaskRef) and (self.path, self.select) == (other.path, other.select)
-
-    def __hash__(self) -> int:
-        return hash((self.path, str(self.select)))
 
 
 def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any = None) -> np.ndarray:
@@ -232,6 +213,8 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
     The result is 0/1 (uint8) when labels were chosen, else the stored values.
     """
     if isinstance(path, MaskRef):
+        if path.path is None:
+            raise MaskError(str(path), "a study:SERIES_UID mask is read from the PACS study (radedit pacs-edit)")
         select = path.select if select is None else select
         path = path.path
     path = Path(path)

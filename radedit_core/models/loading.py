@@ -144,15 +144,46 @@ def _not_found(what: str, comp: ComponentSource, exc: Exception) -> ModelNotFoun
     return ModelNotFoundError(f"{what} not found: {comp.describe()}; {hint}. ({reason})")
 
 
-def _hub_kwargs(comp: ComponentSource, local_files_only: bool | None) -> dict[str, Any]:
+def _where(comp: ComponentSource) -> tuple[str, dict[str, Any]]:
+    """(what from_pretrained gets, the location kwargs).
+
+    A local component is passed as its own folder: transformers looks for a
+    component's remote code (``configuration_*.py``) at the root of what it
+    is given, not in ``subfolder``.
+    """
+    if comp.is_local:
+        return str(comp.path), {}
     kwargs: dict[str, Any] = {}
     if comp.subfolder:
         kwargs["subfolder"] = comp.subfolder
-    if comp.revision and not comp.is_local:
+    if comp.revision:
         kwargs["revision"] = comp.revision
-    if local_files_only:
-        kwargs["local_files_only"] = True
-    return kwargs
+    return comp.source, kwargs
+
+
+def _offline(local_files_only: bool | None) -> bool:
+    from huggingface_hub import constants  # noqa: PLC0415
+
+    return bool(local_files_only) or bool(constants.HF_HUB_OFFLINE)
+
+
+def check_cached(what: str, comp: ComponentSource, local_files_only: bool | None) -> None:
+    """Offline, a hub component missing from the cache fails now, with the instructions, not after retries.
+
+    Raises:
+        ModelNotFoundError: the component's config is not in the Hugging Face
+            cache (at the pinned revision) and the hub may not be contacted.
+    """
+    if comp.is_local or not _offline(local_files_only):
+        return
+    from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+    filename = "config.json" if what != "tokenizer" else "tokenizer_config.json"
+    found = try_to_load_from_cache(
+        comp.source, filename if not comp.subfolder else f"{comp.subfolder}/{filename}", revision=comp.revision
+    )
+    if not isinstance(found, str):
+        raise _not_found(what, comp, FileNotFoundError(f"{filename} is not in the cache"))
 
 
 def _check_remote_code(what: str, comp: ComponentSource, allowed: bool) -> None:
@@ -171,13 +202,37 @@ def _check_remote_code(what: str, comp: ComponentSource, allowed: bool) -> None:
 
 
 def _load(what: str, comp: ComponentSource, loader, local_files_only: bool | None, **extra: Any):
-    kwargs = _hub_kwargs(comp, local_files_only) | extra
+    source, kwargs = _where(comp)
+    if local_files_only:
+        kwargs["local_files_only"] = True
+    if comp.variant and what != "tokenizer":
+        kwargs["variant"] = comp.variant
     try:
-        return loader(comp.source, **kwargs)
+        return loader(source, **kwargs, **extra)
     except (OSError, ValueError, EnvironmentError) as exc:
         # diffusers/transformers/huggingface_hub report missing files, unknown
         # repositories, absent revisions and offline misses as OSError/ValueError.
         raise _not_found(what, comp, exc) from exc
+
+
+def _check_text_length(spec: ModelSpec, local_files_only: bool | None) -> None:
+    """``text.max_length`` must fit the encoder's position embeddings (read from its config, before its weights)."""
+    from transformers import AutoConfig  # noqa: PLC0415
+
+    comp = spec.text_encoder
+    source, kwargs = _where(comp)
+    if local_files_only:
+        kwargs["local_files_only"] = True
+    try:
+        config = AutoConfig.from_pretrained(source, trust_remote_code=comp.trust_remote_code, **kwargs)
+    except (OSError, ValueError, EnvironmentError) as exc:
+        raise _not_found("text encoder", comp, exc) from exc
+    limit = getattr(config, "max_position_embeddings", None)
+    if isinstance(limit, int) and spec.text.max_length > limit:
+        raise ConfigError(
+            f"model spec '{spec.name}': text.max_length {spec.text.max_length} exceeds the text encoder's "
+            f"{limit} position embeddings; use at most {limit}"
+        )
 
 
 def load_components(
@@ -205,6 +260,10 @@ def load_components(
         log.warning("float16 on CPU is slow and poorly supported; consider bfloat16 or float32")
     for what, comp in (("text encoder", spec.text_encoder), ("tokenizer", spec.tokenizer)):
         _check_remote_code(what, comp, trust_remote_code)
+    for what, comp in (("UNet", spec.unet), ("VAE", spec.vae), ("text encoder", spec.text_encoder),
+                       ("tokenizer", spec.tokenizer)):  # fmt: skip
+        check_cached(what, comp, local_files_only)
+    _check_text_length(spec, local_files_only)
 
     unet = _load("UNet", spec.unet, UNet2DConditionModel.from_pretrained, local_files_only, torch_dtype=model_dtype)
     vae = _load("VAE", spec.vae, AutoencoderKL.from_pretrained, local_files_only, torch_dtype=vae_torch_dtype)

@@ -57,6 +57,75 @@ RADEDIT_SCHEDULER = {
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
+#: DDIMScheduler settings the step maths honour, with the values they accept
+#: (None: any value of the right kind).  ``clip_sample`` and ``thresholding``
+#: change x0 predictions and ``rescale_betas_zero_snr`` makes abar_T = 0: each
+#: breaks exact inversion, so only their off value is accepted.  Keys of other
+#: schedulers' saved configs that the DDIM step never reads are accepted too.
+SCHEDULER_SETTINGS: dict[str, tuple | None] = {
+    "num_train_timesteps": None,
+    "beta_start": None,
+    "beta_end": None,
+    "beta_schedule": ("linear", "scaled_linear", "squaredcos_cap_v2"),
+    "trained_betas": None,
+    "clip_sample": (False,),
+    "set_alpha_to_one": None,
+    "steps_offset": None,
+    "prediction_type": ("epsilon", "v_prediction", "sample"),
+    "thresholding": (False,),
+    "dynamic_thresholding_ratio": None,
+    "clip_sample_range": None,
+    "sample_max_value": None,
+    "timestep_spacing": ("trailing", "leading", "linspace"),
+    "rescale_betas_zero_snr": (False,),
+    # DDPMScheduler/EulerDiscreteScheduler keys the DDIM step does not use
+    "variance_type": None,
+    "interpolation_type": None,
+    "use_karras_sigmas": (False,),
+    "timestep_type": None,
+}
+
+
+def check_scheduler(config: dict[str, Any], where: str) -> dict[str, Any]:
+    """The scheduler settings of a spec, checked; keys starting with ``_`` (class, version) are kept.
+
+    Raises:
+        ConfigError: for an unknown key (a misspelling would otherwise be
+            ignored) or a value the step maths cannot honour, listing what is
+            supported.
+    """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: 'scheduler' must be a mapping of DDIMScheduler settings")
+    for key, value in config.items():
+        if key.startswith("_"):
+            continue
+        if key not in SCHEDULER_SETTINGS:
+            raise ConfigError(
+                f"{where}: unknown scheduler setting {key!r}; supported: {', '.join(SCHEDULER_SETTINGS)}"
+            )
+        allowed = SCHEDULER_SETTINGS[key]
+        if allowed is not None and value not in allowed:
+            reason = "it breaks exact inversion" if allowed == (False,) else "the step maths do not implement it"
+            shown = ", ".join(map(str, allowed))
+            raise ConfigError(f"{where}: scheduler {key}={value!r} is not supported ({reason}); use {shown}")
+    return dict(config)
+
+
+def check_text_settings(text: Any, where: str) -> "TextSettings":
+    """``text`` of a spec: ``max_length`` an integer >= 1, ``pass_attention_mask`` a boolean (parsed strictly)."""
+    from ..settings import coerce  # noqa: PLC0415
+
+    if not isinstance(text, dict):
+        raise ConfigError(f"{where}: 'text' must be a mapping (max_length, pass_attention_mask)")
+    unknown = sorted(set(text) - {"max_length", "pass_attention_mask"})
+    if unknown:
+        raise ConfigError(f"{where}: unknown text settings {unknown}; known: max_length, pass_attention_mask")
+    max_length = coerce("text.max_length", text.get("max_length", 128), "int")
+    if max_length < 1:
+        raise ConfigError(f"{where}: text.max_length must be >= 1 tokens, got {max_length}")
+    mask = coerce("text.pass_attention_mask", text.get("pass_attention_mask", False), "bool")
+    return TextSettings(max_length, mask)
+
 
 @dataclass(frozen=True)
 class ComponentSource:
@@ -66,6 +135,14 @@ class ComponentSource:
     subfolder: str | None = None
     revision: str | None = None
     trust_remote_code: bool = False
+    #: Weights file variant (``fp16`` for ``*.fp16.safetensors``), as diffusers/transformers name it.
+    variant: str | None = None
+
+    @property
+    def path(self) -> Path:
+        """The component's own folder (local components)."""
+        base = Path(self.source).expanduser()
+        return base / self.subfolder if self.subfolder else base
 
     @property
     def is_local(self) -> bool:
@@ -81,6 +158,39 @@ class ComponentSource:
         if self.is_local:
             return f"local folder {where}"
         return f"hub repository {where} at revision {self.revision or 'main (unpinned)'}"
+
+
+_WEIGHT_FILES = ("diffusion_pytorch_model", "model")
+
+
+def _with_local_facts(comp: ComponentSource) -> ComponentSource:
+    """What a local component's files say: remote code (``auto_map``) and fp16-only weights.
+
+    A component that ships its own modelling code (BioViL-T's CXR-BERT) has an
+    ``auto_map`` in its config; it is marked so that loading asks for
+    ``--trust-remote-code`` instead of failing inside transformers.  A folder
+    whose only weights are ``*.fp16.*`` files gets ``variant="fp16"``.
+    """
+    folder = comp.path
+    changes: dict[str, Any] = {}
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            config = json.loads((folder / name).read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(config, dict) and config.get("auto_map"):
+            changes["trust_remote_code"] = True
+    if comp.variant is None and folder.is_dir():
+        files = {p.name for p in folder.iterdir()}
+        plain = any(f"{stem}.{ext}" in files for stem in _WEIGHT_FILES for ext in ("safetensors", "bin"))
+        variants = {
+            name.split(".")[-2]
+            for name in files
+            if name.count(".") >= 2 and name.split(".")[0] in _WEIGHT_FILES and name.endswith((".safetensors", ".bin"))
+        }
+        if not plain and len(variants) == 1:
+            changes["variant"] = variants.pop()
+    return replace(comp, **changes) if changes else comp
 
 
 @dataclass(frozen=True)
@@ -135,7 +245,7 @@ class ModelSpec:
                 entry = {"source": entry}
             if not isinstance(entry, dict) or "source" not in entry:
                 raise ConfigError(f"model spec: '{key}' needs a 'source' (hub id or folder)")
-            bad = set(entry) - {"source", "subfolder", "revision", "trust_remote_code"}
+            bad = set(entry) - {"source", "subfolder", "revision", "trust_remote_code", "variant"}
             if bad:
                 raise ConfigError(f"model spec: '{key}' has unknown keys {sorted(bad)}")
             source = str(entry["source"])
@@ -143,21 +253,19 @@ class ModelSpec:
                 candidate = base / source
                 if source.startswith(("./", "../")) or candidate.exists():
                     source = str(candidate.resolve())
-            return ComponentSource(
+            from ..settings import coerce  # noqa: PLC0415
+
+            found = ComponentSource(
                 source=source,
                 subfolder=entry.get("subfolder"),
                 revision=entry.get("revision"),
-                trust_remote_code=bool(entry.get("trust_remote_code", False)),
+                trust_remote_code=coerce(f"{key}.trust_remote_code", entry.get("trust_remote_code", False), "bool"),
+                variant=entry.get("variant"),
             )
+            return _with_local_facts(found) if found.is_local else found
 
-        text = data.get("text", {})
-        try:
-            text_settings = TextSettings(**text)
-        except TypeError as exc:
-            raise ConfigError(f"model spec: bad 'text' settings ({exc})") from exc
-        scheduler = data.get("scheduler", RADEDIT_SCHEDULER)
-        if not isinstance(scheduler, dict):
-            raise ConfigError("model spec: 'scheduler' must be a mapping of DDIMScheduler settings")
+        text_settings = check_text_settings(data.get("text", {}), "model spec")
+        scheduler = check_scheduler(data.get("scheduler", RADEDIT_SCHEDULER), "model spec")
         return cls(
             name=str(data.get("name", "custom")),
             unet=component("unet"),
@@ -198,15 +306,12 @@ class ModelSpec:
         scheduler: dict[str, Any] = dict(RADEDIT_SCHEDULER)
         scheduler_file = folder / "scheduler" / "scheduler_config.json"
         if scheduler_file.exists():
-            scheduler = json.loads(scheduler_file.read_text())
-        return cls(
-            name=folder.name,
-            unet=ComponentSource(str(folder), "unet"),
-            vae=ComponentSource(str(folder), "vae"),
-            text_encoder=ComponentSource(str(folder), "text_encoder"),
-            tokenizer=ComponentSource(str(folder), "tokenizer"),
-            scheduler=scheduler,
-        )
+            try:
+                scheduler = json.loads(scheduler_file.read_text())
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"{scheduler_file}: not a readable scheduler config ({exc})") from exc
+        parts = {c: _with_local_facts(ComponentSource(str(folder), c)) for c in COMPONENTS}
+        return cls(name=folder.name, scheduler=check_scheduler(scheduler, str(scheduler_file)), **parts)
 
     @classmethod
     def resolve(cls, model: "str | Path | ModelSpec | None") -> "ModelSpec":

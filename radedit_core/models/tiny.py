@@ -21,8 +21,6 @@ import json
 import os
 from pathlib import Path
 
-import torch
-
 from .._version import __version__
 from ..fileio import atomic_directory
 from ..errors import ModelNotFoundError
@@ -89,6 +87,7 @@ def _vocabulary() -> list[str]:
 
 def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     """Write the tiny model into ``folder`` (created; must not exist)."""
+    import torch  # noqa: PLC0415 - only when a model is written
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: PLC0415
     from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: PLC0415
 

@@ -10,8 +10,9 @@ import torch
 from tqdm.auto import tqdm
 from diffusers import AutoencoderKL, DDIMScheduler, DiffusionPipeline, UNet2DConditionModel
 
-from ..errors import ConfigError
-from ..models.conditioning import encode_prompts
+from ..diffusion.schedule import to_epsilon
+from ..errors import ConfigError, NumericalError
+from ..models.conditioning import count_tokens, encode_prompts
 from ..models.spec import TextSettings
 
 #: callback(stage, done, total); stages: "invert", "edit", "generate".
@@ -88,8 +89,23 @@ class RadEditPipelineBase(DiffusionPipeline):
             self.unet.dtype,
         )
 
+    def prompt_report(self, prompts: list[str]) -> list[dict]:
+        """Per prompt: its token count (with [CLS]/[SEP]) and whether ``text_max_length`` truncates it."""
+        limit = self.text_settings.max_length
+        report = []
+        for prompt in prompts:
+            n = count_tokens(prompt, self.tokenizer)
+            report.append({"prompt": prompt, "tokens": n, "max_length": limit, "truncated": n > limit})
+        return report
+
     def unet_eps(self, latents: torch.Tensor, timesteps: torch.Tensor, embeddings: torch.Tensor) -> torch.Tensor:
-        """One UNet call on float32 latents; the prediction comes back as float32."""
+        """One UNet call on float32 latents; the noise prediction comes back as float32.
+
+        A UNet trained for ``v_prediction`` or ``sample`` (the scheduler's
+        ``prediction_type``) has its output turned into epsilon here
+        (:func:`~radedit_core.diffusion.schedule.to_epsilon`), so every step
+        below works with noise predictions.
+        """
         self.unet_calls += 1
         if self.is_compiled:
             # CUDA-graph outputs live in memory the next replay overwrites.
@@ -100,7 +116,12 @@ class RadEditPipelineBase(DiffusionPipeline):
             encoder_hidden_states=embeddings,
             return_dict=False,
         )[0]
-        return out.float() if out.dtype != torch.float32 else out.clone()
+        out = out.float() if out.dtype != torch.float32 else out.clone()
+        prediction = self.scheduler.config.prediction_type
+        if prediction != "epsilon":
+            abar = self.scheduler.alphas_cumprod.to(torch.float64)[timesteps.cpu()].to(out.device)
+            out = to_epsilon(out.double(), latents.double(), abar.view(-1, 1, 1, 1), prediction).float()
+        return out
 
     def conditional_predictor(
         self,
@@ -159,6 +180,8 @@ class RadEditPipelineBase(DiffusionPipeline):
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         z = latents / self.vae.config.scaling_factor + shift
         rgb = self.vae.decode(z.to(self.vae.device, self.vae.dtype), return_dict=False)[0]
+        # Checked before the clamp, which would turn an overflow to inf into a plausible +-1.
+        check_finite(rgb, "VAE decode")
         return rgb.float().mean(dim=1, keepdim=True).clamp(-1.0, 1.0)
 
     # -- bookkeeping -------------------------------------------------------
@@ -177,6 +200,23 @@ class RadEditPipelineBase(DiffusionPipeline):
         if sync:
             torch.cuda.synchronize()
         timings[key] = timings.get(key, 0.0) + time.perf_counter() - t0
+
+
+def check_finite(values: torch.Tensor, stage: str) -> None:
+    """Refuse NaN/inf at the end of a stage (one check per stage: no host sync inside the step loop).
+
+    Raises:
+        NumericalError: naming the stage and what usually fixes it.
+    """
+    if bool(torch.isfinite(values).all()):
+        return
+    hints = {
+        "VAE decode": "the VAE overflowed: run it in float32 or bfloat16 (--vae-dtype float32), not float16",
+        "VAE encode": "the VAE overflowed: run it in float32 or bfloat16 (--vae-dtype float32), not float16",
+        "UNet": "the UNet produced non-finite noise predictions: run it in float32 or bfloat16 (--dtype), "
+        "and check the model's weights",
+    }
+    raise NumericalError(f"{stage} produced NaN or infinite values; {hints.get(stage, 'nothing was written')}")
 
 
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator | None:

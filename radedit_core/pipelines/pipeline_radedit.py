@@ -18,15 +18,11 @@ from ..diffusion.editing import radedit_reverse
 from ..diffusion.inversion import Inversion, ddim_invert, ddpm_invert
 from ..diffusion.schedule import make_schedule
 from ..errors import ConfigError, InputError, MaskError
-from .base import ProgressCallback, RadEditPipelineBase, make_generator, normalise_prompts
+from ..settings import DEFAULT_GUIDANCE, DEFAULT_INVERT_GUIDANCE
+from .base import ProgressCallback, RadEditPipelineBase, check_finite, make_generator, normalise_prompts
 
 MaskRule = Literal["any", "mean"]
 
-#: Paper default guidance inside the edit mask (Sec. 4, following DDPM inversion).
-DEFAULT_GUIDANCE = 15.0
-#: Guidance of the inversion when an invert prompt is given: the DDPM
-#: inversion authors' source-prompt default.
-DEFAULT_INVERT_GUIDANCE = 3.5
 
 
 @dataclass
@@ -44,6 +40,8 @@ class RadEditPipelineOutput(BaseOutput):
     unet_evaluations: int
     unet_calls: int
     timings: dict[str, float] = field(default_factory=dict)
+    #: Per prompt (edit prompts, then the invert prompt): token count and truncation.
+    text: list[dict] = field(default_factory=list)
 
 
 class RadEditPipeline(RadEditPipelineBase):
@@ -158,6 +156,7 @@ class RadEditPipeline(RadEditPipelineBase):
         with self.timed(timings, "text"):
             embeds = self.encode_text([""] + prompts + ([invert_prompt] if invert_prompt else []))
         uncond, cond = embeds[:1], embeds[1 : 1 + len(prompts)]
+        text = self.prompt_report(prompts + ([invert_prompt] if invert_prompt else []))
         weight_t = torch.tensor(weight_list, dtype=torch.float32, device=device)
 
         # 3. Masks on the latent grid (keep wins where they overlap: pasted last)
@@ -167,9 +166,10 @@ class RadEditPipeline(RadEditPipelineBase):
         # 4. Encode the image to x0
         with self.timed(timings, "encode"):
             x0 = self.encode_image(image, latent_sampling, generator)
+        check_finite(x0, "VAE encode")
 
         # 5. Timesteps
-        schedule = make_schedule(self.scheduler, num_inference_steps)
+        schedule = make_schedule(self.scheduler, num_inference_steps, reference_compat)
         skip = schedule.skip_steps(skip_ratio)
         inv_start = 0 if invert_all_steps else skip
         timesteps = schedule.timesteps
@@ -226,6 +226,7 @@ class RadEditPipeline(RadEditPipelineBase):
             latents = radedit_reverse(
                 inv, schedule, skip, predict, weight_t, m_edit, m_keep, eta, reference_compat, on_step
             )
+        check_finite(latents, "UNet")
 
         # 8. Decode
         with self.timed(timings, "decode"):
@@ -244,4 +245,5 @@ class RadEditPipeline(RadEditPipelineBase):
             unet_evaluations=inv_total + schedule.num_steps - skip,
             unet_calls=self.unet_calls - calls_before,
             timings=timings,
+            text=text,
         )

@@ -10,7 +10,7 @@ from diffusers.utils import BaseOutput
 from ..diffusion.editing import ddim_sample
 from ..diffusion.schedule import make_schedule
 from ..errors import ConfigError
-from .base import ProgressCallback, RadEditPipelineBase, make_generator, normalise_prompts
+from .base import ProgressCallback, RadEditPipelineBase, check_finite, make_generator, normalise_prompts
 
 
 @dataclass
@@ -80,6 +80,7 @@ class RadEditGenerationPipeline(RadEditPipelineBase):
                     callback("generate", done, total)
 
             latents = ddim_sample(latents, schedule, predict, weight, on_step)
+        check_finite(latents, "UNet")
 
         # 6. Decode
         with self.timed(timings, "decode"):

@@ -1,17 +1,26 @@
-"""``radedit pacs-edit``: fetch a study, edit one image, write the derived series, store it, verify."""
+"""The PACS round trip of ``radedit pacs-edit``: fetch a study, edit one image, write the derived series,
+store it, verify the server lists it.
+
+:func:`prepare_pacs_edit` checks every option without the network;
+:func:`pacs_edit` does the round trip.  The command line is
+:mod:`radedit_core.cli.pacs_edit`.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import shutil
-import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import ConfigError, InputError, OutputError, PacsError
+from ..fileio import check_writable
+from ..imaging.mask_ref import MaskRef, parse_mask_ref
+from ..outputs import DicomOutputOptions
+from ..settings import EditSettings
 from .operations import fetch_study, find_instances, find_study, store_instances
 from .server import IMAGE_SOP_CLASSES, SEGMENTATION, _UID_RE, PacsServer, _int, _text
 
@@ -65,13 +74,13 @@ def index_instances(paths: Iterable[Path]) -> list[FetchedInstance]:
 
 
 def _listing(entries: Sequence[FetchedInstance]) -> str:
-    from .dicom.sop import describe_instances  # noqa: PLC0415
+    from ..dicom.sop import describe_instances  # noqa: PLC0415
 
     return describe_instances(sorted(entries, key=lambda e: (e.series_number is None, e.series_number or 0, e.sop_uid)))
 
 
 def _contents(entries: Sequence[FetchedInstance]) -> str:
-    from .dicom.sop import count_sop_classes  # noqa: PLC0415
+    from ..dicom.sop import count_sop_classes  # noqa: PLC0415
 
     return count_sop_classes(e.sop_class_uid for e in entries)
 
@@ -111,50 +120,28 @@ def pick_image(server: PacsServer, study_uid: str, entries: Sequence[FetchedInst
     return images[0]
 
 
-@dataclass(frozen=True)
-class _MaskSource:
-    text: str
-    path: Path | None = None
-    series_uid: str | None = None
-    label: str | None = None
-
-
-def _parse_mask(value: str | None, option: str) -> _MaskSource | None:
-    if value is None:
+def _read_mask(server: PacsServer, study_uid: str, ref: MaskRef | None, image, entries: Sequence[FetchedInstance]):
+    if ref is None:
         return None
-    if value.startswith("study:"):
-        series, _, label = value[len("study:"):].partition(":")
-        if not _UID_RE.match(series):
-            raise ConfigError(f"{option} {value!r}: expected study:SEG_SERIES_UID[:segment label]")
-        return _MaskSource(value, series_uid=series, label=label or None)
-    path = Path(value)
-    if not path.exists():
-        raise InputError(path, "file does not exist")
-    return _MaskSource(value, path=path)
+    if ref.path is not None:
+        from ..imaging.io import read_mask_array  # noqa: PLC0415
 
-
-def _read_mask(server: PacsServer, study_uid: str, source: _MaskSource | None, image, entries: Sequence[FetchedInstance]):
-    if source is None:
-        return None
-    if source.path is not None:
-        from .imaging.io import read_mask_array  # noqa: PLC0415
-
-        return read_mask_array(source.path, image)
-    segs = [e for e in entries if e.series_uid == source.series_uid]
+        return read_mask_array(ref, image)
+    segs = [e for e in entries if e.series_uid == ref.series_uid]
     if not segs:
-        raise PacsError(server, f"study {study_uid}: mask series {source.series_uid} is not in the study")
+        raise PacsError(server, f"study {study_uid}: mask series {ref.series_uid} is not in the study")
     segs = [e for e in segs if e.sop_class_uid == SEGMENTATION]
     if not segs:
-        raise PacsError(server, f"study {study_uid}: mask series {source.series_uid} holds no DICOM SEG")
+        raise PacsError(server, f"study {study_uid}: mask series {ref.series_uid} holds no DICOM SEG")
     if len(segs) > 1:
         raise PacsError(
-            server, f"study {study_uid}: mask series {source.series_uid} holds {len(segs)} SEG instances; "
+            server, f"study {study_uid}: mask series {ref.series_uid} holds {len(segs)} SEG instances; "
             "keep one per series"
         )
-    from .dicom import read_dicom_mask  # noqa: PLC0415
+    from ..dicom import read_dicom_mask  # noqa: PLC0415
 
     with _remote_names(server, study_uid, segs[0]):
-        return read_dicom_mask(segs[0].path, image, select=source.label)
+        return read_dicom_mask(segs[0].path, image, select=ref.select)
 
 
 @contextlib.contextmanager
@@ -167,7 +154,8 @@ def _remote_names(server: PacsServer, study_uid: str, entry: FetchedInstance) ->
         raise type(exc)(where, exc.problem) from exc
 
 
-def _check_uid(value: str | None, option: str) -> str | None:
+def check_uid(value: str | None, option: str) -> str | None:
+    """A DICOM UID (digits and dots, at most 64 characters), or None."""
     if value is None:
         return None
     value = value.strip()
@@ -176,44 +164,88 @@ def _check_uid(value: str | None, option: str) -> str | None:
     return value
 
 
-def _server_from_args(args) -> PacsServer:
-    if args.pacs is not None:
-        if not args.pacs.startswith("dimse://"):
-            raise ConfigError(f"--pacs {args.pacs!r}: expected dimse://AET@host:port (use --dicomweb for URLs)")
-        return PacsServer.parse(args.pacs, calling_aet=args.aet, timeout=args.timeout)
-    if not args.dicomweb.startswith(("http://", "https://")):
-        raise ConfigError(f"--dicomweb {args.dicomweb!r}: expected an http(s):// URL")
-    return PacsServer(url=args.dicomweb, timeout=args.timeout)
+@dataclass
+class PacsEditRequest:
+    """A ``pacs-edit`` round trip, every option checked (:func:`prepare_pacs_edit`)."""
+
+    server: PacsServer
+    study_uid: str
+    select: str | None
+    edit_ref: MaskRef | None
+    keep_ref: MaskRef | None
+    settings: EditSettings
+    dicom: DicomOutputOptions
+    output: Path | None = None
+    overwrite: bool = False
 
 
-def run_pacs_edit(args, make_editor: Callable, make_settings: Callable) -> int:
-    """``radedit pacs-edit``: fetch, edit, write the derived series, store, verify, print its UID."""
-    from .fileio import atomic_directory, check_writable, write_json  # noqa: PLC0415
-    from .workflow import sidecar_path  # noqa: PLC0415
+def prepare_pacs_edit(
+    server: PacsServer,
+    study: str,
+    settings: EditSettings,
+    *,
+    select: str | None = None,
+    edit_mask: Any = None,
+    keep_mask: Any = None,
+    global_edit: bool = False,
+    dicom: DicomOutputOptions | None = None,
+    output: str | Path | None = None,
+    overwrite: bool = False,
+) -> PacsEditRequest:
+    """Everything that can be checked without the network: UIDs, masks, the DICOM options, the local output."""
+    from ..dicom.writing import check_series_description, uid_prefix  # noqa: PLC0415
+    from ..outputs import sidecar_path  # noqa: PLC0415
 
-    # Everything that can be checked without the network is checked first.
-    server = _server_from_args(args)
-    study_uid = _check_uid(args.study, "--study")
-    select = _check_uid(args.select, "--select")
-    edit_src = _parse_mask(args.edit_mask, "--edit-mask")
-    keep_src = _parse_mask(args.keep_mask, "--keep-mask")
-    if edit_src is None and not args.global_edit:
+    study_uid = check_uid(study, "--study")
+    select = check_uid(select, "--select")
+    edit_ref = parse_mask_ref(edit_mask, name="--edit-mask", allow_study=True)
+    keep_ref = parse_mask_ref(keep_mask, name="--keep-mask", allow_study=True)
+    for option, ref in (("--edit-mask", edit_ref), ("--keep-mask", keep_ref)):
+        if ref is not None and ref.path is not None and not ref.path.exists():
+            raise InputError(ref.path, "file does not exist")
+    if edit_ref is None and not global_edit:
         raise ConfigError("give --edit-mask, or --global-edit to edit the whole image")
-    if edit_src is not None and args.global_edit:
+    if edit_ref is not None and global_edit:
         raise ConfigError("--edit-mask and --global-edit exclude each other")
-    settings = make_settings(args)
-    output: Path | None = args.output
+    dicom = dicom or DicomOutputOptions()
+    uid_prefix(dicom.uid_root)
+    if dicom.series_description is not None:
+        check_series_description(dicom.series_description)
     if output is not None:
-        check_writable(output, args.overwrite)
-        check_writable(sidecar_path(output), args.overwrite)
+        output = Path(output)
+        check_writable(output, overwrite)
+        check_writable(sidecar_path(output), overwrite)
+    return PacsEditRequest(server, study_uid, select, edit_ref, keep_ref, settings, dicom, output, overwrite)
 
+
+@dataclass
+class PacsEditResult:
+    """The stored derived series: its SeriesInstanceUID, every stored instance, the edit."""
+
+    new_series: str
+    stored: list[str]
+    result: Any
+    provenance: dict[str, Any]
+
+
+def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsEditResult:
+    """Fetch the study, pick the image, edit it, write the derived series, store it and verify it.
+
+    ``load_editor()`` is called once the study is fetched and the image and
+    masks are read (so that a missing study or a bad mask is reported before
+    the model loads). Nothing is left locally unless ``request.output`` is set.
+    """
+    from ..dicom import read_dicom_image, write_derived_series  # noqa: PLC0415
+    from ..fileio import OutputGroup  # noqa: PLC0415
+    from ..outputs import sidecar_path  # noqa: PLC0415
+    from ..provenance import warn_notes  # noqa: PLC0415
+
+    server, study_uid = request.server, request.study_uid
     with tempfile.TemporaryDirectory(prefix="radedit-pacs-") as tmp_name:
         tmp = Path(tmp_name)
         study = find_study(server, study_uid)
         entries = index_instances(fetch_study(server, study_uid, tmp / "study", study.series))
-        chosen = pick_image(server, study_uid, entries, select)
-        from .dicom import read_dicom_image, write_derived_series  # noqa: PLC0415
-
+        chosen = pick_image(server, study_uid, entries, request.select)
         with _remote_names(server, study_uid, chosen):
             # The study folder, not the file: the reader notes the study's
             # SeriesNumbers so that the derived series gets a free one.
@@ -221,27 +253,27 @@ def run_pacs_edit(args, make_editor: Callable, make_settings: Callable) -> int:
         # Series that were not fetched count too.
         numbers = set(image.metadata.get("study_series_numbers", []))
         image.metadata["study_series_numbers"] = sorted(numbers | {s.number for s in study.series if s.number is not None})
-        edit = _read_mask(server, study_uid, edit_src, image, entries)
-        keep = _read_mask(server, study_uid, keep_src, image, entries)
+        edit = _read_mask(server, study_uid, request.edit_ref, image, entries)
+        keep = _read_mask(server, study_uid, request.keep_ref, image, entries)
 
-        editor = make_editor(args)
-        editor.set_progress(not args.quiet)
-        result = editor.edit(
-            image, edit, keep, settings, mask_paths=(edit_src and edit_src.text, keep_src and keep_src.text)
-        )
+        editor = load_editor()
+        result = editor.edit(image, edit, keep, request.settings, mask_paths=(request.edit_ref, request.keep_ref))
+        warn_notes(result.notes, f"{server} study {study_uid}")
         source_ref = f"{server} study {study_uid} series {chosen.series_uid} instance {chosen.sop_uid}"
-        result.provenance["input"]["path"] = source_ref
+        provenance = dict(result.provenance)
+        provenance["input"] = {**provenance["input"], "path": source_ref}
+        result.provenance = provenance
 
-        written = [Path(p) for p in write_derived_series(
-            result, tmp / "derived", uid_root=args.uid_root, series_number=args.series_number,
-            series_description=args.series_description, write_seg=args.write_seg,
-        )]
-        new = index_instances(written)
+        d = request.dicom
+        series = write_derived_series(
+            result, tmp / "derived", uid_root=d.uid_root, series_number=d.series_number,
+            series_description=d.series_description, write_seg=d.write_seg,
+        )  # fmt: skip
+        new = index_instances(series.files)
         strays = sorted({e.study_uid for e in new} - {study_uid})
         if strays:
             raise OutputError(f"derived series would land in study {strays[0]}, not in {study_uid}; nothing was stored")
-        image_series = [e.series_uid for e in new if e.sop_class_uid != SEGMENTATION]
-        new_series = image_series[0] if image_series else new[0].series_uid
+        new_series = series.series_instance_uid
 
         stored = store_instances(server, [e.path for e in new])
         for series_uid in dict.fromkeys(e.series_uid for e in new):
@@ -252,7 +284,8 @@ def run_pacs_edit(args, make_editor: Callable, make_settings: Callable) -> int:
                     server, f"stored series {series_uid} but the server does not list instance(s) {', '.join(missing)}"
                 )
 
-        result.provenance["pacs"] = {
+        provenance["dicom"] = series.to_dict()
+        provenance["pacs"] = {
             "server": str(server),
             "protocol": server.protocol,
             "study": study_uid,
@@ -262,22 +295,24 @@ def run_pacs_edit(args, make_editor: Callable, make_settings: Callable) -> int:
             "new_series": sorted(dict.fromkeys(e.series_uid for e in new)),
             "stored_instances": stored,
         }
-        if output is not None:
-            with atomic_directory(output, overwrite=args.overwrite) as part:
-                for e in new:
-                    shutil.copy2(e.path, part / e.path.name)
-            try:
-                result.provenance["output"] = {"path": str(output)}
-                write_json(sidecar_path(output), result.provenance, overwrite=args.overwrite)
-            except Exception:
-                shutil.rmtree(output, ignore_errors=True)
-                raise
+        if request.output is not None:
+            output = request.output
+            with OutputGroup() as group:
+                with group.directory(output, request.overwrite) as part:
+                    for e in new:
+                        shutil.copy2(e.path, part / e.path.name)
+                provenance["output"] = {"path": str(output), "format": "dicom"}
+                group.json(sidecar_path(output), provenance, request.overwrite)
+    return PacsEditResult(new_series, stored, result, provenance)
 
-    if not args.quiet:
-        print(
-            f"stored {len(stored)} instance(s) as series {new_series} in study {study_uid} on {server} "
-            f"({result.unet_evaluations} UNet evaluations, {result.timings['total']:.1f} s)",
-            file=sys.stderr,
-        )
-    print(new_series)
-    return 0
+
+__all__ = [
+    "FetchedInstance",
+    "PacsEditRequest",
+    "PacsEditResult",
+    "check_uid",
+    "index_instances",
+    "pacs_edit",
+    "pick_image",
+    "prepare_pacs_edit",
+]

@@ -1,0 +1,132 @@
+"""An edit checked and ready for the model: step 1 of the route (README "Command line").
+
+:func:`prepare_edit` checks everything that needs no model, in a second and
+without importing torch: the output (writable, format, DICOM-only options),
+the image (located in a DICOM folder, read), the masks (on the image's grid,
+not empty) and the DICOM series number.  Nothing is written.  Then
+:func:`radedit_core.workflow.run_edit` edits and writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import ConfigError
+from .fileio import check_writable
+from .imaging.image import SourceImage
+from .imaging.io import image_format, read_image, read_mask_array
+from .imaging.mask_ref import MaskRef, parse_mask_ref
+from .imaging.masks import make_masks
+from .outputs import DICOM_ONLY_OPTIONS, DicomOutputOptions, output_format_for_path, sidecar_path
+from .settings import EditSettings, cli_name
+
+
+@dataclass
+class EditRequest:
+    """An edit checked and ready for the model: everything :func:`run_edit` needs.
+
+    ``image`` is the source as read (stored values, MONOCHROME2 polarity),
+    ``edit``/``keep`` the mask arrays on its grid (``edit=None``: a global
+    edit), ``output`` and ``sidecar`` the paths to create, ``output_format``
+    one of :data:`radedit_core.outputs.OUTPUT_FORMATS`.
+    """
+
+    image: SourceImage
+    edit_ref: MaskRef | None
+    keep_ref: MaskRef | None
+    edit: np.ndarray | None
+    keep: np.ndarray | None
+    settings: EditSettings
+    output: Path
+    output_format: str
+    sidecar: Path
+    overwrite: bool = False
+    dicom: DicomOutputOptions | None = None
+
+
+def prepare_edit(
+    image: str | Path,
+    edit_mask: Any,
+    keep_mask: Any,
+    settings: EditSettings,
+    output: str | Path,
+    *,
+    output_format: Any = "auto",
+    overwrite: bool = False,
+    global_edit: bool = False,
+    select: str | None = None,
+    dicom: DicomOutputOptions | None = None,
+    name: Callable[[str], str] = cli_name,
+) -> EditRequest:
+    """Check an edit's inputs and outputs before any model loads; nothing is written.
+
+    ``edit_mask``/``keep_mask``: paths, ``PATH#LABELS`` strings or
+    :class:`MaskRef` (see :mod:`radedit_core.imaging.mask_ref`). ``select``:
+    the SOPInstanceUID or SeriesInstanceUID of the image in a DICOM folder.
+    ``dicom``: options of a derived DICOM series (DICOM output only).
+    ``name`` spells the options in messages (default: the CLI's ``--option``).
+
+    Raises:
+        ConfigError, InputError, MaskError (exit code 2) or OutputError (4),
+        naming the option or the file and the problem.
+    """
+    edit_ref = parse_mask_ref(edit_mask, name=name("edit_mask"))
+    keep_ref = parse_mask_ref(keep_mask, name=name("keep_mask"))
+    if edit_ref is None and not global_edit:
+        raise ConfigError(f"give {name('edit_mask')}, or {name('global_edit')} to edit the whole image")
+    if edit_ref is not None and global_edit:
+        raise ConfigError(f"{name('edit_mask')} and {name('global_edit')} exclude each other")
+    output = Path(output)
+    fmt = output_format_for_path(output, output_format, name("output"))
+    given = [name(k) for k in DICOM_ONLY_OPTIONS if dicom is not None and getattr(dicom, k) not in (None, False)]
+    if fmt != "dicom" and given:
+        raise ConfigError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to DICOM series output only")
+    sidecar = sidecar_path(output)
+    check_writable(output, overwrite)
+    check_writable(sidecar, overwrite)
+
+    image_path = Path(image)
+    headers: list = []
+    is_dicom = image_path.exists() and image_format(image_path) == "dicom"
+    if select is not None and not is_dicom:
+        raise ConfigError(f"{name('select')} picks an image in a DICOM folder; {image_path} is not DICOM")
+    if is_dicom:
+        from .dicom import locate_dicom_image  # noqa: PLC0415 - pydicom only for DICOM input
+
+        image_path, headers = locate_dicom_image(image_path, select)
+    source = read_image(image_path)
+    if fmt == "dicom":
+        dicom = _dicom_output(source, image, headers, dicom or DicomOutputOptions(), name)
+    edit = None if edit_ref is None else read_mask_array(edit_ref, source)
+    keep = None if keep_ref is None else read_mask_array(keep_ref, source)
+    # Dilation never makes an empty or misplaced mask usable: checked without it.
+    make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
+    return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)
+
+
+def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
+    """The derived series' options, checked, with the SeriesNumber chosen from what the study uses."""
+    from dataclasses import replace  # noqa: PLC0415
+
+    from .dicom import choose_series_number  # noqa: PLC0415
+    from .dicom.writing import check_series_description, uid_prefix  # noqa: PLC0415
+
+    if source.format != "dicom":
+        raise ConfigError(
+            f"DICOM series output needs a DICOM input (patient, study and references come from it); "
+            f"{given} is {source.format}; give {name('output')} a .png, .nii.gz or .nrrd name"
+        )
+    uid_prefix(options.uid_root)
+    if options.series_description is not None:
+        check_series_description(options.series_description)
+    study = str(source.metadata["dataset"].get("StudyInstanceUID", ""))
+    used = set(source.metadata.get("study_series_numbers", []))
+    used |= {h.series_number for h in headers if h.study_uid == study and h.series_number is not None}
+    return replace(options, series_number=choose_series_number(used, options.series_number))
+
+
+__all__ = ["EditRequest", "prepare_edit"]

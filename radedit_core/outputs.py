@@ -1,0 +1,186 @@
+"""Where an edit goes: the output formats, their suffixes, the sidecar, and the writers.
+
+One vocabulary for every front end (``--output-format``, the bundle's
+``output_format``, datalists):
+
+======== ============================ =================================================
+format   suffixes                     written by
+======== ============================ =================================================
+dicom    (a folder, no suffix)        :func:`radedit_core.dicom.write_derived_series`
+png      .png                         SimpleITK (8/16-bit grayscale, no geometry)
+nifti    .nii.gz, .nii                SimpleITK (the source's spacing, origin, direction)
+nrrd     .nrrd                        SimpleITK (the source's geometry)
+======== ============================ =================================================
+
+``auto`` picks the format from the output's suffix (CLI: no suffix = a DICOM
+series folder) or, for batch outputs that have no name yet, from the source
+(DICOM -> dicom; PNG, NIfTI, NRRD -> the same; anything else -> nifti).
+
+Every output gets a provenance sidecar named after it: ``edited.png`` ->
+``edited.png.json``, a DICOM series folder ``edited/`` -> ``edited.json``, so
+that outputs of different formats never share one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .fileio import OutputGroup, full_suffix
+
+#: format -> its file suffixes (the first is the one used when a name is made).
+OUTPUT_FORMATS: dict[str, tuple[str, ...]] = {
+    "dicom": (),
+    "png": (".png",),
+    "nifti": (".nii.gz", ".nii"),
+    "nrrd": (".nrrd",),
+}
+#: Other spellings users type for the formats.
+_ALIASES = {"nii": "nifti", "nii.gz": "nifti", ".nii": "nifti", ".nii.gz": "nifti", "dcm": "dicom", ".png": "png",
+            ".nrrd": "nrrd"}  # fmt: skip
+#: Options that only a DICOM series output takes.
+DICOM_ONLY_OPTIONS = ("uid_root", "series_description", "series_number", "write_seg")
+
+
+def format_name(requested: Any, name: str = "output_format") -> str:
+    """``auto`` or one of :data:`OUTPUT_FORMATS` (aliases like ``nii.gz`` accepted)."""
+    text = "auto" if requested is None else str(requested).strip().lower()
+    text = _ALIASES.get(text, text)
+    if text != "auto" and text not in OUTPUT_FORMATS:
+        raise ConfigError(f"{name}: must be auto, {', '.join(OUTPUT_FORMATS)}, got {requested!r}")
+    return text
+
+
+def format_of_suffix(path: Path) -> str | None:
+    suffix = full_suffix(path)
+    if suffix == ".seg.nrrd":
+        suffix = ".nrrd"
+    return next((fmt for fmt, suffixes in OUTPUT_FORMATS.items() if suffix in suffixes), None)
+
+
+def output_format_for_path(output: Path, requested: Any = "auto", name: str = "--output") -> str:
+    """The format of a named output (``radedit edit --output``); the suffix must agree with a requested one."""
+    fmt = format_name(requested, f"{name}-format" if name.startswith("--") else "output_format")
+    suffix = full_suffix(output)
+    by_suffix = format_of_suffix(output)
+    if fmt != "auto":
+        if fmt == "dicom":
+            if suffix in (".dcm", ".dicom") or by_suffix is not None:
+                raise ConfigError(f"{name} {output}: DICOM output is a series folder; give a path without suffix")
+            return fmt
+        if by_suffix != fmt:
+            endings = " or ".join(OUTPUT_FORMATS[fmt])
+            raise ConfigError(f"{name}-format {fmt} needs an {name} ending in {endings}")
+        return fmt
+    if by_suffix is not None:
+        return by_suffix
+    if suffix in (".dcm", ".dicom"):
+        raise ConfigError(f"{name} {output}: DICOM output is a series folder; give a path without suffix")
+    if suffix == "" or output.is_dir():
+        return "dicom"
+    raise ConfigError(
+        f"{name} {output}: unknown suffix '{suffix}'; use .png, .nii, .nii.gz, .nrrd or a folder without "
+        "suffix for a DICOM series"
+    )
+
+
+def output_format_for_source(source_format: str, source_suffix: str, requested: Any = "auto") -> tuple[str, str]:
+    """(format, suffix) of a batch output named after its item: ``auto`` mirrors the source."""
+    fmt = format_name(requested)
+    if fmt == "auto":
+        if source_format == "dicom":
+            return "dicom", ""
+        fmt = source_format if source_format in OUTPUT_FORMATS else "nifti"
+    if fmt == "dicom" and source_format != "dicom":
+        raise ConfigError(f"output_format dicom needs a DICOM input; the input is {source_format}")
+    suffixes = OUTPUT_FORMATS[fmt]
+    return fmt, (source_suffix if source_suffix in suffixes else (suffixes[0] if suffixes else ""))
+
+
+def sidecar_path(output: str | Path) -> Path:
+    """The provenance sidecar of an output: ``a.nii.gz`` -> ``a.nii.gz.json``, folder ``series`` -> ``series.json``."""
+    output = Path(output)
+    return output.with_name(output.name + ".json")
+
+
+def legacy_sidecar_path(output: str | Path) -> Path:
+    """Where radedit_core 0.1 put the sidecar (``a.nii.gz`` -> ``a.json``): read when resuming old runs."""
+    output = Path(output)
+    suffix = full_suffix(output) if output.suffix else ""
+    return output.with_name(output.name[: len(output.name) - len(suffix)] + ".json")
+
+
+@dataclass(frozen=True)
+class DicomOutputOptions:
+    """A derived DICOM series' options (see :func:`radedit_core.dicom.write_derived_series`)."""
+
+    uid_root: str | None = None
+    series_number: int | None = None
+    series_description: str | None = None
+    write_seg: bool = False
+
+
+@dataclass
+class WrittenOutput:
+    """What a writer wrote: the output path, its files, and format-specific facts (DICOM UIDs, VOI, ...)."""
+
+    path: Path
+    format: str
+    files: list[Path] = field(default_factory=list)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": str(self.path), "format": self.format}
+        if self.files and self.files != [self.path]:
+            out["files"] = [str(p) for p in self.files]
+        out.update(self.info)
+        return out
+
+
+def write_edit(
+    result: Any,
+    output: Path,
+    fmt: str,
+    group: OutputGroup,
+    *,
+    overwrite: bool = False,
+    dicom: DicomOutputOptions | None = None,
+) -> WrittenOutput:
+    """Write an edit's image as ``fmt`` at ``output``, as part of ``group`` (removed if a later write fails)."""
+    if fmt == "dicom":
+        from .dicom import write_derived_series  # noqa: PLC0415 - pydicom/highdicom only when needed
+
+        options = dicom or DicomOutputOptions()
+        group.track(output)
+        series = write_derived_series(
+            result,
+            output,
+            uid_root=options.uid_root,
+            series_number=options.series_number,
+            series_description=options.series_description,
+            write_seg=options.write_seg,
+            overwrite=overwrite,
+        )
+        group.add(output)
+        return WrittenOutput(output, fmt, list(series.files), {"dicom": series.to_dict()})
+    from .imaging.io import write_image_file  # noqa: PLC0415
+
+    with group.file(output, overwrite) as tmp:
+        write_image_file(tmp, result.image.array, result.image.geometry)
+    return WrittenOutput(output, fmt, [output])
+
+
+__all__ = [
+    "DICOM_ONLY_OPTIONS",
+    "DicomOutputOptions",
+    "OUTPUT_FORMATS",
+    "WrittenOutput",
+    "format_name",
+    "legacy_sidecar_path",
+    "output_format_for_path",
+    "output_format_for_source",
+    "sidecar_path",
+    "write_edit",
+]
