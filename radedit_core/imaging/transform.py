@@ -59,6 +59,13 @@ class ModelSpaceTransform:
             low, high = (float(v) for v in image.window)
         else:
             region = image.array[r0 : r0 + size, c0 : c0 + size]
+            padding = image.padding
+            if padding is not None:
+                # Padding (a collimation border) is not image: it would stretch
+                # the range and squeeze the anatomy into a few model levels.
+                region = region[~padding[r0 : r0 + size, c0 : c0 + size]]
+            if region.size == 0:
+                raise InputError(image.path, "the centre crop holds only padding pixels; there is nothing to edit")
             low, high = float(region.min()), float(region.max())
         if not high > low:
             raise InputError(
@@ -141,8 +148,39 @@ class ModelSpaceTransform:
 
 
 def to_stored(values: np.ndarray, source: SourceImage) -> np.ndarray:
-    """Float values -> the source's dtype, rounded and clipped to its legal range."""
+    """Float values -> the source's dtype, rounded and clipped to its legal range.
+
+    With a ``source.padding_range`` the padding pixels keep the source's
+    values, and any other pixel that would land inside the padding range is
+    moved to the nearest legal value outside it, so that the result has
+    exactly the source's padding pixels.
+    """
     lo, hi = source.value_range
     if np.issubdtype(source.dtype, np.integer):
         values = np.rint(values)
-    return np.clip(values, lo, hi).astype(source.dtype)
+    out = np.clip(values, lo, hi).astype(source.dtype)
+    padding = source.padding
+    if padding is not None:
+        p_lo, p_hi = source.padding_range
+        if np.issubdtype(source.dtype, np.integer):
+            below, above = p_lo - 1, p_hi + 1
+        else:
+            below = float(np.nextafter(source.dtype.type(p_lo), source.dtype.type(-np.inf)))
+            above = float(np.nextafter(source.dtype.type(p_hi), source.dtype.type(np.inf)))
+        inside = (out >= p_lo) & (out <= p_hi) & ~padding
+        if np.any(inside):
+            # The nearer legal side; a range touching one end of the legal range has one side only.
+            if below < lo and above > hi:
+                raise InputError(source.path, "the padding range covers every legal value; there is nothing to edit")
+            if below < lo:
+                upper = inside
+            elif above > hi:
+                upper = np.zeros_like(inside)
+            else:
+                upper = inside & (out.astype(np.float64) > (p_lo + p_hi) / 2.0)
+            if np.any(upper):
+                out[upper] = source.dtype.type(above)
+            if np.any(inside & ~upper):
+                out[inside & ~upper] = source.dtype.type(below)
+        out[padding] = source.array[padding]
+    return out
