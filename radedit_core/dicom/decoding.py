@@ -309,7 +309,11 @@ def decode_stored_values(
                 "stored range: a decoder fault, not a radiograph; with one decoder installed it cannot be "
                 "cross-checked (install python-gdcm and pylibjpeg-libjpeg)",
             )
-        return DecodedPixels(stored=values, plugins=[name], failed=failed)
+        notes = []
+        if syntax.is_encapsulated:
+            others = "; ".join(f"{k}: {v}" for k, v in failed.items()) or "no other plugin is installed"
+            notes.append(f"only {name} decodes this {label} stream ({others}), so it could not be cross-checked")
+        return DecodedPixels(stored=values, plugins=[name], failed=failed, notes=notes)
     groups = _groups(results, tolerance)
     if len(groups) == 1:
         return DecodedPixels(stored=results[groups[0][0]], plugins=groups[0], failed=failed)
