@@ -101,8 +101,9 @@ def prepare_edit(
     source = read_image(image_path)
     if fmt == "dicom":
         dicom = _dicom_output(source, image, headers, dicom or DicomOutputOptions(), name)
-    edit = None if edit_ref is None else read_mask_array(edit_ref, source)
-    keep = None if keep_ref is None else read_mask_array(keep_ref, source)
+    soft = settings.soft_masks  # a FRACTIONAL SEG gives its fractions, else its 0.5 threshold
+    edit = None if edit_ref is None else read_mask_array(edit_ref, source, soft=soft)
+    keep = None if keep_ref is None else read_mask_array(keep_ref, source, soft=soft)
     # Dilation never makes an empty or misplaced mask usable: checked without it.
     make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
     return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)

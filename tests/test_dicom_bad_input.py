@@ -30,6 +30,7 @@ from radedit_core.dicom.sop import MF_GRAYSCALE_WORD_SC
 from radedit_core.dicom.synthetic import make_cxr, save_dataset, write_study
 
 SHAPE = dict(rows=96, columns=80)
+FAULT_CASES = Path(__file__).parent / "data" / "dicom-faults"
 FAST = ["--model", "tiny", "--device", "cpu", "--steps", "10"]
 PROMPT = "No acute cardiopulmonary process"
 
@@ -215,6 +216,14 @@ def case_setup(name: str, i: Inputs, args: dict) -> str | None:
         args["--series-number"] = "1"
     elif name == "bad uid root":
         args["--uid-root"] = "1.2.abc"
+    elif name == "no series uid":
+        args["--image"] = i.folder / "no-series.dcm"
+        args["--image"].write_bytes((FAULT_CASES / "A16a_no_series_uid_sc" / "image.dcm").read_bytes())
+    elif name == "structured report":
+        from pydicom.data import get_testdata_file
+
+        args["--image"] = i.folder / "report.dcm"
+        args["--image"].write_bytes(Path(get_testdata_file("test-SR.dcm")).read_bytes())
     else:
         raise AssertionError(name)
     return None
@@ -252,6 +261,8 @@ CASES = [
     ("output not writable", ["{named}", "not writable"], 4),
     ("used series number", ["series number 1 is already used in the study"], 2),
     ("bad uid root", ["UID root '1.2.abc' is not a DICOM UID prefix"], 2),
+    ("no series uid", ["{image}: SeriesInstanceUID (0020,000E) is missing or empty; it is Type 1"], 2),
+    ("structured report", ["{image}: not an image: it is a Comprehensive SR Storage object (modality SR)"], 2),
 ]
 CASE_IDS = [name for name, _, _ in CASES]
 

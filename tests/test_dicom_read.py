@@ -297,11 +297,13 @@ def test_seg_of_another_image_or_for_a_non_dicom_image_is_rejected(seg_study, tm
         read_mask_array(study.seg, read_image(png))
 
 
-def test_fractional_seg_gives_fractions(seg_study, tmp_path):
+def test_fractional_seg_gives_fractions_for_soft_masks_and_a_threshold_for_binary(seg_study, tmp_path):
     study, image = seg_study
     soft = np.zeros(image.shape, np.float32)
-    soft[20:40, 30:50] = 0.5
+    soft[10:60, 10:90] = 0.02  # a faint background probability
+    soft[20:40, 30:50] = 0.6
     soft[25:30, 35:40] = 1.0
+    soft[50:55, 60:70] = 0.45
     seg = build_segmentation(
         study.cxrs[0].dataset,
         {"soft": soft},
@@ -312,9 +314,17 @@ def test_fractional_seg_gives_fractions(seg_study, tmp_path):
         fractional=True,
     )
     path = save_dataset(seg, tmp_path / "soft.dcm")
-    got = read_dicom_mask(path, image)
+    got = read_dicom_mask(path, image, soft=True)
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, soft, atol=1 / 255)
+    assert "used as a soft mask" in image.metadata["notes"][-1]
+    # Binary use (the default, also through read_mask_array): at least half the maximum fractional value.
+    binary = read_mask_array(path, image)
+    assert binary.dtype == np.uint8
+    np.testing.assert_array_equal(binary, soft >= 0.5)
+    assert "used as a binary mask" in image.metadata["notes"][-1] and "(400 pixels; 4000 are non-zero)" in (
+        image.metadata["notes"][-1]
+    )
 
 
 def test_label_map_values(tmp_path, seg_study):

@@ -4,6 +4,13 @@ A SEG mask must reference the very image being edited (its SOPInstanceUID) and
 lie on its pixel grid; anything else is a :class:`MaskError`, never a
 resample.  Segments are chosen by number or by label (case-insensitive); the
 mask is the union of the chosen segments (all of them when none are chosen).
+
+A FRACTIONAL SEG (probabilities or occupancies, PS3.3 C.8.20.2) holds
+fractions, not a region: used as a binary mask, a pixel is inside where its
+fraction is at least :data:`FRACTIONAL_THRESHOLD` (0.5) of the Maximum
+Fractional Value (a faint background probability is outside); soft masks
+get the fractions themselves.  The image's ``metadata["notes"]`` records
+which was used.
 """
 
 from __future__ import annotations
@@ -21,7 +28,14 @@ from pydicom.sr.codedict import codes
 from .._version import __version__
 from ..errors import InputError, MaskError
 from ..imaging.image import SourceImage
-from .sop import MULTIFRAME_SC_SOP_CLASSES, SECONDARY_CAPTURE, SEGMENTATION, sop_class_name
+from .sop import (
+    MULTIFRAME_SC_SOP_CLASSES,
+    RADEDIT_MANUFACTURER,
+    RADEDIT_MODEL_NAME,
+    SECONDARY_CAPTURE,
+    SEGMENTATION,
+    sop_class_name,
+)
 
 #: (category, type) codes of segment names radedit writes or the sample study holds.
 SEGMENT_CODES: dict[str, tuple[Any, Any]] = {
@@ -39,8 +53,10 @@ _PATIENT_COORDINATES = (
 )
 #: Edit and keep regions are image regions, not anatomy.
 REGION_CODES = (codes.SCT.SpatialAndRelationalConcept, codes.DCM.ImageRegion)
-MANUFACTURER = "radedit_core"
-MODEL_NAME = "RadEdit"
+MANUFACTURER = RADEDIT_MANUFACTURER
+MODEL_NAME = RADEDIT_MODEL_NAME
+#: A FRACTIONAL segment used as a binary mask: inside where fraction >= this share of the maximum.
+FRACTIONAL_THRESHOLD = 0.5
 
 
 def _select_tokens(select: Any) -> list[str] | None:
@@ -147,7 +163,7 @@ def _seg_spacing(seg: Dataset) -> tuple[float, float] | None:
         return None
 
 
-def read_dicom_mask(path: str | Path, like: SourceImage, select: Any = None) -> np.ndarray:
+def read_dicom_mask(path: str | Path, like: SourceImage, select: Any = None, *, soft: bool = False) -> np.ndarray:
     """The union of the chosen segments of a DICOM SEG, on ``like``'s pixel grid.
 
     Args:
@@ -156,9 +172,14 @@ def read_dicom_mask(path: str | Path, like: SourceImage, select: Any = None) -> 
             the SEG must reference its SOPInstanceUID.
         select: None (all segments), a segment number, a label, a
             comma-separated string of them, or a sequence of them.
+        soft: for a FRACTIONAL SEG, return the fractions (soft masks)
+            instead of the binary mask thresholded at
+            :data:`FRACTIONAL_THRESHOLD` of the maximum fractional value.
 
     Returns:
-        uint8 0/1 for a BINARY SEG; float32 in [0, 1] for a FRACTIONAL one.
+        uint8 0/1 (BINARY SEG, or FRACTIONAL thresholded); float32 fractions
+        in [0, 1] for a FRACTIONAL SEG with ``soft``.  A FRACTIONAL SEG adds
+        a note to ``like.metadata["notes"]`` saying which was used.
     """
     path = Path(path)
     seg = _read_seg(path)
@@ -199,8 +220,29 @@ def read_dicom_mask(path: str | Path, like: SourceImage, select: Any = None) -> 
         raise MaskError(path, f"cannot read segments {numbers} for image {sop_uid} ({str(exc).strip()[:200]})") from exc
     stack = np.asarray(pixels)[0]  # (rows, cols, segments)
     if str(seg.SegmentationType).upper() == "FRACTIONAL":
-        return stack.max(axis=-1).astype(np.float32)
+        fractions = stack.max(axis=-1).astype(np.float32)
+        kind = str(seg.get("SegmentationFractionalType", "") or "fractional").lower()
+        maximum = int(seg.get("MaximumFractionalValue", 255) or 255)
+        if soft:
+            _note(like, f"{path.name}: FRACTIONAL ({kind}) segmentation used as a soft mask (its fractions, "
+                  f"stored values / {maximum})")
+            return fractions
+        # highdicom gives stored value / maximum; compare stored values, free of float rounding.
+        mask = (np.rint(fractions * maximum) >= FRACTIONAL_THRESHOLD * maximum).astype(np.uint8)
+        _note(
+            like,
+            f"{path.name}: FRACTIONAL ({kind}) segmentation used as a binary mask: inside where the fraction is at "
+            f"least {FRACTIONAL_THRESHOLD:g} of the maximum fractional value {maximum} ({int(mask.sum())} pixels; "
+            f"{int(np.count_nonzero(fractions))} are non-zero); soft masks use the fractions",
+        )
+        return mask
     return np.any(stack > 0, axis=-1).astype(np.uint8)
+
+
+def _note(image: SourceImage, note: str) -> None:
+    notes = image.metadata.setdefault("notes", [])
+    if note not in notes:
+        notes.append(note)
 
 
 def _spacing_matches(spacing: tuple[float, float], like: SourceImage, tol: float = 1e-4) -> bool:

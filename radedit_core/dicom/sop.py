@@ -23,6 +23,12 @@ DX_SOP_CLASSES = frozenset({DX_FOR_PRESENTATION, DX_FOR_PROCESSING})
 SC_SOP_CLASSES = frozenset({SECONDARY_CAPTURE, MF_GRAYSCALE_BYTE_SC, MF_GRAYSCALE_WORD_SC})
 MULTIFRAME_SC_SOP_CLASSES = frozenset({MF_GRAYSCALE_BYTE_SC, MF_GRAYSCALE_WORD_SC})
 
+#: General Equipment of every instance radedit writes (Manufacturer, Manufacturer's Model Name).
+RADEDIT_MANUFACTURER = "radedit_core"
+RADEDIT_MODEL_NAME = "RadEdit"
+#: How radedit's DerivationDescription of an edited image begins.
+RADEDIT_DERIVATION_PREFIX = "RadEdit diffusion edit"
+
 
 def sop_class_name(uid: str | None) -> str:
     """'Computed Radiography Image Storage' for a known UID, else the UID itself."""
@@ -58,6 +64,9 @@ __all__ = [
     "MF_GRAYSCALE_BYTE_SC",
     "MF_GRAYSCALE_WORD_SC",
     "MULTIFRAME_SC_SOP_CLASSES",
+    "RADEDIT_DERIVATION_PREFIX",
+    "RADEDIT_MANUFACTURER",
+    "RADEDIT_MODEL_NAME",
     "SC_SOP_CLASSES",
     "SECONDARY_CAPTURE",
     "SEGMENTATION",

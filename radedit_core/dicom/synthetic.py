@@ -4,7 +4,13 @@ Builders for conformant CR, DX (for presentation and for processing) and
 secondary-capture instances around :func:`radedit_core.synthetic.chest_phantom`,
 in every pixel encoding the reader supports: MONOCHROME1/2, 8 to 16 bits
 stored, signed or unsigned, with or without rescale, with a window or a VOI
-LUT, uncompressed or compressed (JPEG Lossless, JPEG 2000, RLE, deflate).
+LUT, uncompressed (either byte order) or compressed (JPEG Lossless, JPEG
+2000, RLE, deflate).  The real-world variants the reader must get right can
+be made on purpose: values in the upper bits (``high_bit``), a Presentation
+LUT Shape that contradicts the Photometric Interpretation
+(``presentation_lut_shape``), a collimation border of Pixel Padding Value
+(``padding_value``), VOI LUTs with 8-bit entries and LUT Data as US or OW
+(``lut_bits``, ``lut_vr``, ``lut_packed``).
 The tests, the bundled sample study and the other adapters' tests build their
 inputs with it::
 
@@ -31,6 +37,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEG2000Lossless,
@@ -63,6 +70,7 @@ SOP_CLASS_OF_KIND = {
 #: Transfer syntaxes :func:`make_cxr` can encode.
 WRITABLE_TRANSFER_SYNTAXES = (
     ExplicitVRLittleEndian,
+    ExplicitVRBigEndian,
     ImplicitVRLittleEndian,
     DeflatedExplicitVRLittleEndian,
     JPEGLosslessSV1,
@@ -193,20 +201,46 @@ def _voi_window(values: np.ndarray, slope: float, intercept: float) -> tuple[flo
     return round(float(a + b) / 2.0 + 0.5, 2), round(width, 2)
 
 
-def _voi_lut(values: np.ndarray, signed: bool, slope: float, intercept: float) -> Dataset:
-    """A monotonic 16-bit VOI LUT over the 1st..99th percentile (in modality units)."""
+def voi_lut_entries(values: np.ndarray, slope: float, intercept: float, bits: int = 16) -> tuple[int, np.ndarray]:
+    """(first input mapped, entries) of a monotonic VOI LUT over the 1st..99th percentile (modality units)."""
     lo, hi = np.percentile(values * slope + intercept, [1.0, 99.0])
     first, last = int(np.floor(lo)), int(np.ceil(hi))
-    entries = last - first + 1
-    lut = np.rint(np.linspace(0, 65535, entries)).astype(np.uint16)
+    return first, np.rint(np.linspace(0, (1 << bits) - 1, last - first + 1)).astype(np.int64)
+
+
+def _voi_lut(
+    values: np.ndarray,
+    signed: bool,
+    slope: float,
+    intercept: float,
+    bits: int = 16,
+    vr: str = "US",
+    packed: bool = False,
+    big_endian: bool = False,
+) -> Dataset:
+    """A VOI LUT item; LUT Data as US values or OW bytes, 8-bit entries one per word or packed two per word."""
+    first, lut = voi_lut_entries(values, slope, intercept, bits)
+    entries = lut.size
     item = Dataset()
     # PS3.3 C.11.2.1.1: VOI LUT entries are 8 or 16 bits.
-    item.LUTDescriptor = [entries if entries < 65536 else 0, first, 16]
+    item.LUTDescriptor = [entries if entries < 65536 else 0, first, bits]
     # The first mapped value is signed when the modality output can be negative.
     item["LUTDescriptor"].VR = "SS" if (signed or first < 0) else "US"
     item.LUTExplanation = "RADEDIT SYNTHETIC VOI LUT"
-    item.LUTData = lut.tolist()
-    item["LUTData"].VR = "US"
+    if packed:
+        if bits != 8:
+            raise ValueError("only 8-bit LUT entries can be packed two per word")
+        padded = np.append(lut, 0) if lut.size % 2 else lut
+        words = padded[0::2] | (padded[1::2] << 8)  # the first entry in the low byte
+    else:
+        words = lut
+    if vr == "US":
+        item.LUTData = [int(w) for w in words]
+    elif vr == "OW":
+        item.LUTData = words.astype(">u2" if big_endian else "<u2").tobytes()
+    else:
+        raise ValueError(f"LUT Data is US or OW, not {vr!r}")
+    item["LUTData"].VR = vr
     return item
 
 
@@ -233,6 +267,13 @@ def make_cxr(
     pacemaker: bool = True,
     private_tags: bool = True,
     uid_seed: str | None = None,
+    high_bit: int | None = None,
+    presentation_lut_shape: str | None = None,
+    padding_value: int | None = None,
+    padding_width: int = 12,
+    lut_bits: int = 16,
+    lut_vr: str = "US",
+    lut_packed: bool = False,
 ) -> SyntheticCXR:
     """A synthetic frontal chest radiograph as a conformant DICOM dataset.
 
@@ -258,6 +299,16 @@ def make_cxr(
         uid_seed: derive the UIDs from this text (reproducible files); random
             UIDs when None.  Dates and times are the study's, so a seeded
             instance is the same byte for byte every time.
+        high_bit: HighBit (default BitsStored - 1); larger puts the stored
+            values in the upper bits of each word (native syntaxes only).
+        presentation_lut_shape: write this Presentation LUT Shape (default:
+            DX gets the one that matches the photometric interpretation,
+            multi-frame SC IDENTITY, others none).
+        padding_value: a collimation border ``padding_width`` pixels wide
+            holds this stored value, declared as Pixel Padding Value.
+        lut_bits, lut_vr, lut_packed: the VOI LUT's entry size (8 or 16),
+            LUT Data VR ("US" or "OW", in the file's byte order) and, for 8-bit
+            entries, two entries per word.
     """
     if kind not in SOP_CLASS_OF_KIND:
         raise ValueError(f"kind must be one of {sorted(SOP_CLASS_OF_KIND)}, got {kind!r}")
@@ -285,10 +336,20 @@ def make_cxr(
     transfer_syntax = UID(transfer_syntax)
     if transfer_syntax not in WRITABLE_TRANSFER_SYNTAXES:
         raise ValueError(f"cannot encode transfer syntax {transfer_syntax.name}")
+    high_bit = bits_stored - 1 if high_bit is None else int(high_bit)
+    if not bits_stored - 1 <= high_bit < bits_allocated:
+        raise ValueError(f"HighBit {high_bit} cannot hold {bits_stored} bits in {bits_allocated}")
+    if high_bit != bits_stored - 1 and transfer_syntax.is_compressed:
+        raise ValueError("values in the upper bits are made for native transfer syntaxes only")
     study = study or StudyInfo.new(uid_seed)
     series_uid = series_uid or _uid(uid_seed, "series", study.study_uid, series_number)
     phantom = chest_phantom(rows, columns, seed=seed, pacemaker=pacemaker)
     stored, _ = _pixel_values(phantom, bits_stored, signed, photometric)
+    if padding_value is not None:
+        border = np.zeros(stored.shape, bool)
+        border[:padding_width], border[-padding_width:] = True, True
+        border[:, :padding_width], border[:, -padding_width:] = True, True
+        stored = np.where(border, padding_value, stored)
     if rescale is None and (is_dx or kind == "MF-SC"):
         rescale = (1.0, 0.0)
     slope, intercept = rescale if rescale is not None else (1.0, 0.0)
@@ -363,6 +424,11 @@ def make_cxr(
         # One frame: Frame Increment Pointer (Type 1C) must be absent.
         ds.NumberOfFrames = 1
         ds.PresentationLUTShape = "IDENTITY"
+    if presentation_lut_shape is not None:
+        ds.PresentationLUTShape = presentation_lut_shape
+    if padding_value is not None:
+        ds.PixelPaddingValue = int(padding_value)
+        ds["PixelPaddingValue"].VR = "SS" if signed else "US"
 
     # Image Pixel
     ds.SamplesPerPixel = 1
@@ -370,7 +436,7 @@ def make_cxr(
     ds.Rows, ds.Columns = rows, columns
     ds.BitsAllocated = bits_allocated
     ds.BitsStored = bits_stored
-    ds.HighBit = bits_stored - 1
+    ds.HighBit = high_bit
     ds.PixelRepresentation = 1 if signed else 0
     # Modality LUT
     if rescale is not None:
@@ -378,11 +444,15 @@ def make_cxr(
         ds.RescaleIntercept = intercept
         ds.RescaleType = "US"
     # VOI LUT
+    # The VOI is the anatomy's: padding (a collimation border) is not displayed.
+    image_values = stored if padding_value is None else stored[stored != padding_value]
     if voi == "window":
-        ds.WindowCenter, ds.WindowWidth = _voi_window(stored, slope, intercept)
+        ds.WindowCenter, ds.WindowWidth = _voi_window(image_values, slope, intercept)
         ds.WindowCenterWidthExplanation = "RADEDIT SYNTHETIC"
     elif voi == "lut":
-        ds.VOILUTSequence = DicomSequence([_voi_lut(stored, signed, slope, intercept)])
+        big = transfer_syntax == ExplicitVRBigEndian
+        item = _voi_lut(image_values, signed, slope, intercept, lut_bits, lut_vr, lut_packed, big)
+        ds.VOILUTSequence = DicomSequence([item])
     elif voi is not None:
         raise ValueError(f"voi must be 'window', 'lut' or None, got {voi!r}")
 
@@ -391,7 +461,7 @@ def make_cxr(
         block.add_new(0x01, "LO", "synthetic private value")
         block.add_new(0x02, "DS", "1.5")
 
-    _set_pixel_data(ds, stored, bits_allocated, bits_stored, signed, transfer_syntax)
+    _set_pixel_data(ds, stored, bits_allocated, bits_stored, signed, transfer_syntax, high_bit)
     return SyntheticCXR(dataset=ds, phantom=phantom, stored=stored)
 
 
@@ -400,16 +470,37 @@ def make_cxr_dataset(kind: Kind = "CR", **kwargs) -> Dataset:
     return make_cxr(kind, **kwargs).dataset
 
 
-def _native_bytes(stored: np.ndarray, bits_allocated: int, signed: bool) -> bytes:
-    dtype = {(8, False): "u1", (8, True): "i1", (16, False): "<u2", (16, True): "<i2"}[(bits_allocated, signed)]
-    raw = np.ascontiguousarray(stored.astype(dtype)).tobytes()
+def _native_bytes(
+    stored: np.ndarray,
+    bits_allocated: int,
+    signed: bool,
+    big_endian: bool = False,
+    shift: int = 0,
+    bits_stored: int = 16,
+) -> bytes:
+    order = ">" if big_endian else "<"
+    if shift:
+        # PS3.5 8.1.1: the BitsStored bits end at HighBit; the bits below are zero.
+        pattern = (np.asarray(stored, dtype=np.int64) & ((1 << bits_stored) - 1)) << shift
+        stored, signed = pattern, False
+    dtype = {(8, False): "u1", (8, True): "i1", (16, False): f"{order}u2", (16, True): f"{order}i2"}[
+        (bits_allocated, signed)
+    ]
+    raw = np.ascontiguousarray(np.asarray(stored).astype(dtype)).tobytes()
     return raw + b"\x00" if len(raw) % 2 else raw
 
 
 def _set_pixel_data(
-    ds: Dataset, stored: np.ndarray, bits_allocated: int, bits_stored: int, signed: bool, syntax: UID
+    ds: Dataset,
+    stored: np.ndarray,
+    bits_allocated: int,
+    bits_stored: int,
+    signed: bool,
+    syntax: UID,
+    high_bit: int | None = None,
 ) -> None:
-    ds.PixelData = _native_bytes(stored, bits_allocated, signed)
+    shift = 0 if high_bit is None else high_bit - bits_stored + 1
+    ds.PixelData = _native_bytes(stored, bits_allocated, signed, syntax == ExplicitVRBigEndian, shift, bits_stored)
     ds["PixelData"].VR = "OB" if bits_allocated == 8 else "OW"
     if syntax == JPEGLosslessSV1:
         # JPEG codes the stored bit pattern; signed values as their two's complement.

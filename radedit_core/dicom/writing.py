@@ -15,11 +15,28 @@ source and patching it:
   (121322, DCM, "Source image for image processing operation"); the Common
   Instance Reference module lists the source series.
 * Image Pixel, CR/DX/SC modules: same SOP class, modality, Rows/Columns,
-  spacing attributes, photometric interpretation, bits, pixel representation
-  and rescale as the source; the pixels are the edit, in the source's
-  polarity; written uncompressed (Explicit VR Little Endian); no private tags.
+  spacing attributes, bits, pixel representation, padding and rescale as
+  the source; the pixels are the edit, stored as the source stores them;
+  written uncompressed (Explicit VR Little Endian); no private tags.
+* Polarity: the derived image displays like its source.  Photometric
+  Interpretation and Presentation LUT Shape are written as a pair the IODs
+  allow (MONOCHROME1 with INVERSE, MONOCHROME2 with IDENTITY): a source that
+  displays inverted (MONOCHROME1, or MONOCHROME2 with INVERSE) becomes
+  MONOCHROME1, one that does not (MONOCHROME2, or MONOCHROME1 with
+  IDENTITY) MONOCHROME2, stored values unchanged.  Multi-frame grayscale SC
+  allows MONOCHROME2 only: an inverted one gets inverted stored values.
+* HighBit: CR and single-frame SC keep the source's bit layout (values in
+  the upper bits stay there); DX and multi-frame SC, whose IODs require
+  HighBit = BitsStored - 1, get the same values in that layout.
 * VOI: the source's window or VOI LUT is kept while it is still valid for the
-  edited values, otherwise a window is recomputed (:func:`derived_voi`).
+  edited values, otherwise a window is recomputed (:func:`derived_voi`);
+  Modality and VOI LUT items are rebuilt from their decoded entries
+  (:mod:`radedit_core.dicom.luts`), never copied byte for byte, and binary
+  values of a big-endian source are byte-swapped.
+* Nothing is invented for the source's clinical attributes: what the source
+  gets wrong there is copied unchanged and listed by the reader
+  (:mod:`radedit_core.dicom.conformance`); the modules radedit builds itself
+  (equipment, references, pixels, VOI) validate.
 """
 
 from __future__ import annotations
@@ -43,7 +60,9 @@ from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import atomic_directory
 from ..imaging.image import SourceImage
-from .reading import ModalityMap, read_voi, stored_value_range
+from .decoding import high_bit_shift
+from .luts import encode_lut_item, is_little_endian, read_lut, widen
+from .reading import LAYOUT_KEEPING_SOP_CLASSES, ModalityMap, read_voi, stored_value_range, voi_lut
 from .seg import MANUFACTURER, MODEL_NAME, build_segmentation
 from .sop import (
     DX_FOR_PRESENTATION,
@@ -52,6 +71,7 @@ from .sop import (
     EDITABLE_SOP_CLASSES,
     MF_GRAYSCALE_BYTE_SC,
     MULTIFRAME_SC_SOP_CLASSES,
+    RADEDIT_DERIVATION_PREFIX,
     SC_SOP_CLASSES,
     sop_class_name,
 )
@@ -179,9 +199,13 @@ _UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.?$")
 
 
 def _copy(dst: Dataset, src: Dataset, keywords: Iterable[str]) -> None:
+    """Copy elements (deep); binary values of a big-endian source are swapped to little endian."""
+    little = is_little_endian(src)
     for keyword in keywords:
         if keyword in src:
             dst[keyword] = copy.deepcopy(src[keyword])
+            if not little:
+                _swap_binary(dst[keyword])
 
 
 def _code_item(code: Any) -> Dataset:
@@ -287,7 +311,7 @@ def derivation_description(provenance: dict[str, Any], limit: int = 1024) -> str
         tail_parts.append(
             f"{settings['steps']} steps, skip ratio {settings.get('skip_ratio')}, eta {settings.get('eta')}"
         )
-    head = f"RadEdit diffusion edit (radedit_core {provenance.get('version', __version__)})"
+    head = f"{RADEDIT_DERIVATION_PREFIX} (radedit_core {provenance.get('version', __version__)})"
     tail = "; ".join(tail_parts) + ". Synthetic image; research use only."
     room = limit - len(head) - len(tail) - 16
     shown = []
@@ -318,7 +342,14 @@ def _saturated(values: np.ndarray, low: float, high: float) -> float:
     return float(np.mean((values < low) | (values > high)))
 
 
-def derived_voi(src: Dataset, source_stored: np.ndarray, edited_stored: np.ndarray, required: bool) -> VoiDecision:
+def derived_voi(
+    src: Dataset,
+    source_stored: np.ndarray,
+    edited_stored: np.ndarray,
+    required: bool,
+    image_pixels: np.ndarray | None = None,
+    keep_blocked: str | None = None,
+) -> VoiDecision:
     """Keep the source VOI while valid, else recompute a window.
 
     Rule: the source's window (or the varying input range of its VOI LUT) is
@@ -328,11 +359,18 @@ def derived_voi(src: Dataset, source_stored: np.ndarray, edited_stored: np.ndarr
     Otherwise, or when the source has none but the IOD requires one (DX for
     presentation), a LINEAR window over the 0.5th..99.5th percentiles of the
     edited values (in modality units) replaces it.  Values are stored values in
-    the source's polarity.
+    the source's polarity.  ``image_pixels`` (a boolean mask, default all)
+    leaves padding out of both the saturation counts and the percentiles;
+    ``keep_blocked`` (a reason) forbids keeping the source VOI.
     """
+    if image_pixels is not None and np.any(image_pixels):
+        source_stored = source_stored[image_pixels]
+        edited_stored = edited_stored[image_pixels]
     modality = ModalityMap.of(src)
     voi = read_voi(src)
-    if voi is not None:
+    if keep_blocked is not None and (voi is not None or required):
+        reason = keep_blocked
+    elif voi is not None:
         ends = modality.to_stored(np.array([voi.low, voi.high]))
         if ends is not None:
             low, high = sorted(float(v) for v in ends)
@@ -356,9 +394,19 @@ def derived_voi(src: Dataset, source_stored: np.ndarray, edited_stored: np.ndarr
 
 def _apply_voi(ds: Dataset, src: Dataset, decision: VoiDecision) -> None:
     if decision.action == "kept":
-        _copy(
-            ds, src, ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction", "VOILUTSequence")
-        )
+        _copy(ds, src, ("WindowCenter", "WindowWidth", "WindowCenterWidthExplanation", "VOILUTFunction"))
+        if src.get("VOILUTSequence"):
+            items = []
+            for index, item in enumerate(src.VOILUTSequence):
+                try:
+                    lut = voi_lut(src, index)
+                    if str(src.SOPClassUID) in DX_SOP_CLASSES:
+                        lut = widen(lut)  # C.8.11.3.1.5: 10 to 16 bits per entry
+                    items.append(encode_lut_item(lut, item))
+                except (ValueError, TypeError, AttributeError):
+                    continue  # an unreadable alternative view is not carried over
+            if items:
+                ds.VOILUTSequence = DicomSequence(items)
     elif decision.action == "recomputed":
         ds.WindowCenter = pydicom.valuerep.DSfloat(round(decision.center, 4), auto_format=True)
         ds.WindowWidth = pydicom.valuerep.DSfloat(round(decision.width, 4), auto_format=True)
@@ -381,11 +429,17 @@ def _source_dataset(source: SourceImage) -> Dataset:
     return ds
 
 
-def to_source_polarity(array: np.ndarray, source: SourceImage, src: Dataset) -> np.ndarray:
-    """MONOCHROME2-polarity values -> stored values as the source stores them."""
+def to_source_polarity(
+    array: np.ndarray, source: SourceImage, src: Dataset, flip: bool | None = None
+) -> np.ndarray:
+    """Display-polarity values (bright = dense) -> stored values as the source stores them.
+
+    ``flip`` overrides whether values are inverted within the stored range
+    (default: when the source displays inverted, ``source.monochrome1``).
+    """
     vmin, vmax = stored_value_range(src)
     values = np.asarray(array, dtype=np.int64)
-    if source.monochrome1:
+    if source.monochrome1 if flip is None else flip:
         values = vmax + vmin - values
     values = np.clip(values, vmin, vmax)
     signed = int(src.PixelRepresentation) == 1
@@ -395,6 +449,35 @@ def to_source_polarity(array: np.ndarray, source: SourceImage, src: Dataset) -> 
 
 def _presentation_lut_shape(photometric: str) -> str:
     return "INVERSE" if photometric == "MONOCHROME1" else "IDENTITY"
+
+
+def _pixel_words(values: np.ndarray, src: Dataset, shift: int) -> bytes:
+    """Stored values -> Pixel Data bytes (little endian), the BitsStored bits ending at HighBit."""
+    if shift:
+        bits = int(src.BitsStored)
+        pattern = (values.astype(np.int64) & ((1 << bits) - 1)) << shift
+        values = pattern.astype("<u2" if int(src.BitsAllocated) == 16 else "u1")
+    raw = np.ascontiguousarray(values).tobytes()
+    return raw + b"\x00" if len(raw) % 2 else raw
+
+
+_BINARY_VRS = {"OW": 2, "OL": 4, "OD": 8, "OF": 4, "OV": 8}
+
+
+def _swap_binary(element: pydicom.DataElement) -> None:
+    """Byte-swap the binary values (OW, OL, OF, OD, OV) in an element copied from a big-endian source.
+
+    pydicom keeps such values as the bytes it read; written into a
+    little-endian file unswapped, the words would be read back scrambled.
+    """
+    elements = [element]
+    if element.VR == "SQ":
+        elements = [e for item in element.value for e in item.iterall()]
+    for each in elements:
+        size = _BINARY_VRS.get(each.VR)
+        if size and isinstance(each.value, (bytes, bytearray)):
+            raw = bytes(each.value)
+            each.value = np.frombuffer(raw[: len(raw) // size * size], dtype=f">u{size}").astype(f"<u{size}").tobytes()
 
 
 def _charset(src: Dataset, texts: Iterable[str]) -> Any:
@@ -432,9 +515,21 @@ def build_derived_image(
     rows, cols = int(src.Rows), int(src.Columns)
     if edited.shape != (rows, cols):
         raise ConfigError(f"edited image {edited.shape} is not on the source grid {rows} x {cols}")
-    photometric = str(src.PhotometricInterpretation).strip().upper()
-    pixels = to_source_polarity(edited, source, src)
-    source_pixels = to_source_polarity(source.array, source, src)
+    # The derived image displays like the source, with a photometric
+    # interpretation / presentation LUT shape pair the IODs allow.
+    values_inverted = False
+    if sop_class in MULTIFRAME_SC_SOP_CLASSES:
+        photometric = "MONOCHROME2"  # the only one these IODs allow
+        values_inverted = source.monochrome1
+        flip = False
+    else:
+        photometric = "MONOCHROME1" if source.monochrome1 else "MONOCHROME2"
+        flip = None
+    pixels = to_source_polarity(edited, source, src, flip)
+    source_pixels = to_source_polarity(source.array, source, src, flip)
+    shift = high_bit_shift(src) if sop_class in LAYOUT_KEEPING_SOP_CLASSES else 0
+    padding = source.padding
+    image_pixels = None if padding is None else ~padding
     is_dx = sop_class in DX_SOP_CLASSES
     is_sc = sop_class in SC_SOP_CLASSES
     now = _now()
@@ -454,6 +549,8 @@ def build_derived_image(
     ds.SeriesDate, ds.SeriesTime = date, time
     ds.SeriesDescription = series_description
     _copy(ds, src, GENERAL_SERIES_COPIED)
+    if is_dx and str(src.get("ImageLaterality", "") or "").strip() and "Laterality" in ds:
+        del ds.Laterality  # Type 2C, absent when Image Laterality (Type 1 in DX) is sent
     if is_dx:
         ds.PresentationIntentType = "FOR PRESENTATION" if sop_class == DX_FOR_PRESENTATION else "FOR PROCESSING"
 
@@ -483,8 +580,6 @@ def build_derived_image(
     _lossy_compression(ds, src)
     if is_dx or "PresentationLUTShape" in src or sop_class in MULTIFRAME_SC_SOP_CLASSES:
         ds.PresentationLUTShape = _presentation_lut_shape(photometric)
-    if is_dx and "ImageLaterality" not in ds:
-        ds.ImageLaterality = "U"
 
     # General Reference
     ref = Dataset()
@@ -500,12 +595,18 @@ def build_derived_image(
     ds.Rows, ds.Columns = rows, cols
     ds.BitsAllocated = int(src.BitsAllocated)
     ds.BitsStored = int(src.BitsStored)
-    ds.HighBit = int(src.BitsStored) - 1
+    ds.HighBit = int(src.BitsStored) - 1 + shift
     ds.PixelRepresentation = int(src.PixelRepresentation)
     _copy(ds, src, PIXEL_SPACING_ATTRIBUTES)
     _copy(ds, src, PATIENT_GEOMETRY)
-    raw = pixels.tobytes()
-    ds.PixelData = raw + b"\x00" if len(raw) % 2 else raw
+    # Pixel Padding Value (General Equipment) and Range Limit (Image Pixel) describe these pixels.
+    _copy(ds, src, ("PixelPaddingValue", "PixelPaddingRangeLimit"))
+    if values_inverted:
+        vmin, vmax = stored_value_range(src)
+        for keyword in ("PixelPaddingValue", "PixelPaddingRangeLimit"):
+            if keyword in ds:
+                ds[keyword].value = vmax + vmin - int(ds[keyword].value)
+    ds.PixelData = _pixel_words(pixels, src, shift)
     ds["PixelData"].VR = "OB" if int(src.BitsAllocated) == 8 else "OW"
 
     # Modality-specific image modules
@@ -533,8 +634,10 @@ def build_derived_image(
         _copy(ds, src, CR_SERIES_AND_IMAGE)
 
     # Modality LUT
-    if "ModalityLUTSequence" in src:
-        _copy(ds, src, ("ModalityLUTSequence",))
+    if src.get("ModalityLUTSequence"):
+        item = src.ModalityLUTSequence[0]
+        lut = read_lut(item, is_little_endian(src), int(src.PixelRepresentation) == 1)
+        ds.ModalityLUTSequence = DicomSequence([encode_lut_item(lut, item)])
     else:
         _copy(ds, src, ("RescaleIntercept", "RescaleSlope", "RescaleType"))
         if is_dx or sop_class == MF_GRAYSCALE_BYTE_SC or "RescaleSlope" in ds:
@@ -546,7 +649,16 @@ def build_derived_image(
     if sop_class == DX_FOR_PROCESSING:
         decision = VoiDecision("none", "DX images for processing carry no VOI")
     else:
-        decision = derived_voi(src, source_pixels, pixels, required=sop_class == DX_FOR_PRESENTATION)
+        decision = derived_voi(
+            src,
+            source_pixels,
+            pixels,
+            required=sop_class == DX_FOR_PRESENTATION,
+            image_pixels=image_pixels,
+            keep_blocked="stored values inverted for the MONOCHROME2-only multi-frame SC IOD"
+            if values_inverted
+            else None,
+        )
     _apply_voi(ds, src, decision)
 
     # SOP Common
@@ -554,14 +666,21 @@ def build_derived_image(
     ds.SOPInstanceUID = sop_uid
     ds.InstanceCreationDate, ds.InstanceCreationTime = date, time
     _copy(ds, src, ("TimezoneOffsetFromUTC",))
-    equipment = [copy.deepcopy(item) for item in src.get("ContributingEquipmentSequence", [])]
-    if any(k in src for k in ACQUISITION_EQUIPMENT):
+    # Contributing Equipment: the source's items and its acquisition device.
+    # Manufacturer is Type 1 in an item; a source whose (Type 2) Manufacturer
+    # is empty cannot be listed without inventing one (the reader notes it).
+    copied = Dataset()
+    _copy(copied, src, ("ContributingEquipmentSequence",))
+    equipment = [
+        item
+        for item in copied.get("ContributingEquipmentSequence", [])
+        if _has_value(item, "Manufacturer") and item.get("PurposeOfReferenceCodeSequence")
+    ]
+    if _has_value(src, "Manufacturer"):
         item = Dataset()
         item.PurposeOfReferenceCodeSequence = DicomSequence([_code_item(ACQUISITION_EQUIPMENT_PURPOSE)])
         _copy(item, src, ACQUISITION_EQUIPMENT)
-        if "Manufacturer" not in item:
-            item.Manufacturer = ""
-        equipment.append(item)
+        equipment.append(_sorted_item(item))
     if equipment:
         ds.ContributingEquipmentSequence = DicomSequence(equipment)
 
@@ -580,6 +699,17 @@ def build_derived_image(
     ds.remove_private_tags()
     ds.file_meta = _file_meta(sop_class, sop_uid)
     return _sorted(ds), decision
+
+
+def _has_value(ds: Dataset, keyword: str) -> bool:
+    return str(ds.get(keyword, "") or "").strip() != ""
+
+
+def _sorted_item(item: Dataset) -> Dataset:
+    out = Dataset()
+    for element in sorted(item, key=lambda e: e.tag):
+        out.add(element)
+    return out
 
 
 def _lossy_compression(ds: Dataset, src: Dataset) -> None:

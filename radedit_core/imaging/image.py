@@ -75,7 +75,8 @@ class SourceImage:
 
     Attributes:
         array: 2D array (rows, columns) in the source dtype.  For DICOM
-            MONOCHROME1 sources the reader has already flipped polarity
+            sources that display inverted (MONOCHROME1, or a Presentation LUT
+            Shape INVERSE) the reader has already flipped polarity
             (``value_range[1] - stored + value_range[0]``) so that bright means
             dense for the model; ``monochrome1`` records that the flip must be
             undone on write.
@@ -86,8 +87,18 @@ class SourceImage:
         geometry: where the grid lies in patient space.
         path: the file (or folder) it was read from, for messages and provenance.
         format: "png", "nifti", "nrrd", "dicom", or "array".
+        padding_range: optional inclusive (low, high) range of values that
+            mark *padding* pixels (DICOM Pixel Padding Value/Range Limit, e.g.
+            a collimation border), in the values of ``array``.  Padding pixels
+            are not image: they stay out of the model's intensity range, are
+            never changed by an edit, and no edited pixel takes a value in
+            this range.
         metadata: reader-specific extras (the pydicom dataset for DICOM, the
-            SimpleITK metadata dictionary for NRRD/NIfTI, ...).
+            SimpleITK metadata dictionary for NRRD/NIfTI, ...).  Readers put
+            one-line human-readable remarks that belong in the provenance
+            sidecar and on the console (how an ambiguous file was read, what
+            was accepted, problems inherited from the source) into
+            ``metadata["notes"]``, a list of strings.
     """
 
     array: np.ndarray
@@ -97,10 +108,24 @@ class SourceImage:
     path: Path | None = None
     format: str = "array"
     monochrome1: bool = False
+    padding_range: tuple[float, float] | None = None
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         validate_image_array(self.array, self.path)
+        if self.padding_range is not None:
+            low, high = (float(v) for v in self.padding_range)
+            if high < low:
+                raise ValueError(f"padding range ({low:g}, {high:g}) is empty")
+            self.padding_range = (low, high)
+
+    @property
+    def padding(self) -> np.ndarray | None:
+        """Boolean mask of the padding pixels (values in ``padding_range``), or None."""
+        if self.padding_range is None:
+            return None
+        low, high = self.padding_range
+        return (self.array >= low) & (self.array <= high)
 
     @property
     def shape(self) -> tuple[int, int]:

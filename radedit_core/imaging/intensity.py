@@ -15,21 +15,53 @@ import numpy as np
 from ..errors import ConfigError, InputError
 from .image import SourceImage
 
-_INTENSITY_KEYS = {"value_range", "window", "invert"}
+_INTENSITY_KEYS = {"value_range", "window", "invert", "padding_range"}
 
 
 def to_stored(values: np.ndarray, source: SourceImage) -> np.ndarray:
-    """Float values -> the source's dtype, rounded and clipped to its legal range."""
+    """Float values -> the source's dtype, rounded and clipped to its legal range.
+
+    With a ``source.padding_range`` the padding pixels keep the source's
+    values, and any other pixel that would land inside the padding range is
+    moved to the nearest legal value outside it, so that the result has
+    exactly the source's padding pixels.
+    """
     lo, hi = source.value_range
     if np.issubdtype(source.dtype, np.integer):
         values = np.rint(values)
-    return np.clip(values, lo, hi).astype(source.dtype)
+    out = np.clip(values, lo, hi).astype(source.dtype)
+    padding = source.padding
+    if padding is not None:
+        p_lo, p_hi = source.padding_range
+        if np.issubdtype(source.dtype, np.integer):
+            below, above = p_lo - 1, p_hi + 1
+        else:
+            below = float(np.nextafter(source.dtype.type(p_lo), source.dtype.type(-np.inf)))
+            above = float(np.nextafter(source.dtype.type(p_hi), source.dtype.type(np.inf)))
+        inside = (out >= p_lo) & (out <= p_hi) & ~padding
+        if np.any(inside):
+            # The nearer legal side; a range touching one end of the legal range has one side only.
+            if below < lo and above > hi:
+                raise InputError(source.path, "the padding range covers every legal value; there is nothing to edit")
+            if below < lo:
+                upper = inside
+            elif above > hi:
+                upper = np.zeros_like(inside)
+            else:
+                upper = inside & (out.astype(np.float64) > (p_lo + p_hi) / 2.0)
+            if np.any(upper):
+                out[upper] = source.dtype.type(above)
+            if np.any(inside & ~upper):
+                out[inside & ~upper] = source.dtype.type(below)
+        out[padding] = source.array[padding]
+    return out
 
 
 def apply_intensity(image, intensity: dict[str, Any] | None):
     """The image as the model must see it, and the function that undoes it.
 
-    ``invert`` flips polarity about the stored-value range (or, for floating
+    ``value_range``, ``window`` and ``padding_range`` (values marking padding
+    pixels, never edited) override the image's, in its own values.  ``invert`` flips polarity about the stored-value range (or, for floating
     point images without one, about the data's extent); the flip is an exact
     integer reflection, so undoing it restores the source bit for bit.
     """
@@ -54,6 +86,11 @@ def apply_intensity(image, intensity: dict[str, Any] | None):
         if not high > low:
             raise ConfigError(f"window must be (low, high) with low < high, got {intensity['window']}")
         changes["window"] = (low, high)
+    if intensity.get("padding_range") is not None:
+        low, high = (float(v) for v in intensity["padding_range"])
+        if not high >= low:
+            raise ConfigError(f"padding_range must be (low, high) with low <= high, got {intensity['padding_range']}")
+        changes["padding_range"] = (low, high)
     image = dataclasses.replace(image, **changes) if changes else image
     if not intensity.get("invert"):
         return image, lambda array: array
@@ -69,7 +106,9 @@ def apply_intensity(image, intensity: dict[str, Any] | None):
         return (pivot - array.astype(work)).astype(dtype)
 
     window = None if image.window is None else (pivot - image.window[1], pivot - image.window[0])
-    return dataclasses.replace(image, array=flip(image.array), window=window), flip
+    padding = image.padding_range
+    padding = None if padding is None else (pivot - padding[1], pivot - padding[0])
+    return dataclasses.replace(image, array=flip(image.array), window=window, padding_range=padding), flip
 
 
 def dicom_intensity(image, dicom) -> tuple[dict[str, Any], Callable]:
@@ -100,6 +139,9 @@ def dicom_intensity(image, dicom) -> tuple[dict[str, Any], Callable]:
     intensity: dict[str, Any] = {"value_range": to_image(dicom.value_range, slack), "invert": bool(a < 0)}
     if dicom.window is not None:
         intensity["window"] = to_image(dicom.window)
+    if dicom.padding_range is not None:
+        # Padding values as the volume holds them (same slack as the range: a float volume rounds).
+        intensity["padding_range"] = to_image(dicom.padding_range, slack)
 
     def storable(array):
         values = a * to_source_values(array, dicom, a, b).astype(np.float64) + b

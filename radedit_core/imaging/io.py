@@ -198,7 +198,7 @@ def write_like(path: str | Path, array: np.ndarray, like: SourceImage, overwrite
     return write_image(path, array, like.geometry, overwrite=overwrite)
 
 
-def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any = None) -> np.ndarray:
+def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any = None, soft: bool = False) -> np.ndarray:
     """Read a mask file and check it lies on ``like``'s grid (no silent resampling).
 
     ``select`` restricts the mask to chosen labels (a value, a comma-separated
@@ -222,7 +222,7 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
     if fmt == "dicom":
         from ..dicom import read_dicom_mask  # noqa: PLC0415
 
-        return read_dicom_mask(path, like, select=select)
+        return read_dicom_mask(path, like, select=select, soft=soft)
     image = read_sitk(path)
     segments = _slicer_segments(image) if full_suffix(path) == ".seg.nrrd" else []
     if segments:
@@ -352,16 +352,34 @@ def _find_segment(segments: list[dict[str, str]], token: str) -> list[dict[str, 
 
 
 def _same_grid(a: Geometry, like: SourceImage) -> bool:
-    """Same grid, allowing the other pixel-spacing attribute a DICOM file declares.
+    """Same grid as ``like``, allowing the spacing conventions of other DICOM readers.
 
-    ITK (and so Slicer and SimpleITK) takes ImagerPixelSpacing for CR/DX even
-    when PixelSpacing is present; the pixel grid is the same either way.
+    A mask of a DICOM image may carry another reader's idea of the physical
+    grid while lying on the same pixels: ITK (and so Slicer and SimpleITK)
+    takes ImagerPixelSpacing for CR/DX even when PixelSpacing is present, and
+    reports 1 mm pixels for a CR with PixelSpacing only.  Such a match is
+    accepted with a note in ``like.metadata["notes"]``.
     """
-    candidates = [like.geometry]
-    for x, y in like.metadata.get("alternative_spacings", []) if like.format == "dicom" else []:
+    if _same_placement(a, like.geometry):
+        return True
+    if like.format != "dicom":
+        return False
+    from ..dicom.reading import add_note, reader_convention_geometries  # noqa: PLC0415 - DICOM only
+
+    for x, y in like.metadata.get("alternative_spacings", []):
         spacing = (x, y) + tuple(like.geometry.spacing[2:])
-        candidates.append(replace(like.geometry, spacing=spacing))
-    return any(_same_placement(a, b) for b in candidates)
+        if _same_placement(a, replace(like.geometry, spacing=spacing)):
+            add_note(
+                like,
+                f"a mask with the image's other declared pixel spacing ({x:g} x {y:g} mm, as ITK reads it) was "
+                "accepted: same pixel grid",
+            )
+            return True
+    for geometry, note in reader_convention_geometries(like):
+        if _same_placement(a, geometry):
+            add_note(like, note)
+            return True
+    return False
 
 
 def _same_placement(a: Geometry, b: Geometry) -> bool:

@@ -60,6 +60,13 @@ class ModelSpaceTransform:
             low, high = (float(v) for v in image.window)
         else:
             region = image.array[r0 : r0 + size, c0 : c0 + size]
+            padding = image.padding
+            if padding is not None:
+                # Padding (a collimation border) is not image: it would stretch
+                # the range and squeeze the anatomy into a few model levels.
+                region = region[~padding[r0 : r0 + size, c0 : c0 + size]]
+            if region.size == 0:
+                raise InputError(image.path, "the centre crop holds only padding pixels; there is nothing to edit")
             low, high = float(region.min()), float(region.max())
         if not high > low:
             raise InputError(

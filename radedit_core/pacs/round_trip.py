@@ -16,117 +16,47 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
 from ..errors import ConfigError, InputError, OutputError, PacsError
 from ..fileio import check_writable
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import DicomOutputOptions
 from ..settings import EditSettings
 from .operations import fetch_study, find_instances, find_study, store_instances
-from .server import IMAGE_SOP_CLASSES, SEGMENTATION, _UID_RE, PacsServer, _int, _text
+from .server import SEGMENTATION, _UID_RE, PacsServer
 
 log = logging.getLogger("radedit")
 
 
-@dataclass(frozen=True)
-class FetchedInstance:
-    """The header facts of one fetched file that choosing an image needs."""
-
-    path: Path
-    sop_uid: str
-    sop_class_uid: str
-    series_uid: str
-    series_number: int | None
-    series_description: str
-    modality: str
-    study_uid: str
-
-    def describe(self) -> str:
-        number = "" if self.series_number is None else f" {self.series_number}"
-        desc = f" '{self.series_description}'" if self.series_description else ""
-        return f"series{number}{desc} {self.series_uid} instance {self.sop_uid} ({self.modality or '?'})"
-
-
-def index_instances(paths: Iterable[Path]) -> list[FetchedInstance]:
-    """Headers of fetched files (non-DICOM files are skipped with a warning)."""
-    from pydicom import dcmread  # noqa: PLC0415
-    from pydicom.errors import InvalidDicomError  # noqa: PLC0415
-
+def index_instances(paths: Iterable[Path]) -> list[InstanceHeader]:
+    """Headers of fetched files, as a folder scan reads them (non-DICOM files are skipped with a warning)."""
     entries = []
     for path in paths:
-        try:
-            ds = dcmread(path, stop_before_pixels=True)
-        except (InvalidDicomError, OSError) as exc:
-            log.warning("skipping a retrieved file that is not DICOM (%s: %s)", path.name, exc)
+        header = read_header(Path(path))
+        if header is None:
+            log.warning("skipping a retrieved file that is not DICOM (%s)", Path(path).name)
             continue
-        entries.append(
-            FetchedInstance(
-                path=path,
-                sop_uid=_text(ds, "SOPInstanceUID"),
-                sop_class_uid=_text(ds, "SOPClassUID"),
-                series_uid=_text(ds, "SeriesInstanceUID"),
-                series_number=_int(ds, "SeriesNumber"),
-                series_description=_text(ds, "SeriesDescription"),
-                modality=_text(ds, "Modality"),
-                study_uid=_text(ds, "StudyInstanceUID"),
-            )
-        )
+        entries.append(header)
     return entries
 
 
-def _listing(entries: Sequence[FetchedInstance]) -> str:
-    from ..dicom.sop import describe_instances  # noqa: PLC0415
-
-    return describe_instances(sorted(entries, key=lambda e: (e.series_number is None, e.series_number or 0, e.sop_uid)))
-
-
-def _contents(entries: Sequence[FetchedInstance]) -> str:
-    from ..dicom.sop import count_sop_classes  # noqa: PLC0415
-
-    return count_sop_classes(e.sop_class_uid for e in entries)
+def pick_image(server: PacsServer, study_uid: str, entries: Sequence[InstanceHeader], select: str | None) -> InstanceHeader:
+    """The one editable image of a fetched study (``select``: SOP or series UID), chosen as in a study folder:
+    earlier radedit edits in the study are not candidates unless selected."""
+    try:
+        return choose_image(list(entries), select, where=f"study {study_uid}", option="--select")
+    except NoImageChoice as exc:
+        raise PacsError(server, str(exc) if str(exc).startswith("study ") else f"study {study_uid}: {exc}") from None
 
 
-def pick_image(server: PacsServer, study_uid: str, entries: Sequence[FetchedInstance], select: str | None) -> FetchedInstance:
-    """The one editable image of a fetched study (``select``: SOP or series UID)."""
-    images = [e for e in entries if e.sop_class_uid in IMAGE_SOP_CLASSES]
-    where = f"study {study_uid}"
-    if select is not None:
-        matched = [e for e in entries if select in (e.sop_uid, e.series_uid)]
-        if not matched:
-            raise PacsError(
-                server, f"{where}: no instance or series with UID {select} (editable images: "
-                f"{_listing(images) if images else 'none'})"
-            )
-        chosen = [e for e in matched if e.sop_class_uid in IMAGE_SOP_CLASSES]
-        if not chosen:
-            raise PacsError(
-                server, f"{where}: {select} holds {_contents(matched)}, not a CR, DX or secondary-capture "
-                "image radedit can edit"
-            )
-        if len(chosen) > 1:
-            raise PacsError(
-                server, f"{where}: series {select} holds {len(chosen)} images; pass one SOPInstanceUID "
-                f"with --select: {_listing(chosen)}"
-            )
-        return chosen[0]
-    if not images:
-        raise PacsError(
-            server, f"{where} holds no CR, DX or secondary-capture image to edit (it holds {_contents(entries)})"
-        )
-    if len(images) > 1:
-        raise PacsError(
-            server, f"{where} holds {len(images)} images; choose one with --select SOPInstanceUID or "
-            f"SeriesInstanceUID: {_listing(images)}"
-        )
-    return images[0]
-
-
-def _read_mask(server: PacsServer, study_uid: str, ref: MaskRef | None, image, entries: Sequence[FetchedInstance]):
+def _read_mask(server: PacsServer, study_uid: str, ref: MaskRef | None, image, entries: Sequence[InstanceHeader],
+               soft: bool = False):  # fmt: skip
     if ref is None:
         return None
     if ref.path is not None:
         from ..imaging.io import read_mask_array  # noqa: PLC0415
 
-        return read_mask_array(ref, image)
+        return read_mask_array(ref, image, soft=soft)
     segs = [e for e in entries if e.series_uid == ref.series_uid]
     if not segs:
         raise PacsError(server, f"study {study_uid}: mask series {ref.series_uid} is not in the study")
@@ -141,16 +71,16 @@ def _read_mask(server: PacsServer, study_uid: str, ref: MaskRef | None, image, e
     from ..dicom import read_dicom_mask  # noqa: PLC0415
 
     with _remote_names(server, study_uid, segs[0]):
-        return read_dicom_mask(segs[0].path, image, select=ref.select)
+        return read_dicom_mask(segs[0].path, image, select=ref.select, soft=soft)
 
 
 @contextlib.contextmanager
-def _remote_names(server: PacsServer, study_uid: str, entry: FetchedInstance) -> Iterator[None]:
+def _remote_names(server: PacsServer, study_uid: str, entry: InstanceHeader) -> Iterator[None]:
     """Errors about a fetched (temporary) file name the instance on the server instead."""
     try:
         yield
     except InputError as exc:
-        where = f"{server} study {study_uid} instance {entry.sop_uid}"
+        where = f"{server} study {study_uid} instance {entry.sop_instance_uid}"
         raise type(exc)(where, exc.problem) from exc
 
 
@@ -249,17 +179,18 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
         with _remote_names(server, study_uid, chosen):
             # The study folder, not the file: the reader notes the study's
             # SeriesNumbers so that the derived series gets a free one.
-            image = read_dicom_image(tmp / "study", select=chosen.sop_uid)
+            image = read_dicom_image(tmp / "study", select=chosen.sop_instance_uid)
         # Series that were not fetched count too.
         numbers = set(image.metadata.get("study_series_numbers", []))
         image.metadata["study_series_numbers"] = sorted(numbers | {s.number for s in study.series if s.number is not None})
-        edit = _read_mask(server, study_uid, request.edit_ref, image, entries)
-        keep = _read_mask(server, study_uid, request.keep_ref, image, entries)
+        soft = request.settings.soft_masks
+        edit = _read_mask(server, study_uid, request.edit_ref, image, entries, soft)
+        keep = _read_mask(server, study_uid, request.keep_ref, image, entries, soft)
 
         editor = load_editor()
         result = editor.edit(image, edit, keep, request.settings, mask_paths=(request.edit_ref, request.keep_ref))
         warn_notes(result.notes, f"{server} study {study_uid}")
-        source_ref = f"{server} study {study_uid} series {chosen.series_uid} instance {chosen.sop_uid}"
+        source_ref = f"{server} study {study_uid} series {chosen.series_uid} instance {chosen.sop_instance_uid}"
         provenance = dict(result.provenance)
         provenance["input"] = {**provenance["input"], "path": source_ref}
         result.provenance = provenance
@@ -278,7 +209,7 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
         stored = store_instances(server, [e.path for e in new])
         for series_uid in dict.fromkeys(e.series_uid for e in new):
             listed = {i.sop_uid for i in find_instances(server, study_uid, series_uid)}
-            missing = [e.sop_uid for e in new if e.series_uid == series_uid and e.sop_uid not in listed]
+            missing = [e.sop_instance_uid for e in new if e.series_uid == series_uid and e.sop_instance_uid not in listed]
             if missing:
                 raise PacsError(
                     server, f"stored series {series_uid} but the server does not list instance(s) {', '.join(missing)}"
@@ -291,7 +222,7 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
             "study": study_uid,
             "patient_id": study.patient_id,
             "source_series": chosen.series_uid,
-            "source_instance": chosen.sop_uid,
+            "source_instance": chosen.sop_instance_uid,
             "new_series": sorted(dict.fromkeys(e.series_uid for e in new)),
             "stored_instances": stored,
         }
@@ -307,7 +238,6 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
 
 
 __all__ = [
-    "FetchedInstance",
     "PacsEditRequest",
     "PacsEditResult",
     "check_uid",
