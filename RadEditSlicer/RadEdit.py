@@ -144,6 +144,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._overlapTimer.setSingleShot(True)
         self._overlapTimer.setInterval(300)
         self._overlapTimer.connect("timeout()", self.updateOverlap)
+        self._loadingSettings = False
 
     def setup(self) -> None:
         ScriptedLoadableModuleWidget.setup(self)
@@ -464,21 +465,39 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     # -- settings --------------------------------------------------------------------------------
     def loadSettings(self) -> None:
-        settings = qt.QSettings()
-        mode = settings.value(environment.SETTINGS_MODE, "slicer")
-        self.ui.externalPythonRadioButton.checked = mode == "external"
-        self.ui.slicerPythonRadioButton.checked = mode != "external"
-        self.ui.pythonPathLineEdit.currentPath = settings.value(environment.SETTINGS_PYTHON, "")
-        self.ui.pythonPathLineEdit.enabled = mode == "external"
+        # Showing the stored (or default) choice must not store it: a default
+        # follows the Slicer version until the user picks a mode.
+        mode = self.logic.pythonMode()
+        self._loadingSettings = True
+        try:
+            self.ui.externalPythonRadioButton.checked = mode == "external"
+            self.ui.slicerPythonRadioButton.checked = mode != "external"
+            self.ui.pythonPathLineEdit.currentPath = qt.QSettings().value(environment.SETTINGS_PYTHON, "")
+        finally:
+            self._loadingSettings = False
+        self.showPythonMode(mode)
 
-    def onPythonModeChanged(self, checked=None) -> None:
-        mode = "external" if self.ui.externalPythonRadioButton.checked else "slicer"
-        qt.QSettings().setValue(environment.SETTINGS_MODE, mode)
+    def showPythonMode(self, mode: str) -> None:
         self.ui.pythonPathLineEdit.enabled = mode == "external"
         self.ui.installDependenciesButton.enabled = mode == "slicer"
-        self.ui.environmentLabel.text = ""
+        problems = self.logic.slicerPythonProblems()
+        self.ui.environmentLabel.text = (
+            _("Slicer's Python cannot run RadEdit without replacing what Slicer ships ({problems}): "
+              "use an external Python environment.").format(problems="; ".join(problems))
+            if problems
+            else ""
+        )
+
+    def onPythonModeChanged(self, checked=None) -> None:
+        if self._loadingSettings:
+            return
+        mode = "external" if self.ui.externalPythonRadioButton.checked else "slicer"
+        qt.QSettings().setValue(environment.SETTINGS_MODE, mode)
+        self.showPythonMode(mode)
 
     def onExternalPythonChanged(self, path) -> None:
+        if self._loadingSettings:
+            return
         qt.QSettings().setValue(environment.SETTINGS_PYTHON, path)
         self.ui.environmentLabel.text = ""
 
@@ -529,6 +548,7 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
             file_for_instance=self._fileForInstance,
             import_dicom_folder=self._importDicomFolder,
         )
+        self._slicerPythonProblems = None
 
     def getParameterNode(self):
         return RadEditParameterNode(super().getParameterNode())
@@ -544,8 +564,23 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
         return Path(slicer.app.temporaryPath) / "RadEdit"
 
     def pythonMode(self) -> str:
-        mode = qt.QSettings().value(environment.SETTINGS_MODE, "slicer")
-        return mode if mode in environment.MODES else "slicer"
+        """The stored choice, else Slicer's Python only where it needs no replaced package."""
+        mode = qt.QSettings().value(environment.SETTINGS_MODE, "")
+        if mode in environment.MODES:
+            return mode
+        return "external" if self.slicerPythonProblems() else "slicer"
+
+    def requirements(self) -> list[str]:
+        """What the worker needs in Slicer's Python besides torch (``Resources/requirements.txt``)."""
+        return environment.read_requirements(MODULE_DIR / "Resources" / "requirements.txt")
+
+    def slicerPythonProblems(self) -> list[str]:
+        """Why Slicer's own Python cannot run the worker unchanged (empty: it can)."""
+        if self._slicerPythonProblems is None:
+            self._slicerPythonProblems = environment.slicer_python_problems(
+                self.requirements() + [environment.TORCH_REQUIREMENT]
+            )
+        return self._slicerPythonProblems
 
     def workerPython(self) -> str:
         if self.python:
@@ -586,8 +621,22 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
 
     # -- dependencies ------------------------------------------------------------------
     def installDependencies(self, askConfirmation: bool = True) -> bool:
-        """torch via the PyTorch extension, then the rest with pip, into Slicer's Python."""
-        requirements = environment.read_requirements(MODULE_DIR / "Resources" / "requirements.txt")
+        """torch via the PyTorch extension, then the rest with pip, into Slicer's Python.
+
+        Nothing already installed is upgraded or replaced (Slicer's pydicom,
+        numpy, pillow, ... are what its own modules were built with): a
+        requirement an installed version violates stops here with the
+        advice to use an external environment, and pip gets a constraints
+        file that pins every installed distribution.
+        """
+        requirements = self.requirements()
+        self._slicerPythonProblems = None
+        problems = self.slicerPythonProblems()
+        if problems:
+            raise WorkerError(
+                _("Slicer's Python cannot run RadEdit without replacing what Slicer ships: {problems}. "
+                  "Choose 'External Python environment' in the Settings section.").format(problems="; ".join(problems))
+            )
         missing = environment.missing_requirements(requirements)
         need_torch = not environment.torch_installed()
         if not missing and not need_torch:
@@ -607,14 +656,18 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
                 raise WorkerError(
                     _("Install the PyTorch extension (Extensions Manager), restart Slicer and try again.")
                 ) from exc
-            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=askConfirmation)
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
+                askConfirmation=askConfirmation, torchVersionRequirement=environment.TORCH_SPECIFIER
+            )
             if torch is None:
                 return False
         if missing:
-            try:
-                slicer.util.pip_install(missing)
-            except TypeError:  # older Slicer: one string
-                slicer.util.pip_install(" ".join(f'"{r}"' for r in missing))
+            constraints = self.workRoot() / "constraints.txt"
+            constraints.parent.mkdir(parents=True, exist_ok=True)
+            constraints.write_text(environment.constraints_text(environment.installed_versions()), encoding="utf-8")
+            # A list goes to pip as separate arguments (slicer.util.pip_install in 5.8, 5.10 and 5.12).
+            slicer.util.pip_install(["-c", str(constraints), *missing])
+        self._slicerPythonProblems = None
         return True
 
     # -- display ----------------------------------------------------------------------------
