@@ -246,7 +246,7 @@ def test_conflicts_and_constraints():
 VERIFIED_ON_PYPI = {
     "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub",
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
-    "pylibjpeg-rle", "pynetdicom", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
+    "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
 }
 #: Debian bookworm packages named by install hints (`apt-cache policy <name>`, 2026-11-29).
 VERIFIED_IN_DEBIAN = {"dicom3tools", "orthanc", "orthanc-dicomweb"}
