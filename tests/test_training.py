@@ -243,7 +243,7 @@ def test_a_sample_gets_the_same_loss_in_any_batch(data, radedit_home):
     assert float(abs(together - alone)) <= 1e-6 * float(alone)
     assert float(abs(together - other_epoch)) > 1e-3  # fresh draws every epoch
 
-    # the fast paths: gradient checkpointing recomputes the same numbers; bf16 autocast stays within 2 %
+    # the fast paths: gradient checkpointing recomputes the same numbers; bf16 autocast stays within 0.5 %
     unet = components.unet.train().requires_grad_(True)
 
     def gradients() -> list[torch.Tensor]:
@@ -256,7 +256,7 @@ def test_a_sample_gets_the_same_loss_in_any_batch(data, radedit_home):
     assert all(torch.equal(a, b) for a, b in zip(plain, gradients(), strict=True))
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = objective.loss(unet, collate(items), epoch=1)
-    assert bf16.dtype == torch.float32 and float(abs(bf16 - together)) <= 0.02 * float(together)
+    assert bf16.dtype == torch.float32 and float(abs(bf16 - together)) <= 5e-3 * float(together)
 
 
 # -- training ------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from monai.transforms import MapTransform
 from ..errors import InputError
 from ..imaging.io import read_image
 from ..imaging.transform import ModelSpaceTransform
+from .noise import seed_for
 
 _MAX_REPORTED = 3
 
@@ -206,7 +207,7 @@ class GlobalBatchSampler(torch.utils.data.Sampler[int]):
         """The epoch's global order (all ranks), before sharding."""
         if not self.shuffle:
             return list(range(self.num_rows))
-        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        gen = torch.Generator().manual_seed(seed_for(self.seed, "order", self.epoch))
         return torch.randperm(self.num_rows, generator=gen).tolist()
 
     def __iter__(self) -> Iterator[int]:

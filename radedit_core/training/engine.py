@@ -110,6 +110,15 @@ class Trainer:
 
     # -- the run ---------------------------------------------------------------
     def run(self) -> TrainResult:
+        """Train (or resume) as the settings say and write the model; every rank returns the result.
+
+        Raises:
+            ConfigError: bad options, a batch larger than the data, a checkpoint
+                of other settings (before any model is loaded or output created).
+            InputError: a datalist, image or checkpoint that cannot be used.
+            ModelNotFoundError: the start model's weights are missing.
+            OutputError: the run folder holds a finished model or cannot be written.
+        """
         s = self.settings
         started = time.perf_counter()
         ctx = init_distributed(s.device)

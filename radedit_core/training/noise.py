@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 #: Independent streams of draws.
-STREAMS = {"train": 1, "validation": 2, "samples": 3, "init": 4}
+STREAMS = {"train": 1, "validation": 2, "samples": 3, "init": 4, "order": 5}
 
 
 def seed_for(seed: int, stream: str, *keys: int) -> int:

@@ -96,6 +96,14 @@ def readme(name: str, training: dict[str, Any]) -> str:
         f"starting from {start}, on `{s['datalist']}` ({training['data']['training_rows']} training rows, "
         f"{training['data']['validation_rows']} validation rows).",
         "",
+    ]
+    if training["prediction_type"] != "epsilon":
+        lines += [
+            f"**This UNet predicts {training['prediction_type']}**: the editing and generation pipelines of "
+            "radedit_core assume epsilon prediction and cannot use it as it is.",
+            "",
+        ]
+    lines += [
         "Recipe:",
         "",
         f"- {training['global_step']} optimizer steps, global batch {training['global_batch']} "
@@ -109,6 +117,8 @@ def readme(name: str, training: dict[str, Any]) -> str:
         lines.append(
             f"- Target {training['prediction_type']} with the model's noise schedule, latents by posterior "
             f"{s['latent_sampling']}, caption dropout {s['caption_dropout']:g}"
+            + (f", final period dropped with probability {s['caption_period_dropout']:g}"
+               if s["caption_period_dropout"] else "")
             + (f", min-SNR gamma {s['snr_gamma']:g}" if s.get("snr_gamma") is not None else "")
             + "."
         )
@@ -118,9 +128,7 @@ def readme(name: str, training: dict[str, Any]) -> str:
             f"- L1 + L2 reconstruction + {s['vae_kl_weight']:g} KL on {crop}"
             + ("; latent normalisation folded into quant_conv/post_quant_conv." if s["normalize_latents"] else ".")
         )
-    lines.append(
-        "- EMA weights saved (decay up to " + f"{s['ema_decay']:g})." if s["use_ema"] else "- Raw weights saved (no EMA)."
-    )
+    lines.append(f"- EMA weights saved (decay up to {s['ema_decay']:g})." if s["use_ema"] else "- Raw weights saved (no EMA).")
     lines += ["", "Metrics:", "", "```json", json.dumps(training["metrics"], indent=2, default=str), "```", ""]
     lines += ["All settings are in `training.json`.", ""]
     return "\n".join(lines)
