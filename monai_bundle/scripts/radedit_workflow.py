@@ -17,11 +17,12 @@ functions only connect the MONAI bundle machinery to it:
 from __future__ import annotations
 
 import ast
+import contextlib
 import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from radedit_core.errors import ConfigError, RadEditError
 
@@ -149,15 +150,26 @@ def _apply_command_line(options: dict[str, Any], kind: str) -> dict[str, Any]:
     return out
 
 
-def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> Any:
-    """Run the ``edit`` or ``generate`` job the options describe (:func:`radedit_core.batch.batch_from_options`).
+@contextlib.contextmanager
+def _one_line_errors() -> Iterator[None]:
+    """From the command line a radedit error is one line and an exit code, not a traceback;
+    through the Python API (``ConfigWorkflow``) it propagates."""
+    try:
+        yield
+    except RadEditError as exc:
+        if not _started_as_bundle_cli():
+            raise
+        # Every rank stops with the same agreed error; one copy of it is enough.
+        if os.environ.get("RANK", "0") == "0":
+            print(f"radedit: error: {exc}", file=sys.stderr, flush=True)
+        raise SystemExit(exc.exit_code) from None
 
-    From the command line a radedit error is one line and an exit code, not a
-    traceback; through the Python API (``ConfigWorkflow``) it propagates.
-    """
+
+def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> Any:
+    """Run the ``edit`` or ``generate`` job the options describe (:func:`radedit_core.batch.batch_from_options`)."""
     from radedit_core.batch import batch_from_options  # noqa: PLC0415
 
-    try:
+    with _one_line_errors():
         options = dict(options)
         if _started_as_bundle_cli():
             options = _apply_command_line(options, kind)
@@ -170,10 +182,11 @@ def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> A
         job = batch_from_options(kind, options)
         job.params["model"] = find_model(job.params["model"], [d for d in model_dirs if d])
         return job.run()
-    except RadEditError as exc:
-        if not _started_as_bundle_cli():
-            raise
-        # Every rank stops with the same agreed error; one copy of it is enough.
-        if os.environ.get("RANK", "0") == "0":
-            print(f"radedit: error: {exc}", file=sys.stderr, flush=True)
-        raise SystemExit(exc.exit_code) from None
+
+
+def run_job(job: Any) -> Any:
+    """``job.run()`` (the training workflow), with the command line's unknown ids refused and one-line errors."""
+    with _one_line_errors():
+        if _started_as_bundle_cli():
+            _apply_command_line({}, "train")
+        return job.run()
