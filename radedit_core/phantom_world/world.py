@@ -184,10 +184,11 @@ class WorldConfig:
     def from_dict(cls, data: Mapping[str, Any] | None, source: str = "world config") -> "WorldConfig":
         """A config from plain data; missing keys keep their defaults.
 
-        ``prevalence`` and ``severity`` entries are merged into the defaults;
-        a site named like a default site ("A", "B") starts from it, other
-        sites from :class:`SiteConfig`'s defaults; ``site_only`` replaces the
-        default (``{}`` removes the site-only finding).  Unknown keys are errors.
+        ``prevalence``, ``severity`` and ``sites`` entries are merged into the
+        defaults by name: a site named like a default site ("A", "B") starts
+        from it, a new site from :class:`SiteConfig`'s defaults (give a site
+        probability 0 to leave it out); ``site_only`` replaces the default
+        (``{}`` removes the site-only finding).  Unknown keys are errors.
         """
         data = dict(data or {})
         base = cls.__new__(cls)  # defaults without validating twice
@@ -200,7 +201,7 @@ class WorldConfig:
         try:
             if "sites" in data:
                 defaults = default_sites()
-                sites = {}
+                sites = dict(base.sites)
                 for name, value in (data.pop("sites") or {}).items():
                     value = dict(value or {})
                     marker = value.pop("marker", None)
