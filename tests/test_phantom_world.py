@@ -30,7 +30,7 @@ from radedit_core.phantom_world import (
 from radedit_core.phantom_world import dataset as dataset_module
 from radedit_core.phantom_world.dataset import LABELS, MASK_NAMES
 from radedit_core.phantom_world.devices import DevicesParameters, PacemakerParameters
-from radedit_core.phantom_world.findings import EdemaParameters, FindingsParameters, PneumothoraxParameters
+from radedit_core.phantom_world.findings import EdemaParameters, FindingsParameters
 from radedit_core.phantom_world.reports import impression
 from radedit_core.phantom_world.world import render_layers
 
@@ -248,7 +248,6 @@ def test_reports_use_the_papers_prompt_phrasing():
     assert text == f"{ptx.size.capitalize()} {ptx.side} pneumothorax. {ptx.side.capitalize()} chest drain in place."
     drain_only = impression(FindingsParameters(), DevicesParameters(drain=params.devices.drain))
     assert drain_only.startswith(f"{ptx.side.capitalize()} chest drain in place. No pneumothorax.")
-    assert isinstance(PneumothoraxParameters, type)
 
 
 # -- config ---------------------------------------------------------------------------------
@@ -289,13 +288,13 @@ def test_png_dataset_rows_files_and_reload(tmp_path):
     from monai.data import load_decathlon_datalist
 
     config = WorldConfig()
-    summary = write_dataset(tmp_path / "world", 6, config, seed=3, format="png", progress=False)
+    summary = write_dataset(tmp_path / "world", 4, config, seed=3, format="png", progress=False)
     folder = summary.folder
     assert not (tmp_path / ".world.partial").exists()
     datalist = json.loads((folder / "datalist.json").read_text())
     assert set(datalist) == {"training", "validation", "testing"}
     rows = [r for split in datalist.values() for r in split]
-    assert len(rows) == 6 and sorted(r["id"] for r in rows) == [f"case_{i:05d}" for i in range(6)]
+    assert len(rows) == 4 and sorted(r["id"] for r in rows) == [f"case_{i:05d}" for i in range(4)]
     for row in rows:
         assert all(isinstance(v, (str, int)) for v in row.values()), "rows are flat"
         assert {"id", "image", "report", "site", *LABELS, *(f"mask_{m}" for m in MASK_NAMES)} <= set(row)
@@ -315,14 +314,14 @@ def test_png_dataset_rows_files_and_reload(tmp_path):
     loaded = load_decathlon_datalist(folder / "datalist.json", data_list_key="training")
     assert loaded and all(Path(item["mask_drain"]).is_file() and Path(item["image"]).is_file() for item in loaded)
     csv_lines = (folder / "datalist.csv").read_text().splitlines()
-    assert len(csv_lines) == 7 and csv_lines[0].startswith("id,split,seed,image,report,site")
+    assert len(csv_lines) == 5 and csv_lines[0].startswith("id,split,seed,image,report,site")
     provenance = json.loads((folder / "dataset.json").read_text())
-    assert provenance["seed"] == 3 and provenance["n"] == 6
-    assert sum(provenance["statistics"]["splits"].values()) == 6
+    assert provenance["seed"] == 3 and provenance["n"] == 4
+    assert sum(provenance["statistics"]["splits"].values()) == 4
     assert WorldConfig.from_yaml(folder / "world.yaml").to_dict() == config.to_dict()
-    # Deterministic per seed: a second run writes the same bytes.
-    again = write_dataset(tmp_path / "again", 6, config, seed=3, format="png", progress=False).folder
-    for name in ("datalist.json", "datalist.csv", "images/case_00004.png", "masks/case_00004/lungs.png"):
+    # Deterministic per seed: a second run, in two processes, writes the same bytes.
+    again = write_dataset(tmp_path / "again", 4, config, seed=3, format="png", progress=False, workers=2).folder
+    for name in ("datalist.json", "datalist.csv", "dataset.json", "images/case_00003.png", "masks/case_00003/lungs.png"):
         assert _digest(folder / name) == _digest(again / name), name
 
 
@@ -397,6 +396,7 @@ def test_script_reports_bad_config_in_one_line(tmp_path):
     bad.write_text("ecg: 2\n")
     proc = subprocess.run(
         [sys.executable, str(ROOT / "scripts/make_phantom_world.py"), "--out", str(tmp_path / "out"), "--n", "2", "--config", str(bad)],
+        check=False,
         capture_output=True,
         text=True,
         cwd=ROOT,

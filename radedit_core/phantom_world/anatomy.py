@@ -184,6 +184,7 @@ def mediastinum_borders(p: AnatomyParameters, y: np.ndarray) -> tuple[np.ndarray
 
 
 def body_half_width(p: AnatomyParameters, y: np.ndarray) -> np.ndarray:
+    """Half-width (mm) of the body outline at heights ``y`` (mm)."""
     return (np.interp(y, _BODY_Y * p.height, _BODY_HALF_WIDTH) * p.width * p.body_width).astype(np.float32)
 
 
@@ -340,7 +341,10 @@ def _ribs(p: AnatomyParameters, scene: Scene, lungs: dict[str, PolarShape]) -> n
         if win is None:
             continue
         x, y = scene.x[win], scene.y[win]
-        wall = np.interp(y, lateral[:, 1], np.abs(lateral[:, 0]), left=40.0, right=np.abs(lateral[-1, 0])) + 6.0
+        order = np.argsort(lateral[:, 1], kind="stable")
+        knots = np.concatenate([[lateral[order[0], 1] - 1.0], lateral[order, 1]])
+        widths = np.concatenate([[40.0], np.abs(lateral[order, 0])])  # above the apex the first ribs are short
+        wall = (np.interp(y, knots, widths) + 6.0).astype(np.float32)
         u = sign * x - 16.0  # from the costovertebral joints, mm
         reach = wall.astype(np.float32) - 16.0
         # Posterior ribs: y = y_k - a u + b u^2 (highest about a third of the way out).
@@ -446,7 +450,7 @@ def _vessel_segments(
     length = rng.uniform(38.0, 55.0, n) * p.height
     out_a, out_b, out_w, out_amp = [], [], [], []
     steps = 3
-    for depth in range(5):
+    for _level in range(5):
         for _ in range(steps):
             turn = rng.normal(0.0, 0.18, len(pos))
             c, s = np.cos(turn), np.sin(turn)

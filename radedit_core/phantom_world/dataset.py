@@ -43,7 +43,7 @@ from ..errors import ConfigError, OutputError
 from ..fileio import check_writable
 from .devices import DEVICES
 from .findings import FINDINGS
-from .world import STRUCTURES, Case, WorldConfig, case_seed, quantise, sample_case
+from .world import STRUCTURES, WorldConfig, case_seed, quantise, sample_case
 
 FORMATS = ("png", "dicom")
 SPLITS = ("training", "validation", "testing")

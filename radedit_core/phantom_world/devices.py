@@ -178,17 +178,23 @@ def pacemaker_geometry(f: PacemakerParameters, scene: Scene) -> tuple[np.ndarray
     apex = contour[np.argmax(contour[:, 0] + 0.5 * contour[:, 1])]
     ra = np.array([contour[:, 0].min() + 14.0, hc[1] - 10.0])
     rv_tip = 0.72 * apex + 0.28 * hc
+    # Subclavian vein, brachiocephalic vein and superior vena cava into the right atrium.
     common = [
         header,
-        header + np.array([lateral * f.slack_mm, -12.0]),
-        np.array([lateral * 50.0, clavicle_y + 14.0]),
-        np.array([-14.0, clavicle_y + 30.0]),
-        np.array([-22.0, hc[1] - 75.0]),
-        ra + np.array([4.0, -28.0]),
+        header + np.array([lateral * f.slack_mm, -10.0]),
+        np.array([lateral * 55.0, clavicle_y + 12.0]),
+        np.array([lateral * 20.0 - 6.0, clavicle_y + 24.0]),
+        np.array([-18.0, hc[1] - 80.0]),
+        np.array([-22.0, hc[1] - 40.0]),
+        ra + np.array([2.0, -6.0]),
     ]
-    leads = [catmull_rom(np.array(common + [ra + np.array([8.0, 18.0]), 0.5 * (ra + hc) + np.array([0.0, 28.0]), rv_tip]), 10)]
+    # Ventricular lead: through the tricuspid valve to the right ventricular apex.
+    ventricular = common + [0.5 * (ra + hc) + np.array([0.0, 22.0]), 0.5 * (0.5 * (ra + hc) + rv_tip) + np.array([0.0, 12.0]), rv_tip]
+    leads = [catmull_rom(np.array(ventricular), 10)]
     if f.leads == 2:
-        leads.append(catmull_rom(np.array(common + [ra + np.array([2.0, 14.0]), ra + np.array([16.0, 4.0]), ra + np.array([14.0, -14.0])]), 10))
+        # Atrial lead: a J-shaped tip hooked up into the right atrial appendage.
+        atrial = common + [ra + np.array([6.0, 12.0]), ra + np.array([16.0, 8.0]), ra + np.array([17.0, -8.0])]
+        leads.append(catmull_rom(np.array(atrial), 10))
     return center, leads
 
 

@@ -109,7 +109,7 @@ class EdemaParameters:
         level = SEVERITIES.index(severity)
         return cls(
             severity=severity,
-            density=float(rng.uniform(0.85, 1.15) * (0.12, 0.19, 0.27)[level]),
+            density=float(rng.uniform(0.85, 1.15) * (0.15, 0.22, 0.3)[level]),
             extent=float(rng.uniform(0.9, 1.1) * (0.6, 0.75, 0.9)[level]),
             kerley_density=0.0 if level == 0 else float(rng.uniform(0.04, 0.07)),
             kerley_phase_mm=float(rng.uniform(0.0, 7.0)),
@@ -209,7 +209,7 @@ def render_effusion(f: EffusionParameters, scene: Scene) -> Layer:
         shape, cov, texture, hilum = _lung(scene, side)
         height = f.heights_mm[SIDES.index(side)]
         cp = shape.contour[10]  # costophrenic angle
-        x0, y0, x1, y1 = shape.bounds
+        x0, _, x1, y1 = shape.bounds
         win = scene.window(x0, cp[1] - height - 30.0, x1, y1)
         if win is None:
             continue

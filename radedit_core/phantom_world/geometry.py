@@ -109,7 +109,7 @@ def coverage(signed_distance_mm: FloatArray, pixel_spacing_mm: float) -> FloatAr
 
 
 def catmull_rom(points: FloatArray, samples_per_segment: int = 8, closed: bool = False) -> FloatArray:
-    """A centripetal-free (uniform) Catmull-Rom curve through ``points`` ([N, 2]), densely sampled."""
+    """A uniform Catmull-Rom spline through ``points`` ([N, 2]), ``samples_per_segment`` points per span."""
     p = np.asarray(points, dtype=np.float64)
     if closed:
         ext = np.vstack([p[-1], p, p[0], p[1]])
@@ -263,11 +263,6 @@ def stroke_distance(
     return win, out
 
 
-def polyline_length(points: FloatArray) -> float:
-    p = np.asarray(points, dtype=np.float64)
-    return float(np.hypot(*(p[1:] - p[:-1]).T).sum())
-
-
 def smooth_noise(rng: np.random.Generator, shape: tuple[int, int], sigma_px: float) -> FloatArray:
     """Gaussian-filtered white noise (scipy.ndimage), scaled to unit standard deviation."""
     from scipy.ndimage import gaussian_filter  # noqa: PLC0415
@@ -283,7 +278,6 @@ __all__ = [
     "coverage",
     "polyline_distance",
     "stroke_distance",
-    "polyline_length",
     "rounded_box_distance",
     "smooth_noise",
     "smoothstep",
