@@ -268,7 +268,6 @@ def render_anatomy(p: AnatomyParameters, scene: Scene) -> dict[str, Layer]:
         hila={side: hilum(p, side) for side in ("right", "left")},
         heart_shape=heart,
         clavicle_y_mm=p.clavicle_y_mm,
-        body_half_width=lambda yy: body_half_width(p, np.asarray(yy, dtype=np.float64)),
     )
 
     # 4. Heart: denser than soft tissue, most in its thick middle.
@@ -346,7 +345,7 @@ def _ribs(p: AnatomyParameters, scene: Scene, lungs: dict[str, PolarShape]) -> n
         widths = np.concatenate([[40.0], np.abs(lateral[order, 0])])  # above the apex the first ribs are short
         wall = (np.interp(y, knots, widths) + 6.0).astype(np.float32)
         u = sign * x - 16.0  # from the costovertebral joints, mm
-        reach = wall.astype(np.float32) - 16.0
+        reach = wall - 16.0
         # Posterior ribs: y = y_k - a u + b u^2 (highest about a third of the way out).
         a, b = 0.34, 0.0045 * p.rib_slope
         curve = -a * u + b * u**2

@@ -23,7 +23,7 @@ from pydicom.dataset import Dataset
 from .world import Case
 
 
-def case_study_info(case: Case, case_id: str, uid_seed: str):
+def case_study_info(case_id: str, uid_seed: str):
     """Patient and study attributes of one case (each case is its own patient and study)."""
     from ..dicom.synthetic import StudyInfo  # noqa: PLC0415
 
@@ -49,7 +49,7 @@ def case_to_dicom(case: Case, case_id: str, uid_seed: str) -> Dataset:
         columns=64,
         photometric=storage.photometric,
         bits_stored=storage.bits_stored,
-        study=case_study_info(case, case_id, uid_seed),
+        study=case_study_info(case_id, uid_seed),
         series_description=f"PA chest, site {case.site}",
         pixel_spacing=storage.pixel_spacing_mm,
         pacemaker=False,
