@@ -92,12 +92,7 @@ def check_labels(stress_set: StressSet, predictor: Predictor, task: str | None =
     for row in stress_set.accepted:
         for name in (row.labels if stress_set.task == "classification" else row.masks):
             used.setdefault(name)
-    unknown = [c for c in used if c not in predictor.spec.classes]
-    if unknown:
-        raise InputError(
-            stress_set.json_path,
-            f"unknown label '{unknown[0]}': the predictor {predictor.name} has classes {list(predictor.spec.classes)}",
-        )
+    predictor.require_classes(list(used), stress_set.json_path)
     return [c for c in predictor.spec.classes if c in used]
 
 

@@ -321,6 +321,15 @@ class Predictor:
         self.batch_size = int(size)
         self._fixed_batch = True
 
+    def require_classes(self, names: Sequence[str], where: str | Path) -> None:
+        """Stop with a one-line error if a label (or mask) name is not one of the predictor's classes.
+
+        For the set builder too: call it with a recipe's labels before any edit.
+        """
+        unknown = [n for n in names if n not in self.spec.classes]
+        if unknown:
+            raise InputError(where, f"unknown label '{unknown[0]}': the predictor {self.name} has classes {list(self.spec.classes)}")
+
     @property
     def name(self) -> str:
         return self.spec.name or str(self.description.get("ref") or self.description.get("form") or "predictor")
@@ -701,7 +710,10 @@ def load_entry_point(ref: str, config: str | Path | None = None, device: str = "
         made = factory(**kwargs)
     except Exception as exc:  # noqa: BLE001
         raise ConfigError(f"{ref}: the factory failed ({type(exc).__name__}: {exc})") from exc
-    source = inspect.getsourcefile(module)
+    try:
+        source = inspect.getsourcefile(module)
+    except TypeError:  # a built-in or compiled module
+        source = None
     description = {
         "form": "entry_point",
         "ref": ref,
