@@ -117,8 +117,9 @@ def segmentation_set(folder: Path, sources: int = 6) -> Path:
 def dicom_set(folder: Path) -> Path:
     """CR sources of one named patient (header attributes of :data:`PATIENT`) and derived-series edits.
 
-    One row id contains the PatientID, a ``PatientID`` column repeats it and the
-    builder's provenance note names the patient: the report must show none of them.
+    The ids of the first source and its edit contain the PatientID (a builder naming
+    rows after the archive's ids), a ``PatientID`` column repeats it and the builder's
+    provenance note names the patient: the report must show none of them.
     """
     from radedit_core.dicom import read_dicom_image, write_derived_series
     from radedit_core.dicom.synthetic import StudyInfo, make_cxr, make_edit_result
@@ -151,7 +152,7 @@ def dicom_set(folder: Path) -> Path:
             edited = np.clip(source.array.astype(np.float64) - 0.4 * span * lesion, lo, hi)
             result = make_edit_result(source, np.rint(edited), edit_mask=lesion)
             out = write_derived_series(result, folder / "edits" / f"cr{k}-no-opacity")
-            rows.append({"id": f"cr{k}-no-opacity", "image": out[0].parent, "kind": "synthetic", "source": sid,
+            rows.append({"id": f"{sid}-no-opacity", "image": out[0].parent, "kind": "synthetic", "source": sid,
                          "recipe": "remove-opacity", "label": {"opacity": 0}, "score": 0.3,
                          "PatientID": PATIENT["patient_id"]})  # fmt: skip
     write_stress_set(folder, rows, task="classification", classes=["opacity"], name="dicom-privacy",

@@ -133,7 +133,8 @@ def test_no_patient_attributes_reach_the_report(tmp_path, toy_models):
     identifiers = ["doe", "jane", PATIENT["patient_id"], PATIENT["patient_birth_date"], "1980-01-01"]
     leaked = [value for value in identifiers if value.lower() in text]
     assert not leaked, f"patient attributes in the report: {leaked}"
-    assert "[redacted]" in text  # the row id holding the PatientID and the builder's note were scrubbed
+    assert "[redacted]-0-no-opacity" in text  # the edit's id held the PatientID
+    assert "edits of [redacted]&#39;s study" in text  # the builder's note named the patient
     assert "patientid" not in text  # an identifying column is never a subgroup
     # results.json (the local record: ids, the builder's provenance as written) copies nothing from headers
     assert PATIENT["patient_birth_date"] not in (ev.output / "results.json").read_text()
