@@ -586,9 +586,13 @@ def test_cli_helpers_evaluate_and_stop_on_bad_input(cls_set, seg_set, tmp_path, 
     ts = _torchscript(tmp_path / "weak", DeviceShortcutClassifier(), CLASSIFIER_SPEC)
     out = tmp_path / "cli"
     assert _cli(["evaluate", "--set", str(cls_set), "--predictor", str(ts), "--output", str(out),
-                 "--resamples", "200", "--device", "cpu", "--batch-size", "4"]) == 0  # fmt: skip
-    assert capsys.readouterr().out.strip() == str(out / "results.json")
+                 "--resamples", "200", "--device", "cpu", "--batch-size", "4", "--report", "--no-images"]) == 0  # fmt: skip
+    assert capsys.readouterr().out.split() == [str(out / "results.json"), str(out / "report.html")]
     assert json.loads((out / "results.json").read_text())["predictor"]["batch_size"] == 4
+    assert "original, edited" not in (out / "report.html").read_text()
+    assert _cli(["report", "--results", str(out), "--output", str(tmp_path / "r.html"), "--gallery-size", "1"]) == 0
+    assert capsys.readouterr().out.strip() == str(tmp_path / "r.html")
+    assert (tmp_path / "r.html").read_text().count('alt="original, edited') == 1
     # bad input: one line, the project's exit code, nothing written
     cases = [
         (["--set", str(seg_set), "--predictor", str(ts)], ConfigError, "a classification predictor cannot be evaluated on the segmentation set"),
