@@ -1,0 +1,611 @@
+"""The stress-test report: one self-contained HTML file a researcher can send on.
+
+:func:`write_report` turns an evaluation folder (``results.json``,
+``predictions.csv``, ``masks/``) and its set into ``report.html`` with
+
+* the summary table in the form of the paper's Tables 1-3 (real vs synthetic
+  per recipe, with 95% bootstrap CIs, differences to the real set, flip rates)
+  and the paired comparison with the edits' own sources;
+* plots (matplotlib, embedded as base64 PNG): metric bars with CIs, editing
+  score histograms with the filter threshold, flip rates (segmentation: paired
+  Dice changes), dose-response curves where a recipe sweeps guidance or skip
+  ratio;
+* subgroup tables (any subgroup column of the set);
+* a gallery original | edited | difference | masks of the largest prediction
+  changes (left out with ``include_images=False``, ``--no-images``);
+* the filtered-out edits with their reasons, and the provenance (predictor and
+  its checksum, set, settings, package versions).
+
+Nothing is loaded from outside the file (no scripts, fonts or style sheets).
+No patient attribute is copied into it: text comes from figures, row ids,
+recipe names and subgroup values, and every piece of text passes through
+:class:`~radedit_core.stress.privacy.Scrubber`, which removes identifiers found
+in the set's DICOM headers.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import datetime as _dt
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from .._version import __version__
+from ..errors import InputError
+from ..fileio import atomic_path
+from ..imaging.io import read_image, read_mask_array
+from .evaluate import PREDICTIONS_CSV, read_results
+from .metrics import MIN_SUBGROUP_SIZE
+from .privacy import Scrubber
+from .stress_set import StressSet, read_stress_set
+
+PERCENT_METRICS = {"accuracy", "sensitivity", "specificity", "dice", "flip_rate"}
+METRIC_NAMES = {
+    "accuracy": "Accuracy (%)",
+    "sensitivity": "Sensitivity (%)",
+    "specificity": "Specificity (%)",
+    "auroc": "AUROC",
+    "dice": "Dice (%)",
+    "hd95": "HD95",
+    "asd": "ASD",
+    "flip_rate": "Flip rate (%)",
+    "probability_change": "Mean Δ probability",
+}
+DEFAULT_GALLERY_SIZE = 8
+#: Longest side of an image panel in the gallery, in pixels of the source (display only).
+PANEL_PIXELS = 384
+DPI = 100
+
+
+# -- formatting ---------------------------------------------------------------------------
+def _scale(metric: str) -> float:
+    base = metric.split("_change")[0]
+    return 100.0 if base in PERCENT_METRICS else 1.0
+
+
+def _digits(metric: str) -> int:
+    base = metric.split("_change")[0]
+    if base in PERCENT_METRICS:
+        return 1
+    return 3 if base in ("auroc", "probability") else 2
+
+
+def format_estimate(est: dict[str, Any] | None, metric: str, signed: bool = False) -> str:
+    """``99.1 [98.0, 99.8]`` (percent metrics), ``0.912 [...]`` (AUROC), ``4.21 [...]`` (distances)."""
+    if not est:
+        return "—"
+    k, d = _scale(metric), _digits(metric)
+    sign = "+" if signed else ""
+    text = f"{est['value'] * k:{sign}.{d}f}"
+    if est.get("ci"):
+        lo, hi = est["ci"]
+        text += f" [{lo * k:{sign}.{d}f}, {hi * k:{sign}.{d}f}]"
+    return text
+
+
+# -- pictures ------------------------------------------------------------------------------
+def _figure(width: float, height: float):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
+    from matplotlib.figure import Figure  # noqa: PLC0415
+
+    fig = Figure(figsize=(width, height), dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _png(fig) -> dict[str, Any]:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=DPI)
+    width, height = (int(round(v)) for v in fig.get_size_inches() * DPI)
+    return {
+        "src": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+        "width": width,
+        "height": height,
+    }
+
+
+def _label_of(entry: dict[str, Any], scrub: Scrubber) -> str:
+    return scrub.text(str(entry["label"]))
+
+
+def _value_axis(ax, metric: str, values: Sequence[float]) -> None:
+    """Percent metrics on 0-100 (a zero bar must still read as zero); changes symmetric around 0."""
+    if metric in PERCENT_METRICS:
+        ax.set_ylim(0, 108)
+    elif metric.endswith("_change") or metric == "probability_change":
+        top = max([abs(v) for v in values] + [1e-3]) * 1.3
+        ax.set_ylim(-top, top)
+    elif metric == "auroc":
+        ax.set_ylim(0, 1.08)
+
+
+def bars_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubber) -> dict[str, Any] | None:
+    """One bar per group with its CI."""
+    shown = [e for e in entries if e["metrics"].get(metric)]
+    if not shown:
+        return None
+    k = _scale(metric)
+    fig = _figure(max(4.5, 1.1 * len(shown) + 1.5), 3.4)
+    ax = fig.add_subplot()
+    values = [e["metrics"][metric]["value"] * k for e in shown]
+    lows = [v - (e["metrics"][metric]["ci"] or [e["metrics"][metric]["value"]] * 2)[0] * k for v, e in zip(values, shown)]
+    highs = [(e["metrics"][metric]["ci"] or [0, e["metrics"][metric]["value"]])[1] * k - v for v, e in zip(values, shown)]
+    colours = ["#7f7f7f" if e["kind"] == "real" else "#2b5d8a" if e["kind"] == "synthetic" else "#9bb7d4" for e in shown]
+    x = np.arange(len(shown))
+    bars = ax.bar(x, values, color=colours, yerr=[lows, highs], capsize=4)
+    ax.bar_label(bars, fmt=f"%.{_digits(metric)}f", fontsize=7, padding=2)
+    ax.set_xticks(x, [_label_of(e, scrub) for e in shown], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+    _value_axis(ax, metric, values)
+    ax.set_title(scrub.text(title), fontsize=10)
+    fig.tight_layout()
+    return {**_png(fig), "alt": f"{metric} per group", "caption": scrub.text(f"{title}: bars = estimate, whiskers = 95% bootstrap CI.")}
+
+
+def paired_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubber) -> dict[str, Any] | None:
+    """Flip rate (or paired change) per recipe with its CI."""
+    shown = [e for e in entries if e.get(metric)]
+    if not shown:
+        return None
+    k = _scale(metric)
+    fig = _figure(max(4.5, 1.1 * len(shown) + 1.5), 3.2)
+    ax = fig.add_subplot()
+    values = [e[metric]["value"] * k for e in shown]
+    cis = [e[metric]["ci"] or [e[metric]["value"]] * 2 for e in shown]
+    x = np.arange(len(shown))
+    errors = [[v - c[0] * k for v, c in zip(values, cis)], [c[1] * k - v for v, c in zip(values, cis)]]
+    bars = ax.bar(x, values, color="#b5533c", yerr=errors, capsize=4)
+    ax.bar_label(bars, fmt=f"%+.{_digits(metric)}f" if metric.endswith("_change") else f"%.{_digits(metric)}f", fontsize=7, padding=2)
+    ax.axhline(0, color="black", linewidth=0.8)
+    _value_axis(ax, metric, values)
+    ax.set_xticks(x, [_label_of(e, scrub) for e in shown], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(METRIC_NAMES.get(metric, metric.replace("_", " ")))
+    ax.set_title(scrub.text(title), fontsize=10)
+    fig.tight_layout()
+    return {**_png(fig), "alt": f"{metric} per recipe", "caption": scrub.text(f"{title}: edits against their own source images, 95% bootstrap CI.")}
+
+
+def score_histogram(qc: dict[str, Any]) -> dict[str, Any] | None:
+    scores = [s for s in qc.get("scores", []) if s.get("score") is not None]
+    if not scores:
+        return None
+    fig = _figure(5.5, 3.2)
+    ax = fig.add_subplot()
+    values = np.array([s["score"] for s in scores])
+    bins = np.linspace(min(values.min(), -0.1), max(values.max(), 0.5), 25)
+    accepted = [s["score"] for s in scores if s["accepted"]]
+    rejected = [s["score"] for s in scores if not s["accepted"]]
+    ax.hist([accepted, rejected], bins=bins, stacked=True, color=["#2b5d8a", "#c9a23a"], label=["accepted", "filtered out"])
+    threshold = qc.get("score_threshold")
+    if threshold is not None:
+        ax.axvline(float(threshold), color="#a01010", linestyle="--", label=f"threshold {threshold}")
+    ax.set_xlabel("editing score")
+    ax.set_ylabel("edits")
+    ax.legend(fontsize=8)
+    ax.set_title("Editing scores of the edits", fontsize=10)
+    fig.tight_layout()
+    name = qc.get("score_name") or "editing score"
+    return {**_png(fig), "alt": "editing score histogram", "caption": f"Histogram of the {name}; edits below the threshold are filtered out."}
+
+
+def dose_plot(curve: dict[str, Any], metric: str, paired_metric: str, scrub: Scrubber) -> dict[str, Any] | None:
+    points = [p for p in curve["points"] if p["metrics"].get(metric)]
+    if len(points) < 2:
+        return None
+    k = _scale(metric)
+    fig = _figure(5.5, 3.4)
+    ax = fig.add_subplot()
+    x = np.array([p["value"] for p in points])
+    y = np.array([p["metrics"][metric]["value"] * k for p in points])
+    ci = [p["metrics"][metric]["ci"] or [p["metrics"][metric]["value"]] * 2 for p in points]
+    ax.errorbar(x, y, yerr=[y - np.array([c[0] * k for c in ci]), np.array([c[1] * k for c in ci]) - y], marker="o", capsize=4, color="#2b5d8a", label=METRIC_NAMES.get(metric, metric))
+    ax.set_xlabel(curve["parameter"].replace("_", " "))
+    ax.set_ylabel(METRIC_NAMES.get(metric, metric))
+    flips = [(p["value"], p[paired_metric]) for p in curve["points"] if p.get(paired_metric)]
+    if flips:
+        kf = _scale(paired_metric)
+        twin = ax.twinx()
+        twin.plot([f[0] for f in flips], [f[1]["value"] * kf for f in flips], marker="s", linestyle="--", color="#b5533c", label=METRIC_NAMES.get(paired_metric, paired_metric))
+        twin.set_ylabel(METRIC_NAMES.get(paired_metric, paired_metric.replace("_", " ")), color="#b5533c")
+        _value_axis(twin, paired_metric, [f[1]["value"] * kf for f in flips])
+    _value_axis(ax, metric, list(y))
+    title = f"{curve['recipe']} ({curve['class']}): {curve['parameter'].replace('_', ' ')} sweep"
+    ax.set_title(scrub.text(title), fontsize=10)
+    fig.tight_layout()
+    return {**_png(fig), "alt": f"dose-response {curve['parameter']}", "caption": scrub.text(f"Dose-response of {title}, 95% bootstrap CI.")}
+
+
+def _display(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    lo, hi = window
+    return np.clip((array.astype(np.float64) - lo) / max(hi - lo, 1e-12), 0, 1)
+
+
+def _stride(shape: Sequence[int]) -> int:
+    return max(1, int(np.ceil(max(shape) / PANEL_PIXELS)))
+
+
+def gallery_picture(source_path: Path, edit_path: Path, masks: Sequence[tuple[str, np.ndarray, str]]) -> dict[str, Any]:
+    """original | edited | difference | masks, as one PNG.
+
+    ``masks``: (name, mask on the edit's grid, colour) outlines for the last panel.
+    """
+    source = read_image(source_path)
+    edit = read_image(edit_path)
+    if source.window is not None:
+        window = (float(source.window[0]), float(source.window[1]))
+    else:
+        window = (float(source.array.min()), float(source.array.max()))
+    s = _stride(edit.shape)
+    original = _display(source.array, window)[::s, ::s]
+    edited = _display(edit.array, window)[::s, ::s]
+    fig = _figure(4 * 2.6, 2.9)
+    axes = fig.subplots(1, 4)
+    axes[0].imshow(original, cmap="gray", vmin=0, vmax=1)
+    axes[0].set_title("original", fontsize=9)
+    axes[1].imshow(edited, cmap="gray", vmin=0, vmax=1)
+    axes[1].set_title("edited", fontsize=9)
+    if source.shape == edit.shape:
+        diff = edited - original
+        limit = max(float(np.abs(diff).max()), 1e-3)
+        im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
+        fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
+        axes[2].set_title("difference (edited − original)", fontsize=9)
+    else:
+        axes[2].text(0.5, 0.5, "different grids", ha="center", va="center")
+    axes[3].imshow(edited, cmap="gray", vmin=0, vmax=1)
+    handles = []
+    for name, mask, colour in masks:
+        m = np.asarray(mask)[::s, ::s]
+        if m.any() and not m.all():
+            axes[3].contour(m.astype(float), levels=[0.5], colors=[colour], linewidths=1.0)
+        from matplotlib.lines import Line2D  # noqa: PLC0415
+
+        handles.append(Line2D([0], [0], color=colour, label=name))
+    if handles:
+        axes[3].legend(handles=handles, fontsize=6, loc="lower right")
+    axes[3].set_title("masks", fontsize=9)
+    for ax in axes:
+        ax.set_axis_off()
+    fig.tight_layout()
+    return _png(fig)
+
+
+# -- assembling ------------------------------------------------------------------------------
+def _read_predictions(folder: Path) -> list[dict[str, str]]:
+    path = folder / PREDICTIONS_CSV
+    if not path.is_file():
+        raise InputError(path, "predictions not found (run radedit stress evaluate first)")
+    with open(path, newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _num(text: str | None) -> float:
+    try:
+        return float(text) if text not in (None, "") else float("nan")
+    except ValueError:
+        return float("nan")
+
+
+@dataclass
+class _Pair:
+    edit: dict[str, str]
+    source: dict[str, str]
+    cls: str
+    change: float  # signed, in the headline unit
+    magnitude: float
+
+
+def largest_changes(predictions: Sequence[dict[str, str]], task: str, classes: Sequence[str], count: int) -> list[_Pair]:
+    """Edits whose prediction moved most from their source's (probability, or Dice drop)."""
+    by_id = {p["id"]: p for p in predictions}
+    pairs = []
+    for p in predictions:
+        if p["kind"] != "synthetic" or p["source"] not in by_id:
+            continue
+        src = by_id[p["source"]]
+        best = None
+        for c in classes:
+            if task == "classification":
+                change = _num(p.get(f"probability_{c}")) - _num(src.get(f"probability_{c}"))
+            else:
+                change = _num(p.get(f"dice_{c}")) - _num(src.get(f"dice_{c}"))
+            if np.isfinite(change) and (best is None or abs(change) > best.magnitude):
+                best = _Pair(p, src, c, change, abs(change))
+        if best is not None:
+            pairs.append(best)
+    pairs.sort(key=lambda q: (-q.magnitude, q.edit["id"]))
+    return pairs[:count]
+
+
+def _summary_tables(results: dict[str, Any], scrub: Scrubber) -> tuple[list[dict], list[dict]]:
+    task = results["task"]
+    unit = results["evaluation"].get("distance_unit") or ""
+    tables, paired = [], []
+    for cls, entries in results["groups"].items():
+        if task == "classification":
+            metrics = ["accuracy", "sensitivity", "specificity", "auroc"]
+            columns = ["Test data", "n", "positives"] + [METRIC_NAMES[m] for m in metrics] + ["Δ accuracy vs real", "Flip rate (%)"]
+        else:
+            metrics = ["dice", "hd95", "asd"]
+            columns = ["Test data", "n", "empty predictions", "Dice (%)", f"HD95 ({unit})", f"ASD ({unit})", "Δ Dice vs real", "Δ HD95 vs real"]
+        rows = []
+        for e in entries:
+            cells = [scrub.text(str(e["label"])), e["n"]]
+            cells.append(e.get("n_positive", "") if task == "classification" else e.get("empty_predictions", ""))
+            cells += [format_estimate(e["metrics"].get(m), m) for m in metrics]
+            delta = e.get("delta_vs_real") or {}
+            if task == "classification":
+                cells += [format_estimate(delta.get("accuracy"), "accuracy", signed=True), format_estimate(e.get("flip_rate"), "flip_rate")]
+            else:
+                cells += [format_estimate(delta.get("dice"), "dice", signed=True), format_estimate(delta.get("hd95"), "hd95", signed=True)]
+            rows.append({"kind": e["kind"], "cells": cells})
+        tables.append({"title": scrub.text(f"{cls}: real vs synthetic"), "columns": columns, "rows": rows})
+        synthetic = [e for e in entries if e["kind"] == "synthetic" and e.get("delta_vs_sources") is not None]
+        if synthetic:
+            if task == "classification":
+                columns = ["Edits", "pairs", "Δ accuracy vs sources", "Flip rate (%)", "Mean Δ probability"]
+                rows = [
+                    {"cells": [scrub.text(str(e["label"])), (e.get("flip_rate") or {}).get("pairs", ""),
+                               format_estimate(e["delta_vs_sources"].get("accuracy"), "accuracy", signed=True),
+                               format_estimate(e.get("flip_rate"), "flip_rate"),
+                               format_estimate(e.get("probability_change"), "probability_change", signed=True)]}
+                    for e in synthetic
+                ]  # fmt: skip
+            else:
+                columns = ["Edits", "pairs", "Δ Dice vs sources", f"Δ HD95 vs sources ({unit})", f"Δ ASD vs sources ({unit})"]
+                rows = [
+                    {"cells": [scrub.text(str(e["label"])), (e.get("dice_change") or {}).get("pairs", ""),
+                               format_estimate(e.get("dice_change"), "dice_change", signed=True),
+                               format_estimate(e.get("hd95_change"), "hd95_change", signed=True),
+                               format_estimate(e.get("asd_change"), "asd_change", signed=True)]}
+                    for e in synthetic
+                ]  # fmt: skip
+            paired.append({"title": scrub.text(f"{cls}: edits paired with their own source images"), "columns": columns, "rows": rows})
+    return tables, paired
+
+
+def _subgroup_tables(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
+    task = results["task"]
+    metric = "accuracy" if task == "classification" else "dice"
+    paired = "flip_rate" if task == "classification" else "dice_change"
+    tables = []
+    for cls, columns in results.get("subgroups", {}).items():
+        for column, rows in columns.items():
+            if not rows:
+                continue
+            cells_rows = []
+            for r in rows:
+                if r.get("suppressed"):
+                    cells_rows.append({"cells": [scrub.text(r["value"]), r["kind"], r["n"], "—", "—"]})
+                    continue
+                cells_rows.append({"cells": [scrub.text(r["value"]), r["kind"], r["n"],
+                                             format_estimate(r["metrics"].get(metric), metric),
+                                             format_estimate(r.get(paired), paired, signed=paired != "flip_rate")]})  # fmt: skip
+            head = [scrub.text(column), "kind", "n", METRIC_NAMES[metric], METRIC_NAMES.get(paired, "Paired Δ Dice")]
+            tables.append({"title": scrub.text(f"{cls} by {column}"), "columns": head, "rows": cells_rows})
+    return tables
+
+
+def _plots(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
+    task = results["task"]
+    plots: list[dict | None] = []
+    for cls, entries in results["groups"].items():
+        if task == "classification":
+            plots.append(bars_plot(entries, "accuracy", f"{cls}: accuracy per test set", scrub))
+            plots.append(bars_plot([e for e in entries if e["metrics"].get("auroc")], "auroc", f"{cls}: AUROC where both classes occur", scrub))
+            plots.append(paired_plot([e for e in entries if e["kind"] == "synthetic"], "flip_rate", f"{cls}: prediction flip rate per recipe", scrub))
+        else:
+            plots.append(bars_plot(entries, "dice", f"{cls}: Dice per test set", scrub))
+            plots.append(bars_plot(entries, "hd95", f"{cls}: HD95 per test set", scrub))
+            plots.append(paired_plot([e for e in entries if e["kind"] == "synthetic"], "dice_change", f"{cls}: paired Dice change per recipe", scrub))
+    plots.append(score_histogram(results.get("qc", {})))
+    metric = "accuracy" if task == "classification" else "dice"
+    paired = "flip_rate" if task == "classification" else "dice_change"
+    for curve in results.get("dose_response", []):
+        plots.append(dose_plot(curve, metric, paired, scrub))
+    return [p for p in plots if p is not None]
+
+
+def _gallery(results: dict[str, Any], folder: Path, stress_set: StressSet | None, predictions: list[dict[str, str]],
+             scrub: Scrubber, include_images: bool, count: int) -> tuple[list[dict], list[str]]:  # fmt: skip
+    task = results["task"]
+    pairs = largest_changes(predictions, task, results["classes"], count)
+    if task == "classification":
+        columns = ["Edit", "Recipe", "Class", "label (edit)", "p (source)", "p (edit)", "Δ p"]
+    else:
+        columns = ["Edit", "Recipe", "Class", "Dice (source)", "Dice (edit)", "Δ Dice"]
+    entries = []
+    for q in pairs:
+        c = q.cls
+        edit_id = scrub.text(q.edit["id"])
+        if task == "classification":
+            cells = [edit_id, scrub.text(q.edit["recipe"]), scrub.text(c), q.edit.get(f"label_{c}", ""),
+                     f"{_num(q.source[f'probability_{c}']):.3f}", f"{_num(q.edit[f'probability_{c}']):.3f}", f"{q.change:+.3f}"]  # fmt: skip
+        else:
+            cells = [edit_id, scrub.text(q.edit["recipe"]), scrub.text(c), f"{_num(q.source[f'dice_{c}']) * 100:.1f}",
+                     f"{_num(q.edit[f'dice_{c}']) * 100:.1f}", f"{q.change * 100:+.1f}"]  # fmt: skip
+        entry: dict[str, Any] = {"cells": cells}
+        if include_images and stress_set is not None:
+            edit_row, source_row = stress_set.row(q.edit["id"]), stress_set.row(q.source["id"])
+            edit_image = read_image(edit_row.image)
+            masks: list[tuple[str, np.ndarray, str]] = []
+            if task == "classification":
+                for column, colour in (("edit_mask", "#ffd000"), ("keep_mask", "#00d0ff")):
+                    ref = edit_row.regions.get(column)
+                    if ref is not None:
+                        masks.append((column.replace("_", " "), read_mask_array(ref, edit_image) > 0, colour))
+            else:
+                ref = edit_row.masks.get(c)
+                if ref is not None:
+                    masks.append((f"{c} (original mask)", read_mask_array(ref, edit_image) > 0, "#30e030"))
+                for which, row, colour in (("edit", q.edit, "#ff3030"), ("source", q.source, "#3070ff")):
+                    with np.load(folder / row["mask_file"]) as data:
+                        names = [str(n) for n in data["classes"]]
+                        masks.append((f"predicted on {which}", data["masks"][names.index(c)], colour))
+            title = scrub.text(f"{q.edit['id']} ({q.edit['recipe']}), {c}: " + (
+                f"p {cells[4]} → {cells[5]}" if task == "classification" else f"Dice {cells[3]} → {cells[4]} %"))  # fmt: skip
+            entry.update(gallery_picture(source_row.image, edit_row.image, masks))
+            entry["alt"] = f"original, edited, difference and masks of {edit_id}"
+            entry["caption"] = title
+        entries.append(entry)
+    return entries, columns
+
+
+def _provenance(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
+    pred = results["predictor"]
+    spec = pred.get("spec", {})
+    predictor_items = [
+        ("form", pred.get("form")),
+        ("reference", pred.get("ref")),
+        ("bundle name / version", f"{pred.get('bundle_name')} / {pred.get('bundle_version')}" if pred.get("bundle_name") else None),
+        ("SHA-256 (weights and configs)", pred.get("sha256")),
+        ("fingerprint", pred.get("fingerprint")),
+        ("device / batch size", f"{pred.get('device')} / {pred.get('batch_size')}"),
+    ]
+    sections = [
+        {"title": "Predictor", "items": [(k, scrub.text(str(v))) for k, v in predictor_items if v is not None],
+         "json": scrub.text(json.dumps(spec, indent=2))},
+    ]  # fmt: skip
+    s = results["set"]
+    set_items = [
+        ("name", s["name"]),
+        ("set.json SHA-256", s["sha256"]),
+        ("rows / evaluated / filtered out", f"{s['rows']} / {s['evaluated']} / {s['rejected']}"),
+        ("recipes", ", ".join(s.get("recipes", [])) or "—"),
+        ("subgroup columns", ", ".join(s.get("subgroups", [])) or "—"),
+    ]
+    set_provenance = results.get("provenance", {}).get("set") or {}
+    sections.append({"title": "Set (as the builder recorded it: model, revisions, settings)",
+                     "items": [(k, scrub.text(str(v))) for k, v in set_items],
+                     "json": scrub.text(json.dumps(set_provenance, indent=2, default=str)) if set_provenance else ""})  # fmt: skip
+    ev = results["evaluation"]
+    boot = ev.get("bootstrap", {})
+    ev_items = [
+        ("bootstrap", f"{boot.get('resamples')} resamples of {boot.get('sources')} source images, seed {boot.get('seed')}, {boot.get('method')} {boot.get('confidence')} interval"),
+        ("decision rule", ev.get("decision")),
+        ("seconds", ev.get("seconds")),
+        ("predictions reused from an interrupted run", ev.get("reused_predictions")),
+        ("results created", results.get("provenance", {}).get("created")),
+    ]
+    sections.append({"title": "Evaluation", "items": [(k, scrub.text(str(v))) for k, v in ev_items], "json": ""})
+    packages = results.get("provenance", {}).get("packages", {})
+    sections.append({"title": "Packages", "items": sorted(packages.items()), "json": ""})
+    return sections
+
+
+def write_report(
+    results_dir: str | Path,
+    output: str | Path | None = None,
+    *,
+    set_dir: str | Path | None = None,
+    include_images: bool = True,
+    gallery_size: int = DEFAULT_GALLERY_SIZE,
+    overwrite: bool = False,
+) -> Path:
+    """Write the HTML report of an evaluation folder; returns its path.
+
+    Args:
+        results_dir: the folder ``evaluate_set`` wrote (``results.json``, ``predictions.csv``).
+        output: the HTML file [default: ``<results_dir>/report.html``].
+        set_dir: the set, if it moved since the evaluation [default: the path in ``results.json``].
+        include_images: False (``--no-images``) leaves every picture of an image out; plots stay.
+        gallery_size: how many of the largest prediction changes to show.
+
+    Raises:
+        InputError: results or predictions missing or unreadable, the set missing.
+        OutputError: the report exists and ``overwrite`` is false.
+    """
+    from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: PLC0415
+
+    folder = Path(results_dir)
+    results = read_results(folder)
+    folder = folder if folder.is_dir() else folder.parent
+    output = Path(output) if output is not None else folder / "report.html"
+    if output.exists() and not overwrite:
+        from ..errors import OutputError  # noqa: PLC0415
+
+        raise OutputError(f"{output}: output already exists (pass --overwrite to replace it)")
+    predictions = _read_predictions(folder)
+    set_path = Path(set_dir) if set_dir is not None else Path(results["set"]["path"])
+    stress_set = read_stress_set(set_path)
+    if stress_set.sha256 != results["set"]["sha256"]:
+        raise InputError(stress_set.json_path, "the set changed since it was evaluated (set.json checksum differs); evaluate it again")
+    scrub = Scrubber.for_images(r.image for r in stress_set.rows)
+
+    tables, paired_tables = _summary_tables(results, scrub)
+    gallery, gallery_columns = _gallery(results, folder, stress_set, predictions, scrub, include_images, gallery_size)
+    qc = results.get("qc", {})
+    rejected = [
+        {"id": scrub.text(r["id"]), "recipe": scrub.text(str(r.get("recipe") or "")),
+         "score": "—" if r.get("score") is None else f"{r['score']:.3f}", "reason": scrub.text(r.get("reason") or "unspecified")}
+        for r in qc.get("rejected", [])
+    ]  # fmt: skip
+    s = results["set"]
+    boot = results["evaluation"].get("bootstrap", {})
+    task = results["task"]
+    context = {
+        "title": scrub.text(f"Stress test of {results['predictor'].get('spec', {}).get('name') or results['predictor'].get('ref')} on {s['name']}"),
+        "version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "results_created": results.get("provenance", {}).get("created"),
+        "include_images": include_images,
+        "task": task,
+        "predictor": {
+            "name": results["predictor"].get("spec", {}).get("name") or results["predictor"].get("ref"),
+            "form": results["predictor"].get("form"),
+            "version": results["predictor"].get("bundle_version"),
+        },
+        "set": s,
+        "tables": tables,
+        "paired_tables": paired_tables,
+        "value_note": "percentages (accuracy, sensitivity, specificity, flip rate), AUROC in [0, 1]" if task == "classification"
+        else "Dice in percent and distances",
+        "ci_note": f"{int(round(boot.get('confidence', 0.95) * 100))}% bootstrap confidence intervals over {boot.get('sources')} source images ({boot.get('resamples')} resamples; each source with its real image and all its edits)",
+        "scope_note": results["evaluation"].get("metric_scope", "").rstrip(".") + ".",
+        "paired_note": (
+            "Flip rate: share of edits whose prediction differs from their source image's."
+            if task == "classification"
+            else "Paired Δ: an edit's Dice (HD95, ASD) minus its source image's, against the same original mask."
+        ),
+        "distance_unit": results["evaluation"].get("distance_unit"),
+        "plots": _plots(results, scrub),
+        "subgroup_tables": _subgroup_tables(results, scrub),
+        "min_subgroup": MIN_SUBGROUP_SIZE,
+        "gallery": gallery,
+        "gallery_columns": gallery_columns,
+        "gallery_note": (
+            f"The {len(gallery)} edits whose prediction changed most from their source image's"
+            + ("" if task == "classification" else " (Dice against the original mask)")
+            + (". Pictures: original | edited | difference | masks." if include_images else ".")
+        ),
+        "rejected": rejected,
+        "reasons": sorted(((scrub.text(k), v) for k, v in qc.get("reasons", {}).items()), key=lambda kv: -kv[1]),
+        "threshold": qc.get("score_threshold"),
+        "provenance": _provenance(results, scrub),
+    }
+
+    def finalize(value: Any) -> Any:
+        # Second line of defence: no identifier from a DICOM header reaches the page.
+        if isinstance(value, str) and not value.startswith("data:image/"):
+            return scrub.text(value)
+        return "" if value is None else value
+
+    env = Environment(
+        loader=FileSystemLoader(str(Path(__file__).with_name("templates"))),
+        autoescape=select_autoescape(["html"]),
+        finalize=finalize,
+        keep_trailing_newline=True,
+    )
+    html = env.get_template("report.html").render(**context)
+    with atomic_path(output, overwrite=overwrite) as tmp:
+        tmp.write_text(html, encoding="utf-8")
+    return output
+
+
+__all__ = ["DEFAULT_GALLERY_SIZE", "format_estimate", "largest_changes", "write_report"]
