@@ -240,7 +240,8 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     assert manifest(out)["counts"] == {"done": ROWS}
     for record in summary.records:
         assert Path(record["output"]).parent == out and Path(record["sidecar"]).is_file()
-    assert wf.parser.get_parsed_content("_meta_#version") == "0.1.0"
+    meta = json.loads((BUNDLE / "configs" / "metadata.json").read_text())
+    assert wf.parser.get_parsed_content("_meta_#version") == meta["version"] and meta["version"] in meta["changelog"]
 
     # the default run id is the edit; a rerun skips everything
     wf = ConfigWorkflow(config_file=str(CONFIG), workflow_type=None, datalist=str(data / "list.json"),

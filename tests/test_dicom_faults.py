@@ -556,6 +556,8 @@ def test_a_study_with_an_earlier_edit_still_has_one_source_image(tmp_path):
 def test_a_folder_of_radedit_outputs_only_needs_select(tmp_path):
     cxr = make_cxr("CR", **SHAPE)
     image = read_dicom_image(cxr.save(tmp_path / "source.dcm"))
-    write_derived_series(box_edit(image), tmp_path / "only")
+    (one,) = [p for p in write_derived_series(box_edit(image), tmp_path / "only") if p.name == "edited.dcm"]
+    assert read_dicom_image(tmp_path / "only").path == one  # a derived series folder read back is its image
+    write_derived_series(box_edit(image), tmp_path / "only" / "again")
     with pytest.raises(InputError, match="holds only images radedit wrote .* choose one with select"):
         read_dicom_image(tmp_path / "only")

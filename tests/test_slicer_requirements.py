@@ -244,12 +244,13 @@ def test_conflicts_and_constraints():
 #: (https://pypi.org/pypi/<name>/json answers 200; `pip index versions <name>`).
 #: radedit-core is not on PyPI (404): hints for it name a path instead.
 VERIFIED_ON_PYPI = {
-    "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub",
+    "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub", "jinja2",
+    "matplotlib", "scipy",
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
     "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
 }
 #: Debian bookworm packages named by install hints (`apt-cache policy <name>`, 2026-11-29).
-VERIFIED_IN_DEBIAN = {"dicom3tools", "orthanc", "orthanc-dicomweb"}
+VERIFIED_IN_DEBIAN = {"chromium", "dicom3tools", "fonts-dejavu-core", "orthanc", "orthanc-dicomweb"}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?([<>=!~;].*)?$")
 _OPTIONS_WITH_VALUE = {"-r", "-c", "-e", "-i", "--index-url", "--extra-index-url", "-f", "--find-links", "-t", "--target"}

@@ -262,6 +262,9 @@ def choose_image(
     if not images:
         if not headers:
             raise NoImageChoice(f"{where} holds no DICOM files ({skipped} other files)")
+        if len(earlier) == 1:
+            # A derived series on its own (an output folder read back, a stress set's image) is that image.
+            return earlier[0]
         if earlier:
             raise NoImageChoice(
                 f"{where} holds only images radedit wrote (earlier edits: {_listing(earlier)}); "
