@@ -119,9 +119,9 @@ def coerce(name: str, value: Any, kind: str) -> Any:
             if isinstance(value, (int, float)) and value in (0, 1):
                 return bool(value)
             text = str(value).strip().lower()
-            if text in ("true", "yes", "1", "y"):
+            if text in ("true", "yes", "1", "y", "on"):
                 return True
-            if text in ("false", "no", "0", "n", ""):
+            if text in ("false", "no", "0", "n", "off", ""):
                 return False
             raise ValueError
     except (TypeError, ValueError, OverflowError):
@@ -132,29 +132,56 @@ def coerce(name: str, value: Any, kind: str) -> Any:
 # -- checks ----------------------------------------------------------------------------
 
 
+def range_problem(
+    value: float,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+    high_open: bool = False,
+    integer: bool = False,
+) -> str | None:
+    """Why ``value`` is not a finite number (an integer) within the bounds, in words; None when it is.
+
+    Every range check of every settings class words its problem this way.
+    """
+    ok = math.isfinite(value)
+    ok = ok and (low is None or (value > low if low_open else value >= low))
+    ok = ok and (high is None or (value < high if high_open else value <= high))
+    if ok:
+        return None
+    what = "an integer" if integer else "a finite number"
+
+    def shown(bound: float) -> str:
+        return str(int(bound)) if integer or float(bound).is_integer() and abs(bound) >= 1e6 else f"{bound:g}"
+
+    lo, hi = (None if b is None else shown(b) for b in (low, high))
+    if lo is not None and hi is not None:
+        if integer and not low_open and not high_open:
+            return f"must be an integer from {lo} to {hi}, got {value!r}"
+        return f"must be {what} in {'(' if low_open else '['}{lo}, {hi}{')' if high_open else ']'}, got {value!r}"
+    if lo is not None:
+        return f"must be {what} {'>' if low_open else '>='} {lo}, got {value!r}"
+    if hi is not None:
+        return f"must be {what} {'<' if high_open else '<='} {hi}, got {value!r}"
+    return f"must be {what}, got {value!r}"
+
+
 def _number(lo: float, hi: float, *, low_open: bool = False, high_open: bool = False) -> Callable[[Any], str | None]:
-    interval = f"{'(' if low_open else '['}{lo:g}, {hi:g}{')' if high_open else ']'}"
-
-    def check(value: float) -> str | None:
-        ok = math.isfinite(value) and (value > lo if low_open else value >= lo)
-        ok = ok and (value < hi if high_open else value <= hi)
-        return None if ok else f"must be a finite number in {interval}, got {value!r}"
-
-    return check
+    return lambda value: range_problem(value, lo, hi, low_open=low_open, high_open=high_open)
 
 
 def _integer(lo: int, hi: int) -> Callable[[Any], str | None]:
-    def check(value: int) -> str | None:
-        return None if lo <= value <= hi else f"must be an integer from {lo} to {hi}, got {value}"
+    return lambda value: range_problem(value, lo, hi, integer=True)
 
-    return check
+
+def choice_problem(value: str, options) -> str | None:
+    """Why ``value`` is not one of ``options``, in words; None when it is."""
+    return None if value in options else f"must be one of {', '.join(map(str, options))}, got {value!r}"
 
 
 def _choice(*options: str) -> Callable[[Any], str | None]:
-    def check(value: str) -> str | None:
-        return None if value in options else f"must be one of {', '.join(options)}, got {value!r}"
-
-    return check
+    return lambda value: choice_problem(value, options)
 
 
 def _each(check: Callable[[Any], str | None]) -> Callable[[Any], str | None]:
@@ -524,10 +551,12 @@ __all__ = [
     "PAPER_PROMPTS",
     "ModelOptions",
     "bundle_name",
+    "choice_problem",
     "cli_name",
     "coerce",
     "edit_settings",
     "is_missing",
     "prefixed",
+    "range_problem",
     "row_name",
 ]

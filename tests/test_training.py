@@ -118,16 +118,16 @@ def uninterrupted(data, feature_extractor, tmp_path_factory, radedit_home):
     ("change", "message"),
     [
         ({"learing_rate": 1e-4}, "unknown training option 'learing_rate' (did you mean 'learning_rate'?)"),
-        ({"learning_rate": float("nan")}, "learning_rate: expected a finite number, got nan"),
-        ({"max_grad_norm": "inf"}, "max_grad_norm: expected a finite number"),
-        ({"learning_rate": 0}, "learning_rate: expected a number > 0, got 0.0"),
-        ({"caption_dropout": 1.5}, "caption_dropout: expected a number >= 0 and <= 1, got 1.5"),
-        ({"batch_size": 0}, "batch_size: expected an integer >= 1, got 0"),
+        ({"learning_rate": float("nan")}, "learning_rate: must be a finite number > 0, got nan"),
+        ({"max_grad_norm": "inf"}, "max_grad_norm: must be a finite number"),
+        ({"learning_rate": 0}, "learning_rate: must be a finite number > 0, got 0.0"),
+        ({"caption_dropout": 1.5}, "caption_dropout: must be a finite number in [0, 1], got 1.5"),
+        ({"batch_size": 0}, "batch_size: must be an integer >= 1, got 0"),
         ({"max_train_steps": "ten"}, "max_train_steps: expected an integer, got 'ten'"),
         ({"max_train_steps": 2.5}, "max_train_steps: expected an integer, got 2.5"),
         ({"use_ema": "maybe"}, "use_ema: expected true or false, got 'maybe'"),
-        ({"stage": "text"}, "stage: expected one of unet, vae, got 'text'"),
-        ({"lr_scheduler": "exponential"}, "lr_scheduler: expected one of constant, constant_with_warmup"),
+        ({"stage": "text"}, "stage: must be one of unet, vae, got 'text'"),
+        ({"lr_scheduler": "exponential"}, "lr_scheduler: must be one of constant, constant_with_warmup"),
         ({"cache_latents": True}, "cache_latents: a cached latent cannot be re-sampled"),
         ({"datalist": None}, "datalist: a training datalist is required"),
         ({"unet_config": "/nonexistent/unet"}, "unet_config: /nonexistent/unet does not exist"),
@@ -480,7 +480,7 @@ def test_bundle_train_run_id_from_the_command_line(bundle_runs, data):
     # a bad option: one line, exit code 2, nothing written
     assert code == 2 and not (folder / "bad").exists() and "Traceback" not in stderr
     errors = [line for line in stderr.splitlines() if line.startswith("radedit: error: ")]
-    assert errors == ["radedit: error: caption_dropout: expected a number >= 0 and <= 1, got 2.0"]
+    assert errors == ["radedit: error: caption_dropout: must be a finite number in [0, 1], got 2.0"]
 
 
 def test_two_gloo_ranks_with_batch_b_train_like_one_process_with_batch_2b(

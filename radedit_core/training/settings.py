@@ -15,12 +15,12 @@ may change between sessions because they do not change the trained weights.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
 from ..errors import ConfigError
+from ..settings import choice_problem, coerce, range_problem
 
 #: diffusers.optimization.SchedulerType names (piecewise_constant needs a rule string: not offered).
 LR_SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_restarts", "polynomial")
@@ -311,80 +311,42 @@ def _closest(name: str, known: Mapping[str, Any]) -> str | None:
     return match[0] if match else None
 
 
-def _describe_range(meta: Mapping[str, Any]) -> str:
-    low, high = meta["low"], meta["high"]
-    parts = []
-    if low is not None:
-        parts.append(f"{'>' if meta['low_open'] else '>='} {low:g}")
-    if high is not None:
-        parts.append(f"{'<' if meta['high_open'] else '<='} {high:g}")
-    return " and ".join(parts)
-
-
-def _check_range(name: str, value: float, meta: Mapping[str, Any], what: str) -> None:
-    low, high = meta["low"], meta["high"]
-    bad = (low is not None and (value < low or (meta["low_open"] and value == low))) or (
-        high is not None and (value > high or (meta["high_open"] and value == high))
+def _check_range(name: str, value: float, meta: Mapping[str, Any], integer: bool) -> None:
+    problem = range_problem(
+        value, meta["low"], meta["high"], low_open=meta["low_open"], high_open=meta["high_open"], integer=integer
     )
-    if bad:
-        raise ConfigError(f"{name}: expected {what} {_describe_range(meta)}, got {value!r}")
+    if problem is not None:
+        raise ConfigError(f"{name}: {problem}")
 
 
 def _coerce(name: str, value: Any, meta: Mapping[str, Any]) -> Any:
+    """One option's value, parsed and checked as the settings layer does for every front end
+    (:func:`radedit_core.settings.coerce`, :func:`range_problem`, :func:`choice_problem`), plus the kinds
+    only training has (paths, model configs, feature extractors)."""
     kind = meta["kind"]
     if value is None:
         return None
-    if meta["optional"] and isinstance(value, str) and value.strip().lower() in ("none", "null"):
+    if meta["optional"] and isinstance(value, str) and value.strip().lower() in ("none", "null", ""):
         return None
-    if kind == "int":
-        if isinstance(value, bool) or (isinstance(value, float) and not (math.isfinite(value) and value.is_integer())):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}")
-        try:
-            out = int(value.strip()) if isinstance(value, str) else int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected an integer, got {value!r}") from None
-        _check_range(name, out, meta, "an integer")
+    if kind in ("int", "float", "bool"):
+        out = coerce(name, value, kind)
+        if kind != "bool":
+            _check_range(name, out, meta, integer=kind == "int")
         return out
-    if kind == "float":
-        if isinstance(value, bool):
-            raise ConfigError(f"{name}: expected a number, got {value!r}")
-        try:
-            out = float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: expected a number, got {value!r}") from None
-        if not math.isfinite(out):
-            raise ConfigError(f"{name}: expected a finite number, got {value!r}")
-        _check_range(name, out, meta, "a number")
-        return out
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, (int, float)) and value in (0, 1):
-            return bool(value)
-        text = str(value).strip().lower()
-        if text in ("true", "yes", "1", "on"):
-            return True
-        if text in ("false", "no", "0", "off"):
-            return False
-        raise ConfigError(f"{name}: expected true or false, got {value!r}")
     if kind in ("str", "path"):
         if not isinstance(value, (str, Path)):
             raise ConfigError(f"{name}: expected a string, got {value!r}")
         text = str(value).strip()
         if not text:
-            if meta["optional"]:
-                return None
             raise ConfigError(f"{name}: expected a non-empty string")
-        if meta["choices"] is not None and text not in meta["choices"]:
-            raise ConfigError(f"{name}: expected one of {', '.join(meta['choices'])}, got {text!r}")
+        if meta["choices"] is not None and choice_problem(text, meta["choices"]):
+            raise ConfigError(f"{name}: {choice_problem(text, meta['choices'])}")
         return str(Path(text).expanduser().resolve()) if kind == "path" else text
     if kind == "strs":
-        items = [value] if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)) or not all(isinstance(v, str) for v in items):
-            raise ConfigError(f"{name}: expected a string or a list of strings, got {value!r}")
+        items = coerce(name, value, "strs")
         if not items:
             raise ConfigError(f"{name}: expected at least one string (an empty list was given)")
-        return list(items)
+        return items
     if kind == "config":
         return _coerce_config(name, value)
     if kind == "extractor":
