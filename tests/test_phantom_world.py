@@ -391,16 +391,16 @@ def test_dicom_dataset_validates_and_reads_back(tmp_path):
     assert photometrics == {"MONOCHROME1", "MONOCHROME2"}
 
 
-def test_script_reports_bad_config_in_one_line(tmp_path):
+def test_radedit_phantom_reports_bad_config_in_one_line(tmp_path):
     bad = tmp_path / "world.yaml"
     bad.write_text("ecg: 2\n")
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "scripts/make_phantom_world.py"), "--out", str(tmp_path / "out"), "--n", "2", "--config", str(bad)],
+        [sys.executable, "-m", "radedit_core.cli", "phantom", "--out", str(tmp_path / "out"), "--n", "2", "--config", str(bad)],
         check=False,
         capture_output=True,
         text=True,
         cwd=ROOT,
     )
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == [f"make_phantom_world: error: {bad}: ecg must be a probability in [0, 1], got 2"]
+    assert proc.stderr.strip().splitlines() == [f"radedit: error: {bad}: ecg must be a probability in [0, 1], got 2"]
     assert not (tmp_path / "out").exists()

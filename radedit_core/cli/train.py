@@ -1,0 +1,24 @@
+"""``radedit train``: train (or fine-tune) the UNet or the VAE on a datalist of images and reports."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    from ..training.arguments import add_train_arguments  # noqa: PLC0415 - generated from TrainSettings
+
+    p = sub.add_parser(
+        "train",
+        help="train the latent diffusion model on a datalist",
+        description="Train the UNet (text encoder frozen) or the VAE on a MONAI datalist of images and texts, "
+        "from scratch or from a model; resumable checkpoints, EMA, validation loss, sample grids. The "
+        "result is a model folder that --model loads (radedit_core.training).",
+    )
+    add_train_arguments(p)
+
+
+def run(args) -> int:
+    from ..training import train_from_mapping  # noqa: PLC0415
+    from ..training.arguments import options_from_args  # noqa: PLC0415
+
+    print(train_from_mapping(options_from_args(args)))
+    return 0
