@@ -354,3 +354,18 @@ def test_an_unknown_segment_or_label_is_an_error_before_any_output(study, tmp_pa
     with pytest.raises(MaskError, match=r"lungs_mask.png: label value\(s\) 1 do not occur in the mask"):
         run_edit(editor, input=sample_dir() / "cxr.png", edit_mask=f"{sample_dir() / 'lungs_mask.png'}#1", output_dir=out)
     assert not out.exists()
+
+
+def test_resuming_a_run_made_with_the_old_defaults_reports_the_settings_difference(data, tmp_path, editor):
+    # radedit_core 0.1 wrote <id>.json beside <id>.png, and its defaults were dilate 0 and keep mode latent.
+    out = tmp_path / "out"
+    old = {**SETTINGS, "dilate": 0, "keep_mode": "latent"}
+    run_edit(editor, datalist=data / "list.json", output_dir=out, settings=old)
+    for sidecar in out.glob("*.png.json"):
+        sidecar.rename(out / sidecar.name.replace(".png.json", ".json"))
+    with pytest.raises(OutputError) as err:
+        run_edit(editor, datalist=data / "list.json", output_dir=out)  # today's defaults
+    text = str(err.value)
+    assert "settings.dilate: 0 -> 5" in text and "settings.keep_mode: 'latent' -> 'pixel'" in text
+    again = run_edit(editor, datalist=data / "list.json", output_dir=out, settings=old)
+    assert again.skipped == 3 and again.done == 0  # the old sidecars still mark those items done

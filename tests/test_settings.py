@@ -306,3 +306,56 @@ def test_api_errors_name_the_field():
         EditSettings(prompts=["x"], eta=float("nan"))
     with pytest.raises(ModelNotFoundError.__mro__[1], match=r"^device:"):
         ModelOptions(device="tpu")
+
+
+# -- options only some front ends have -----------------------------------------------------------
+
+CLI_ONLY = [
+    (["--output-format", "tiff"], r"--output-format: must be auto, dicom, png, nifti, nrrd, got 'tiff'"),
+    (["--series-number", "x"], r"--series-number: expected an integer, got 'x'"),
+    (["--edit-labels", "1", "--keep-labels", "2"], r"--keep-labels: labels 2 were given but no mask"),
+]
+
+
+@pytest.mark.parametrize("extra, message", CLI_ONLY, ids=[" ".join(e) for e, _ in CLI_ONLY])
+def test_cli_output_options_refused_before_the_model_loads(extra, message, inputs, tmp_path, failing_model):
+    from radedit_core.cli import main
+
+    out = tmp_path / "out"
+    stderr = io.StringIO()
+    with redirect_stderr(stderr):
+        code = main([*cli_args("seed", "1", inputs, out, failing_model), *extra])
+    assert code == 2 and __import__("re").search(message, stderr.getvalue()), stderr.getvalue()
+    assert nothing_written(out)
+
+
+def test_pacs_edit_options_refused_before_any_connection(inputs, tmp_path, failing_model):
+    from radedit_core.cli import main
+
+    base = ["pacs-edit", "--pacs", "dimse://ORTHANC@127.0.0.1:9", "--study", "1.2.3", "--global-edit",
+            "--prompt", "x", "--model", str(failing_model)]  # fmt: skip
+    for extra, message in (
+        (["--timeout", "nan"], "timeout must be a finite number > 0 seconds, got nan"),
+        (["--guidance", "inf"], r"--guidance: must be a finite number in \[-100, 100\], got inf"),
+        (["--study", "1.2.x"], "--study '1.2.x' is not a DICOM UID"),
+    ):
+        stderr = io.StringIO()
+        with redirect_stderr(stderr):
+            code = main(base + extra)
+        # a connection attempt to port 9 would fail with exit code 5 (PACS error): 2 proves nothing was sent
+        assert code == 2 and __import__("re").search(message, stderr.getvalue()), stderr.getvalue()
+
+
+def test_bundle_output_format_and_output_dir(inputs, tmp_path, failing_model):
+    from radedit_core.batch import batch_from_options
+
+    options = bundle_options("seed", "1", inputs, tmp_path / "out", failing_model)
+    with pytest.raises(ConfigError, match=r"output_format: must be auto, dicom, png, nifti, nrrd, got 'tiff'"):
+        batch_from_options("edit", {**options, "output_format": "tiff"}).run()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file")
+    with pytest.raises(RadEditError, match=r"output_dir exists and is not a folder"):
+        batch_from_options("edit", {**options, "output_dir": str(blocker)}).run()
+    with pytest.raises(ConfigError, match=r"unknown edit options setps"):
+        batch_from_options("edit", {**options, "setps": 10})
+    assert nothing_written(tmp_path / "out")

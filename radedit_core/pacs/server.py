@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -57,8 +58,8 @@ class PacsServer:
     timeout: float = DEFAULT_TIMEOUT
 
     def __post_init__(self) -> None:
-        if not self.timeout > 0:
-            raise ConfigError(f"timeout must be > 0 seconds, got {self.timeout}")
+        if not (math.isfinite(self.timeout) and self.timeout > 0):
+            raise ConfigError(f"timeout must be a finite number > 0 seconds, got {self.timeout}")
         if self.url is not None:
             if self.host is not None or self.port is not None or self.called_aet is not None:
                 raise ConfigError("a PACS is either DIMSE (host, port, AE title) or DICOMweb (URL), not both")
