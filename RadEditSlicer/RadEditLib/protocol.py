@@ -446,15 +446,12 @@ class WorkerProcess:
         raise WorkerError(self.error_message or f"the RadEdit worker is {self.state}")
 
 
-def probe_environment(
-    python: str | Path,
-    env: dict[str, str] | None = None,
-    timeout: float = 120.0,
-) -> dict[str, Any]:
-    """Ask ``python`` what radedit_core it has; a WorkerError says what is missing."""
-    command = worker_command(python, probe=True)
+def _run_worker(
+    command: list[str], python: str | Path, env: dict[str, str] | None, timeout: float, what: str
+) -> subprocess.CompletedProcess:
+    """Run a short worker command to its end (no console window on Windows); WorkerError if it cannot."""
     try:
-        completed = subprocess.run(
+        return subprocess.run(
             command,
             stdin=subprocess.DEVNULL,
             capture_output=True,
@@ -466,7 +463,16 @@ def probe_environment(
     except FileNotFoundError as exc:
         raise WorkerError(f"Python executable not found: {python}") from exc
     except subprocess.TimeoutExpired as exc:
-        raise WorkerError(f"{python} did not answer within {timeout:g} s") from exc
+        raise WorkerError(f"{python} did not {what} within {timeout:g} s") from exc
+
+
+def probe_environment(
+    python: str | Path,
+    env: dict[str, str] | None = None,
+    timeout: float = 120.0,
+) -> dict[str, Any]:
+    """Ask ``python`` what radedit_core it has; a WorkerError says what is missing."""
+    completed = _run_worker(worker_command(python, probe=True), python, env, timeout, "answer")
     for line in completed.stdout.splitlines():
         event = parse_event(line)
         if event is not None and event.kind == "probe":
@@ -495,21 +501,7 @@ def check_job(
         WorkerError: with the worker's one-line message (an option out of
             range, an unreadable input, an existing output, ...).
     """
-    command = worker_command(python, job_path, check=True)
-    try:
-        completed = subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
-        )
-    except FileNotFoundError as exc:
-        raise WorkerError(f"Python executable not found: {python}") from exc
-    except subprocess.TimeoutExpired as exc:
-        raise WorkerError(f"{python} did not check the job within {timeout:g} s") from exc
+    completed = _run_worker(worker_command(python, job_path, check=True), python, env, timeout, "check the job")
     for line in completed.stdout.splitlines():
         event = parse_event(line)
         if event is not None and event.kind == "checked":

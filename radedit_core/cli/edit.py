@@ -74,19 +74,13 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..edit_request import prepare_edit  # noqa: PLC0415
     from ..imaging.mask_ref import parse_mask_ref  # noqa: PLC0415
-    from ..outputs import DicomOutputOptions  # noqa: PLC0415
-    from ..settings import cli_name, coerce  # noqa: PLC0415
-    from .options import edit_settings_from_args, model_options_from_args  # noqa: PLC0415
+    from ..settings import cli_name  # noqa: PLC0415
+    from .options import dicom_options_from_args, edit_settings_from_args, model_options_from_args  # noqa: PLC0415
 
     # 1. every option, then every input and output, before the model loads
     settings = edit_settings_from_args(args)
     model = model_options_from_args(args)
-    dicom = DicomOutputOptions(
-        uid_root=args.uid_root,
-        series_number=None if args.series_number is None else coerce("--series-number", args.series_number, "int"),
-        series_description=args.series_description,
-        write_seg=bool(args.write_seg),
-    )
+    dicom = dicom_options_from_args(args)
     request = prepare_edit(
         args.image,
         parse_mask_ref(args.edit_mask, args.edit_labels, name="--edit-labels"),

@@ -108,3 +108,12 @@ def generate_settings_from_args(args: argparse.Namespace) -> GenerateSettings:
 
 def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
     return ModelOptions.from_mapping({k: getattr(args, k) for k in _MODEL_KEYS}, cli_name)
+
+
+def dicom_options_from_args(args: argparse.Namespace):
+    """The derived-series options (``--uid-root``, ``--series-number``, ``--series-description``, ``--write-seg``)."""
+    from ..outputs import DicomOutputOptions  # noqa: PLC0415
+    from ..settings import coerce  # noqa: PLC0415
+
+    number = None if args.series_number is None else coerce("--series-number", args.series_number, "int")
+    return DicomOutputOptions(args.uid_root, number, args.series_description, bool(args.write_seg))

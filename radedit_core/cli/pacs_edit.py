@@ -49,11 +49,10 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..errors import ConfigError  # noqa: PLC0415
-    from ..outputs import DicomOutputOptions  # noqa: PLC0415
     from ..pacs import PacsServer  # noqa: PLC0415
     from ..pacs.round_trip import pacs_edit, prepare_pacs_edit  # noqa: PLC0415
     from ..settings import coerce  # noqa: PLC0415
-    from .options import edit_settings_from_args, model_options_from_args  # noqa: PLC0415
+    from .options import dicom_options_from_args, edit_settings_from_args, model_options_from_args  # noqa: PLC0415
 
     # Everything that can be checked without the network is checked first.
     settings = edit_settings_from_args(args)
@@ -67,12 +66,7 @@ def run(args) -> int:
         if not args.dicomweb.startswith(("http://", "https://")):
             raise ConfigError(f"--dicomweb {args.dicomweb!r}: expected an http(s):// URL")
         server = PacsServer(url=args.dicomweb, timeout=timeout)
-    dicom = DicomOutputOptions(
-        uid_root=args.uid_root,
-        series_number=None if args.series_number is None else coerce("--series-number", args.series_number, "int"),
-        series_description=args.series_description,
-        write_seg=bool(args.write_seg),
-    )
+    dicom = dicom_options_from_args(args)
     request = prepare_pacs_edit(
         server, args.study, settings, select=args.select, edit_mask=args.edit_mask, keep_mask=args.keep_mask,
         global_edit=args.global_edit, dicom=dicom, output=args.output, overwrite=args.overwrite,
