@@ -1,4 +1,4 @@
-"""The ``radedit`` command line: edit, generate, pacs-edit, demo.
+"""The ``radedit`` command line: edit, generate, pacs-edit, demo, stress.
 
 Each sub-command lives in its own module (its options and what it runs); the
 work itself is done by the library (:mod:`radedit_core.workflow`,
@@ -16,10 +16,10 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import RadEditError
-from . import demo, edit, generate, pacs_edit
+from . import demo, edit, generate, pacs_edit, stress
 
 #: Sub-command name -> module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
-COMMANDS = {"edit": edit, "generate": generate, "pacs-edit": pacs_edit, "demo": demo}
+COMMANDS = {"edit": edit, "generate": generate, "pacs-edit": pacs_edit, "demo": demo, "stress": stress}
 
 
 def build_parser() -> argparse.ArgumentParser:
