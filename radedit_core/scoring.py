@@ -202,7 +202,9 @@ class BioViLTScorer:
         model and tokenizer are hi-ml's ``CXRBertModel``/``CXRBertTokenizer``
         (so no remote code runs), and embeddings are what hi-ml's
         ``ImageInferenceEngine``/``TextInferenceEngine`` return: L2-normalised
-        global image and projected [CLS] text embeddings.  Images go through
+        global image and projected [CLS] text embeddings (with transformers 5,
+        which removed the ``batch_encode_plus`` hi-ml 0.2.2 calls, the engine's
+        tokenisation through the tokenizer's ``__call__``).  Images go through
         hi-ml's ``remap_to_uint8`` (min/max to 0..255) and its inference
         transform (resize 512, centre crop 448, three channels).
 
@@ -223,10 +225,8 @@ class BioViLTScorer:
         transform = hi.create_chest_xray_transform_for_inference(resize=BIOVIL_T_RESIZE, center_crop_size=BIOVIL_T_CROP)
         image_engine = hi.ImageInferenceEngine(image_model=image_model, transform=transform)
         image_engine.to(dev)
-        text_engine = hi.TextInferenceEngine(
-            tokenizer=hi.CXRBertTokenizer.from_pretrained(str(folder)),
-            text_model=hi.CXRBertModel.from_pretrained(str(folder)).eval(),
-        )
+        tokenizer = hi.CXRBertTokenizer.from_pretrained(str(folder))
+        text_engine = hi.TextInferenceEngine(tokenizer=tokenizer, text_model=hi.CXRBertModel.from_pretrained(str(folder)).eval())
         text_engine.to(dev)
 
         def to_input(image: np.ndarray) -> torch.Tensor:
@@ -237,7 +237,16 @@ class BioViLTScorer:
             return torch.nn.functional.normalize(embedding, dim=-1)
 
         def encode_texts(texts: list[str]) -> torch.Tensor:
-            return text_engine.get_embeddings_from_prompt(texts, normalize=True, verbose=False)
+            if hasattr(tokenizer, "batch_encode_plus"):  # transformers < 5: hi-ml's engine as it is
+                return text_engine.get_embeddings_from_prompt(texts, normalize=True, verbose=False)
+            # transformers 5 removed batch_encode_plus, which hi-ml-multimodal 0.2.2's TextInput calls;
+            # this is its tokenisation (final "!?." stripped, special tokens, longest padding) through
+            # the tokenizer's __call__, and the engine's own model call.
+            tokens = tokenizer([t.rstrip("!?.") for t in texts], add_special_tokens=True, padding="longest",
+                               return_tensors="pt")  # fmt: skip
+            return text_engine.model.get_projected_text_embeddings(
+                input_ids=tokens.input_ids.to(dev), attention_mask=tokens.attention_mask.to(dev), normalize_embeddings=True
+            )
 
         return cls(encode_images, encode_texts, dev, to_input)
 

@@ -110,6 +110,8 @@ class Recipe:
     filters: dict[str, float] = field(default_factory=dict)
     sweep: dict[str, tuple[float, ...]] = field(default_factory=dict)
     sham: bool = False
+    #: the recipe file, for messages
+    source: str | None = field(default=None, compare=False)
 
     def sweep_points(self) -> list[dict[str, float]]:
         """One mapping per edit: ``[{}]`` without a sweep, else every combination of the swept values."""
@@ -141,7 +143,8 @@ class Recipe:
             # Another prompt (a sham edit's report) takes the recipe's first weight.
             values["weights"] = list(weights) if prompts is None else [weights[0]]
         values.update(point)
-        return EditSettings.from_mapping(values, lambda k: f"recipe {self.name}: {_recipe_key(k)}")
+        where = f"{self.source}: " if self.source else ""
+        return EditSettings.from_mapping(values, lambda k: f"{where}recipe {self.name}: {_recipe_key(k)}")
 
     def applies_to(self, row: Mapping[str, Any]) -> bool:
         for column, allowed in self.when.items():
@@ -388,6 +391,7 @@ def parse_recipe(name: str, data: Any, defaults: Mapping[str, Any], path: Path |
         filters=filters,
         sweep=sweep,
         sham=sham,
+        source=None if path is None else str(path),
     )
     # Every combination the recipe will run must be valid settings now, not after hours of editing.
     for point in recipe.sweep_points():
