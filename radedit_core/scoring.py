@@ -7,9 +7,11 @@
   fast path against float32).
 * :func:`directional_score` is the paper's BioViL-T editing score (Sec. 4.4):
   ``S = cos(E_I(edited) - E_I(real), E_T(edit text) - E_T(real text))``; the
-  paper keeps edits with ``S >= 0.2``.  :class:`BioViLTScorer` computes it with
-  the BioViL-T image and text encoders (``hi-ml-multimodal`` and the BioViL-T
-  text model, which need their own weights and remote code).
+  paper keeps edits with ``S >= 0.2``.  :meth:`BioViLTScorer.load` computes it
+  with hi-ml-multimodal's BioViL-T image model and CXR-BERT text model
+  (``pip install "radedit-core[score]"``, beside a torchvision built for the
+  installed torch) from the published files; :func:`biovil_t_status` says why
+  it cannot where it cannot.
 """
 
 from __future__ import annotations

@@ -162,7 +162,7 @@ def paired_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubbe
     values = [e[metric]["value"] * k for e in shown]
     cis = [e[metric]["ci"] or [e[metric]["value"]] * 2 for e in shown]
     x = np.arange(len(shown))
-    errors = [[v - c[0] * k for v, c in zip(values, cis)], [c[1] * k - v for v, c in zip(values, cis)]]
+    errors = [[max(0.0, v - c[0] * k) for v, c in zip(values, cis)], [max(0.0, c[1] * k - v) for v, c in zip(values, cis)]]
     bars = ax.bar(x, values, color="#b5533c", yerr=errors, capsize=4)
     ax.bar_label(bars, fmt=f"%+.{_digits(metric)}f" if metric.endswith("_change") else f"%.{_digits(metric)}f", fontsize=7, padding=2)
     ax.axhline(0, color="black", linewidth=0.8)
