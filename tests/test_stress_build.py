@@ -17,19 +17,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import psutil  # installed with accelerate
 import pytest
 import yaml
 
 from radedit_core.cli import main
 from radedit_core.errors import ConfigError
 from radedit_core.stress.build import StressBuild, region_mask
-from radedit_core.stress.recipes import Region, load_recipes, parse_recipes
+from radedit_core.stress.recipes import Region, load_recipes
 from radedit_core.stress.stress_set import read_stress_set
 
 REPO = Path(__file__).resolve().parent.parent
 RECIPES = REPO / "radedit_core" / "data" / "recipes"
-FAST = {"steps": 10}
 PTX_RECIPES = {
     "defaults": {"steps": 10, "skip_ratio": 0.3, "dilate": 5},
     "recipes": {

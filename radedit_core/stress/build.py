@@ -37,7 +37,6 @@ Layout of the set folder::
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -654,10 +653,6 @@ def _valid_row_id(text: str) -> bool:
 def build_stress_set(**options: Any) -> BuildSummary:
     """Build a set in one call (:class:`StressBuild` keyword arguments)."""
     return StressBuild(**options).run()
-
-
-def read_build_sidecar(path: str | Path) -> dict[str, Any]:
-    return json.loads(Path(path).read_text())
 
 
 __all__ = ["BuildSummary", "Plan", "StressBuild", "build_stress_set", "region_mask"]
