@@ -7,20 +7,23 @@
   fast path against float32).
 * :func:`directional_score` is the paper's BioViL-T editing score (Sec. 4.4):
   ``S = cos(E_I(edited) - E_I(real), E_T(edit text) - E_T(real text))``; the
-  paper keeps edits with ``S >= 0.2``.  :class:`BioViLTScorer` computes it with
-  the BioViL-T image and text encoders (``hi-ml-multimodal`` and the BioViL-T
-  text model, which need their own weights and remote code).
+  paper keeps edits with ``S >= 0.2``.  :meth:`BioViLTScorer.load` computes it
+  with hi-ml-multimodal's BioViL-T image model and CXR-BERT text model
+  (``pip install "radedit-core[score]"``, beside a torchvision built for the
+  installed torch) from the published files; :func:`biovil_t_status` says why
+  it cannot where it cannot.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, ModelNotFoundError
 from .imaging.masks import EditMasks
 
 #: The paper's filtering threshold on the BioViL-T editing score.
@@ -96,53 +99,158 @@ def directional_score(
     return torch.nn.functional.cosine_similarity(d_image, d_text, dim=-1)
 
 
+#: hi-ml-multimodal's BioViL-T inference settings (``get_image_inference(BIOVIL_T)``): resize the short
+#: side to 512, centre crop 448, no mean/std normalisation.
+BIOVIL_T_REPO = "microsoft/BiomedVLP-BioViL-T"
+BIOVIL_T_RESIZE = 512
+BIOVIL_T_CROP = 448
+#: The published file layout of ``microsoft/BiomedVLP-BioViL-T`` that :meth:`BioViLTScorer.load` reads:
+#: the image model's state dict (hi-ml-multimodal's ``BIOVIL_T_IMAGE_WEIGHTS_NAME``) and CXR-BERT's
+#: ``config.json`` and ``vocab.txt`` (weights beside them as ``pytorch_model.bin`` or ``model.safetensors``).
+BIOVIL_T_IMAGE_WEIGHTS = "biovil_t_image_model_proj_size_128.pt"
+BIOVIL_T_FILES = (BIOVIL_T_IMAGE_WEIGHTS, "config.json", "vocab.txt")
+
+
+def _hi_ml() -> Any:
+    """hi-ml-multimodal's modules, or a ConfigError saying why they cannot be used here."""
+    import types  # noqa: PLC0415
+
+    try:
+        from health_multimodal.image.data.io import remap_to_uint8  # noqa: PLC0415
+        from health_multimodal.image.data.transforms import create_chest_xray_transform_for_inference  # noqa: PLC0415
+        from health_multimodal.image.inference_engine import ImageInferenceEngine  # noqa: PLC0415
+        from health_multimodal.image.model.model import ImageModel  # noqa: PLC0415
+        from health_multimodal.image.model.pretrained import JOINT_FEATURE_SIZE  # noqa: PLC0415
+        from health_multimodal.image.model.types import ImageEncoderType  # noqa: PLC0415
+        from health_multimodal.text.inference_engine import TextInferenceEngine  # noqa: PLC0415
+        from health_multimodal.text.model import CXRBertModel, CXRBertTokenizer  # noqa: PLC0415
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "health_multimodal":
+            raise ConfigError("hi-ml-multimodal is not installed (pip install hi-ml-multimodal)") from None
+        raise ConfigError(f"hi-ml-multimodal does not import here: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - torchvision built for another torch raises RuntimeError on import
+        first = (str(exc).strip().splitlines() or [""])[0]
+        hint = " (its torchvision must be built for the installed torch)" if "torchvision" in first else ""
+        raise ConfigError(f"hi-ml-multimodal does not import here: {type(exc).__name__}: {first}{hint}") from None
+    return types.SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("types",)})
+
+
+def biovil_t_folder(source: Any = None, revision: str | None = None) -> Path:
+    """The folder holding BioViL-T in its published layout (:data:`BIOVIL_T_FILES`).
+
+    ``source``: such a folder, or None for the Hugging Face cache's snapshot of
+    ``microsoft/BiomedVLP-BioViL-T`` at ``revision`` (default: the revision
+    pinned in :mod:`radedit_core.models.spec`).  Nothing is downloaded.
+
+    Raises:
+        ModelNotFoundError: a file is missing, naming it and where it was looked for.
+    """
+    from .models.spec import BIOVIL_T_REVISION  # noqa: PLC0415
+
+    if source is not None and str(source).strip():
+        folder = Path(str(source)).expanduser()
+        missing = [f for f in BIOVIL_T_FILES if not (folder / f).is_file()]
+        if missing:
+            raise ModelNotFoundError(f"{folder}: BioViL-T files missing: {', '.join(missing)} (the layout of {BIOVIL_T_REPO})")
+        return folder
+    from huggingface_hub import try_to_load_from_cache  # noqa: PLC0415
+
+    rev = revision or BIOVIL_T_REVISION
+    found = [try_to_load_from_cache(BIOVIL_T_REPO, f, revision=rev) for f in BIOVIL_T_FILES]
+    missing = [f for f, p in zip(BIOVIL_T_FILES, found) if not isinstance(p, str)]
+    if missing:
+        raise ModelNotFoundError(
+            f"BioViL-T is not in the Hugging Face cache ({', '.join(missing)} of {BIOVIL_T_REPO} at {rev[:12]}); "
+            f"on a connected machine: hf download {BIOVIL_T_REPO} --revision {rev}, or give a folder"
+        )
+    return Path(str(found[0])).parent
+
+
+def biovil_t_status(source: Any = None, revision: str | None = None) -> str | None:
+    """None when the editing score can be computed here, else the reason (one line) it cannot."""
+    try:
+        _hi_ml()
+        biovil_t_folder(source, revision)
+    except (ConfigError, ModelNotFoundError) as exc:
+        return str(exc)
+    return None
+
+
 @dataclass
 class BioViLTScorer:
-    """The paper's BioViL-T editing score.
+    """The paper's BioViL-T editing score (Sec. 4.4).
 
-    ``image_encoder(x [B, 3, 448, 448]) -> [B, 128]`` and
-    ``text_encoder(list[str]) -> [B, 128]`` return the joint-space projections.
-    :meth:`load` builds both from hi-ml-multimodal's BioViL-T image model and
-    the BioViL-T text model (``get_projected_text_embeddings``).
+    ``image_encoder(x [B, 3, 448, 448]) -> [B, D]`` and
+    ``text_encoder(list[str]) -> [B, D]`` give joint-space embeddings;
+    ``transform`` maps one grey image (any numeric 2D array, bright = dense)
+    to the encoder's ``[3, 448, 448]`` input (default :meth:`preprocess`).
+    :meth:`load` builds all three from hi-ml-multimodal's BioViL-T classes.
     """
 
     image_encoder: Any
     text_encoder: Any
     device: torch.device = torch.device("cpu")
+    transform: Any = None
 
     @classmethod
-    def load(cls, device: str = "cpu", revision: str | None = None, trust_remote_code: bool = False) -> "BioViLTScorer":
-        if not trust_remote_code:
-            raise ConfigError("the BioViL-T text model needs remote code: pass trust_remote_code=True")
-        try:
-            from health_multimodal.image.utils import ImageModelType, get_image_inference  # noqa: PLC0415
-        except ImportError as exc:
-            raise ConfigError(
-                "the BioViL-T image encoder comes from hi-ml-multimodal: pip install hi-ml-multimodal "
-                "(its weights are downloaded to the Hugging Face cache on first use)"
-            ) from exc
-        from transformers import AutoModel, AutoTokenizer  # noqa: PLC0415
+    def load(cls, source: Any = None, device: str = "cpu", revision: str | None = None) -> "BioViLTScorer":
+        """BioViL-T from its published files, with hi-ml-multimodal's own classes and inference settings.
 
-        from .models.spec import BIOVIL_T_REVISION  # noqa: PLC0415
+        ``source``: a folder in the layout of ``microsoft/BiomedVLP-BioViL-T``
+        (:data:`BIOVIL_T_FILES`), or None for the Hugging Face cache at the
+        pinned revision (:func:`biovil_t_folder`).  The image model is built as
+        hi-ml's ``get_biovil_t_image_encoder`` builds it (a ResNet-50
+        multi-image encoder, 128-d projection, the state dict file), the text
+        model and tokenizer are hi-ml's ``CXRBertModel``/``CXRBertTokenizer``
+        (so no remote code runs), and embeddings are what hi-ml's
+        ``ImageInferenceEngine``/``TextInferenceEngine`` return: L2-normalised
+        global image and projected [CLS] text embeddings (with transformers 5,
+        which removed the ``batch_encode_plus`` hi-ml 0.2.2 calls, the engine's
+        tokenisation through the tokenizer's ``__call__``).  Images go through
+        hi-ml's ``remap_to_uint8`` (min/max to 0..255) and its inference
+        transform (resize 512, centre crop 448, three channels).
 
-        rev = revision or BIOVIL_T_REVISION
-        dev = torch.device(device)
-        engine = get_image_inference(ImageModelType.BIOVIL_T)
-        image_model = engine.model.to(dev).eval()
-        tokenizer = AutoTokenizer.from_pretrained("microsoft/BiomedVLP-BioViL-T", revision=rev, trust_remote_code=True)
-        text_model = AutoModel.from_pretrained("microsoft/BiomedVLP-BioViL-T", revision=rev, trust_remote_code=True)
-        text_model = text_model.to(dev).eval()
+        Raises:
+            ConfigError: hi-ml-multimodal is missing or does not import (the reason).
+            ModelNotFoundError: a file of the layout is missing.
+        """
+        from PIL import Image  # noqa: PLC0415
+
+        hi = _hi_ml()
+        folder = biovil_t_folder(source, revision)
+        dev = torch.device(device if device not in (None, "auto") else ("cuda" if torch.cuda.is_available() else "cpu"))
+        image_model = hi.ImageModel(
+            img_encoder_type=hi.ImageEncoderType.RESNET50_MULTI_IMAGE,
+            joint_feature_size=hi.JOINT_FEATURE_SIZE,
+            pretrained_model_path=folder / BIOVIL_T_IMAGE_WEIGHTS,
+        )
+        transform = hi.create_chest_xray_transform_for_inference(resize=BIOVIL_T_RESIZE, center_crop_size=BIOVIL_T_CROP)
+        image_engine = hi.ImageInferenceEngine(image_model=image_model, transform=transform)
+        image_engine.to(dev)
+        tokenizer = hi.CXRBertTokenizer.from_pretrained(str(folder))
+        text_engine = hi.TextInferenceEngine(tokenizer=tokenizer, text_model=hi.CXRBertModel.from_pretrained(str(folder)).eval())
+        text_engine.to(dev)
+
+        def to_input(image: np.ndarray) -> torch.Tensor:
+            return transform(Image.fromarray(hi.remap_to_uint8(np.asarray(image))).convert("L"))
 
         def encode_images(x: torch.Tensor) -> torch.Tensor:
-            return image_model.forward(x.to(dev)).projected_global_embedding
+            embedding = image_engine.model.forward(x.to(dev)).projected_global_embedding
+            return torch.nn.functional.normalize(embedding, dim=-1)
 
         def encode_texts(texts: list[str]) -> torch.Tensor:
-            tokens = tokenizer(texts, padding="longest", return_tensors="pt").to(dev)
-            return text_model.get_projected_text_embeddings(
-                input_ids=tokens.input_ids, attention_mask=tokens.attention_mask
+            if hasattr(tokenizer, "batch_encode_plus"):  # transformers < 5: hi-ml's engine as it is
+                return text_engine.get_embeddings_from_prompt(texts, normalize=True, verbose=False)
+            # transformers 5 removed batch_encode_plus, which hi-ml-multimodal 0.2.2's TextInput calls;
+            # this is its tokenisation (final "!?." stripped, special tokens, longest padding) through
+            # the tokenizer's __call__, and the engine's own model call.
+            tokens = tokenizer([t.rstrip("!?.") for t in texts], add_special_tokens=True, padding="longest",
+                               return_tensors="pt")  # fmt: skip
+            return text_engine.model.get_projected_text_embeddings(
+                input_ids=tokens.input_ids.to(dev), attention_mask=tokens.attention_mask.to(dev), normalize_embeddings=True
             )
 
-        return cls(encode_images, encode_texts, dev)
+        return cls(encode_images, encode_texts, dev, to_input)
 
     @staticmethod
     def preprocess(image: np.ndarray) -> torch.Tensor:
@@ -157,9 +265,14 @@ class BioViLTScorer:
         top, left = (h - 448) // 2, (w - 448) // 2
         return t[..., top : top + 448, left : left + 448].expand(-1, 3, -1, -1)
 
+    def _inputs(self, images: list[np.ndarray]) -> torch.Tensor:
+        if self.transform is not None:
+            return torch.stack([self.transform(a) for a in images])
+        return torch.cat([self.preprocess(a) for a in images])
+
     @torch.no_grad()
     def score(self, real: np.ndarray, edited: np.ndarray, real_text: str, edit_text: str) -> float:
-        images = torch.cat([self.preprocess(real), self.preprocess(edited)])
-        img = self.image_encoder(images)
+        """S = cos(E_I(edited) - E_I(real), E_T(edit_text) - E_T(real_text)), in [-1, 1]."""
+        img = self.image_encoder(self._inputs([real, edited]))
         txt = self.text_encoder([real_text, edit_text])
         return float(directional_score(img[:1], img[1:], txt[:1], txt[1:])[0])

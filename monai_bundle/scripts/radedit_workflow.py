@@ -138,7 +138,7 @@ def _apply_command_line(options: dict[str, Any], kind: str) -> dict[str, Any]:
     unknown = sorted(k for k in raw if k not in known and k not in MONAI_RUN_ARGUMENTS and "#" not in k and "::" not in k)
     if unknown:
         shown = ", ".join(f"--{k}" for k in unknown)
-        listed = ", ".join(sorted(k for k in known if k not in ("imports", "edit", "generate", "run", "train")))
+        listed = ", ".join(sorted(k for k in known if k not in ("imports", "edit", "generate", "run", "train", "stress", "stress_build", "stress_evaluate") and not k.endswith("_options")))
         raise ConfigError(f"unknown override {shown}; this bundle's ids are: {listed}")
     refs = config.get(f"{kind}_options") or {k: f"@{k}" for k in options}
     out = dict(options)
@@ -190,3 +190,28 @@ def run_job(job: Any) -> Any:
         if _started_as_bundle_cli():
             _apply_command_line({}, "train")
         return job.run()
+
+
+def run_stress(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> Any:
+    """``configs/stress.json``'s run ids: ``stress_build`` (the set), ``stress_evaluate`` (evaluation and
+    report of a built set) and ``stress`` (all three), over :mod:`radedit_core.stress.run`."""
+    from radedit_core.stress.run import run_stress as run_all  # noqa: PLC0415
+    from radedit_core.stress.run import stress_build, stress_evaluate, stress_options  # noqa: PLC0415
+
+    need = {"stress_build": ("datalist", "recipes", "set"), "stress_evaluate": ("set", "predictor"),
+            "stress": ("datalist", "recipes", "set", "predictor")}[kind]  # fmt: skip
+    with _one_line_errors():
+        options = dict(options)
+        if _started_as_bundle_cli():
+            options = _apply_command_line(options, kind)
+        for key in ("classes", "subgroups"):
+            if isinstance(options.get(key), str):
+                options[key] = [v.strip() for v in options[key].split(",") if v.strip()]
+        options = stress_options(options, base=None, source="stress.json", need=need)
+        if kind != "stress_evaluate":
+            options["model"] = find_model(options["model"], [d for d in model_dirs if d])
+        if kind == "stress_build":
+            return stress_build(options)
+        if kind == "stress_evaluate":
+            return stress_evaluate(options)
+        return run_all(options)

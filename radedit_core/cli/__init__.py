@@ -1,4 +1,4 @@
-"""The ``radedit`` command line: edit, generate, pacs-edit, train, phantom, demo.
+"""The ``radedit`` command line: edit, generate, pacs-edit, stress, train, phantom, demo.
 
 Each sub-command lives in its own module (its options and what it runs); the
 work itself is done by the library (:mod:`radedit_core.workflow`,
@@ -16,11 +16,12 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import RadEditError
-from . import demo, edit, generate, pacs_edit, phantom, train
+from . import demo, edit, generate, pacs_edit, phantom, stress, train
 
 #: Sub-command name -> module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
 COMMANDS = {
-    "edit": edit, "generate": generate, "pacs-edit": pacs_edit, "train": train, "phantom": phantom, "demo": demo,
+    "edit": edit, "generate": generate, "pacs-edit": pacs_edit, "stress": stress, "train": train,
+    "phantom": phantom, "demo": demo,
 }  # fmt: skip
 
 

@@ -138,6 +138,9 @@ def bars_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubber)
     highs = [(e["metrics"][metric]["ci"] or [0, e["metrics"][metric]["value"]])[1] * k - v for v, e in zip(values, shown)]
     colours = ["#7f7f7f" if e["kind"] == "real" else "#2b5d8a" if e["kind"] == "synthetic" else "#9bb7d4" for e in shown]
     x = np.arange(len(shown))
+    # A percentile interval need not contain the point estimate (AUROC of a small pooled group): whiskers
+    # then start at the bar, as matplotlib refuses negative error lengths.
+    lows, highs = [max(0.0, d) for d in lows], [max(0.0, d) for d in highs]
     bars = ax.bar(x, values, color=colours, yerr=[lows, highs], capsize=4)
     ax.bar_label(bars, fmt=f"%.{_digits(metric)}f", fontsize=7, padding=2)
     ax.set_xticks(x, [_label_of(e, scrub) for e in shown], rotation=20, ha="right", fontsize=8)
@@ -159,7 +162,7 @@ def paired_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubbe
     values = [e[metric]["value"] * k for e in shown]
     cis = [e[metric]["ci"] or [e[metric]["value"]] * 2 for e in shown]
     x = np.arange(len(shown))
-    errors = [[v - c[0] * k for v, c in zip(values, cis)], [c[1] * k - v for v, c in zip(values, cis)]]
+    errors = [[max(0.0, v - c[0] * k) for v, c in zip(values, cis)], [max(0.0, c[1] * k - v) for v, c in zip(values, cis)]]
     bars = ax.bar(x, values, color="#b5533c", yerr=errors, capsize=4)
     ax.bar_label(bars, fmt=f"%+.{_digits(metric)}f" if metric.endswith("_change") else f"%.{_digits(metric)}f", fontsize=7, padding=2)
     ax.axhline(0, color="black", linewidth=0.8)
@@ -204,7 +207,7 @@ def dose_plot(curve: dict[str, Any], metric: str, paired_metric: str, scrub: Scr
     x = np.array([p["value"] for p in points])
     y = np.array([p["metrics"][metric]["value"] * k for p in points])
     ci = [p["metrics"][metric]["ci"] or [p["metrics"][metric]["value"]] * 2 for p in points]
-    ax.errorbar(x, y, yerr=[y - np.array([c[0] * k for c in ci]), np.array([c[1] * k for c in ci]) - y], marker="o", capsize=4, color="#2b5d8a", label=METRIC_NAMES.get(metric, metric))
+    ax.errorbar(x, y, yerr=[np.maximum(0.0, y - np.array([c[0] * k for c in ci])), np.maximum(0.0, np.array([c[1] * k for c in ci]) - y)], marker="o", capsize=4, color="#2b5d8a", label=METRIC_NAMES.get(metric, metric))
     ax.set_xlabel(curve["parameter"].replace("_", " "))
     ax.set_ylabel(METRIC_NAMES.get(metric, metric))
     flips = [(p["value"], p[paired_metric]) for p in curve["points"] if p.get(paired_metric)]
