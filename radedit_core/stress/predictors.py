@@ -69,6 +69,7 @@ to the free GPU memory from the trial pass and halved if memory runs out.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import inspect
@@ -77,7 +78,7 @@ import re
 import sys
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -604,13 +605,28 @@ def spec_from_bundle_metadata(meta: Mapping[str, Any], where: str | Path) -> dic
     return derived
 
 
-def _forget_other_bundle_code(folder: Path) -> None:
-    """Bundles all call their code package ``scripts``: drop one imported from another bundle."""
-    root = folder.resolve()
-    for name in [m for m in sys.modules if m == "scripts" or m.startswith("scripts.")]:
-        origin = getattr(sys.modules[name], "__file__", None)
-        if origin is None or root not in Path(origin).resolve().parents:
+@contextlib.contextmanager
+def _bundle_code(folder: Path) -> Iterator[None]:
+    """Import a bundle's own code package (every bundle calls it ``scripts``) from ``folder``, in isolation.
+
+    Another bundle's ``scripts`` (this toolkit's own, when the stress run is a
+    bundle run) is set aside while the user's network is built and put back
+    afterwards, so neither bundle finds the other's code.
+    """
+    def code_modules() -> dict[str, Any]:
+        return {m: mod for m, mod in sys.modules.items() if m == "scripts" or m.startswith("scripts.")}
+
+    before = code_modules()
+    for name in before:
+        del sys.modules[name]
+    sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        sys.path.remove(str(folder))
+        for name in code_modules():
             del sys.modules[name]
+        sys.modules.update(before)
 
 
 def load_monai_bundle(folder: str | Path, config: str | Path | None = None, device: str = "auto") -> Predictor:
@@ -637,9 +653,7 @@ def load_monai_bundle(folder: str | Path, config: str | Path | None = None, devi
     dev = resolve_device(device)
     parser = ConfigParser()
     # Bundles import their own code (scripts/...) relative to the bundle root.
-    _forget_other_bundle_code(folder)
-    sys.path.insert(0, str(folder))
-    try:
+    with _bundle_code(folder):
         parser.read_meta(str(meta_path))
         parser.read_config(str(config_path))
         parser["bundle_root"] = str(folder)
@@ -654,8 +668,6 @@ def load_monai_bundle(folder: str | Path, config: str | Path | None = None, devi
             )
         except Exception as exc:  # noqa: BLE001 - config instantiation raises anything
             raise ConfigError(f"{config_path}: cannot build network_def/preprocessing ({str(exc).splitlines()[0]})") from exc
-    finally:
-        sys.path.remove(str(folder))
     try:
         state = torch.load(weights, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
