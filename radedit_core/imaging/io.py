@@ -253,7 +253,9 @@ def read_jpeg(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, G
     except InputError:
         raise
     except (OSError, ValueError, SyntaxError) as exc:
-        raise InputError(path, f"cannot be read as a JPEG image ({exc})") from exc
+        # Pillow's "cannot identify image file" repeats the path: say what it means instead
+        detail = "not a JPEG file" if type(exc).__name__ == "UnidentifiedImageError" else str(exc)
+        raise InputError(path, f"cannot be read as a JPEG image ({detail})") from exc
     if gray is None:
         raise InputError(path, f"{mode} JPEG; RadEdit reads 8-bit grayscale JPEG (or colour-coded grey)")
     if orientation not in (1, None) and notes is not None:
