@@ -4,7 +4,8 @@
 without importing torch: the output (writable, format, DICOM-only options,
 a JPEG output's quality), the image (located in a DICOM folder, read), the
 masks (on the image's grid, not empty, the edit mask mostly inside the
-centred square the model edits) and the DICOM series number.  Nothing is written.  Then
+centred square the model edits) and the DICOM series number.  Nothing is
+written.  Then
 :func:`radedit_core.workflow.run_edit` edits and writes.
 """
 
@@ -18,10 +19,10 @@ import numpy as np
 
 from .errors import ConfigError
 from .fileio import check_writable
+from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
 from .imaging.mask_ref import MaskRef, parse_mask_ref
-from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.masks import make_masks
 from .imaging.transform import ModelSpaceTransform
 from .outputs import (

@@ -27,9 +27,9 @@ import torch
 
 from .edit_request import EditRequest, prepare_edit
 from .fileio import OutputGroup, check_writable
+from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
 from .imaging.io import write_image_file
-from .imaging.compositing import composite
 from .imaging.masks import EditMasks, make_masks
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
