@@ -1,9 +1,11 @@
 """An edit checked and ready for the model: step 1 of the route (README "Command line").
 
 :func:`prepare_edit` checks everything that needs no model, in a second and
-without importing torch: the output (writable, format, DICOM-only options),
-the image (located in a DICOM folder, read), the masks (on the image's grid,
-not empty) and the DICOM series number.  Nothing is written.  Then
+without importing torch: the output (writable, format, DICOM-only options,
+a JPEG output's quality), the image (located in a DICOM folder, read), the
+masks (on the image's grid, not empty, the edit mask mostly inside the
+centred square the model edits) and the DICOM series number.  Nothing is
+written.  Then
 :func:`radedit_core.workflow.run_edit` edits and writes.
 """
 
@@ -17,11 +19,19 @@ import numpy as np
 
 from .errors import ConfigError
 from .fileio import check_writable
+from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
 from .imaging.mask_ref import MaskRef, parse_mask_ref
 from .imaging.masks import make_masks
-from .outputs import DICOM_ONLY_OPTIONS, DicomOutputOptions, output_format_for_path, sidecar_path
+from .imaging.transform import ModelSpaceTransform
+from .outputs import (
+    DICOM_ONLY_OPTIONS,
+    DicomOutputOptions,
+    check_output_settings,
+    output_format_for_path,
+    sidecar_path,
+)
 from .settings import EditSettings, cli_name
 
 
@@ -101,11 +111,15 @@ def prepare_edit(
     source = read_image(image_path)
     if fmt == "dicom":
         dicom = _dicom_output(source, image, headers, dicom or DicomOutputOptions(), name)
+    check_output_settings(fmt, source, settings.jpeg_quality, name)
     soft = settings.soft_masks  # a FRACTIONAL SEG gives its fractions, else its 0.5 threshold
     edit = None if edit_ref is None else read_mask_array(edit_ref, source, soft=soft)
     keep = None if keep_ref is None else read_mask_array(keep_ref, source, soft=soft)
     # Dilation never makes an empty or misplaced mask usable: checked without it.
-    make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
+    masks = make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
+    if edit_ref is not None:
+        # The model sees the centred square only (the crop does not depend on the model's resolution).
+        check_edit_mask_in_crop(masks.edit, ModelSpaceTransform.fit(source), edit_ref)
     return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)
 
 

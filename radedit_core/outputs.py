@@ -8,13 +8,16 @@ format   suffixes                     written by
 ======== ============================ =================================================
 dicom    (a folder, no suffix)        :func:`radedit_core.dicom.write_derived_series`
 png      .png                         SimpleITK (8/16-bit grayscale, no geometry)
+jpeg     .jpg, .jpeg                  Pillow (8-bit grayscale, lossy: needs ``jpeg_quality``)
 nifti    .nii.gz, .nii                SimpleITK (the source's spacing, origin, direction)
 nrrd     .nrrd                        SimpleITK (the source's geometry)
 ======== ============================ =================================================
 
 ``auto`` picks the format from the output's suffix (CLI: no suffix = a DICOM
 series folder) or, for batch outputs that have no name yet, from the source
-(DICOM -> dicom; PNG, NIfTI, NRRD -> the same; anything else -> nifti).
+(DICOM -> dicom; PNG, NIfTI, NRRD -> the same; JPEG -> png, lossless; anything
+else -> nifti).  JPEG is written only when asked for, with an explicit quality
+(``--jpeg-quality``), and the sidecar and console say that it is lossy.
 
 Every output gets a provenance sidecar named after it: ``edited.png`` ->
 ``edited.png.json``, a DICOM series folder ``edited/`` -> ``edited.json``, so
@@ -34,12 +37,13 @@ from .fileio import OutputGroup, full_suffix
 OUTPUT_FORMATS: dict[str, tuple[str, ...]] = {
     "dicom": (),
     "png": (".png",),
+    "jpeg": (".jpg", ".jpeg"),
     "nifti": (".nii.gz", ".nii"),
     "nrrd": (".nrrd",),
 }
 #: Other spellings users type for the formats.
 _ALIASES = {"nii": "nifti", "nii.gz": "nifti", ".nii": "nifti", ".nii.gz": "nifti", "dcm": "dicom", ".png": "png",
-            ".nrrd": "nrrd"}  # fmt: skip
+            ".nrrd": "nrrd", "jpg": "jpeg", ".jpg": "jpeg", ".jpeg": "jpeg"}  # fmt: skip
 #: Options that only a DICOM series output takes.
 DICOM_ONLY_OPTIONS = ("uid_root", "series_description", "series_number", "write_seg")
 
@@ -81,7 +85,7 @@ def output_format_for_path(output: Path, requested: Any = "auto", name: str = "-
     if suffix == "" or output.is_dir():
         return "dicom"
     raise ConfigError(
-        f"{name} {output}: unknown suffix '{suffix}'; use .png, .nii, .nii.gz, .nrrd or a folder without "
+        f"{name} {output}: unknown suffix '{suffix}'; use .png, .jpg, .nii, .nii.gz, .nrrd or a folder without "
         "suffix for a DICOM series"
     )
 
@@ -92,11 +96,49 @@ def output_format_for_source(source_format: str, source_suffix: str, requested: 
     if fmt == "auto":
         if source_format == "dicom":
             return "dicom", ""
+        if source_format == "jpeg":
+            return "png", ".png"  # lossless: JPEG only when asked for, with a quality
         fmt = source_format if source_format in OUTPUT_FORMATS else "nifti"
     if fmt == "dicom" and source_format != "dicom":
         raise ConfigError(f"output_format dicom needs a DICOM input; the input is {source_format}")
     suffixes = OUTPUT_FORMATS[fmt]
     return fmt, (source_suffix if source_suffix in suffixes else (suffixes[0] if suffixes else ""))
+
+
+def check_output_settings(fmt: str, source: Any, jpeg_quality: int | None, name: Any = None) -> None:
+    """Before the model loads: a JPEG output has a quality and an 8-bit source.
+
+    ``name`` spells options as the front end does (default: the CLI's).
+
+    Raises:
+        ConfigError: naming the option.
+    """
+    if name is None:
+        from .settings import cli_name as name  # noqa: PLC0415
+    if fmt != "jpeg":
+        if jpeg_quality is not None:
+            raise ConfigError(f"{name('jpeg_quality')} applies to JPEG output only; the output format is {fmt}")
+        return
+    if jpeg_quality is None:
+        raise ConfigError(
+            f"{name('output')}: JPEG output is lossy (pixels the edit did not change are altered too): give "
+            f"{name('jpeg_quality')} (1-100) to accept that, or write a lossless .png"
+        )
+    if source.dtype != "uint8":
+        raise ConfigError(
+            f"{name('output')}: JPEG stores 8-bit pixels and the image holds {source.dtype}; write .png, .nii.gz "
+            "or .nrrd"
+        )
+
+
+def output_notes(fmt: str, jpeg_quality: int | None) -> list[str]:
+    """Notes an output format adds to the sidecar and the console."""
+    if fmt == "jpeg":
+        return [
+            f"written as JPEG at quality {jpeg_quality}: lossy, so pixels differ from the edit by the compression "
+            "error, also where the edit changed nothing"
+        ]
+    return []
 
 
 def sidecar_path(output: str | Path) -> Path:
@@ -147,8 +189,12 @@ def write_edit(
     *,
     overwrite: bool = False,
     dicom: DicomOutputOptions | None = None,
+    jpeg_quality: int | None = None,
 ) -> WrittenOutput:
-    """Write an edit's image as ``fmt`` at ``output``, as part of ``group`` (removed if a later write fails)."""
+    """Write an edit's image as ``fmt`` at ``output``, as part of ``group`` (removed if a later write fails).
+
+    ``jpeg_quality``: 1-100, needed for (and only for) ``fmt="jpeg"``.
+    """
     if fmt == "dicom":
         from .dicom import write_derived_series  # noqa: PLC0415 - pydicom/highdicom only when needed
 
@@ -168,8 +214,9 @@ def write_edit(
     from .imaging.io import write_image_file  # noqa: PLC0415
 
     with group.file(output, overwrite) as tmp:
-        write_image_file(tmp, result.image.array, result.image.geometry)
-    return WrittenOutput(output, fmt, [output])
+        write_image_file(tmp, result.image.array, result.image.geometry, jpeg_quality=jpeg_quality)
+    info = {"jpeg_quality": jpeg_quality, "lossy": True} if fmt == "jpeg" else {}
+    return WrittenOutput(output, fmt, [output], info)
 
 
 __all__ = [
@@ -177,10 +224,12 @@ __all__ = [
     "DicomOutputOptions",
     "OUTPUT_FORMATS",
     "WrittenOutput",
+    "check_output_settings",
     "format_name",
     "legacy_sidecar_path",
     "output_format_for_path",
     "output_format_for_source",
+    "output_notes",
     "sidecar_path",
     "write_edit",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import math
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +70,8 @@ def edit_provenance(
             "format": image.format,
             "shape": list(image.shape),
             "dtype": str(image.dtype),
-            "value_range": list(image.value_range),
+            # A floating-point image has no stored range: (-inf, inf), which strict JSON cannot hold.
+            "value_range": [v if math.isfinite(v) else None for v in image.value_range],
             "window": None if image.window is None else list(image.window),
             "sha256": sha256(image.path),
         },
@@ -95,9 +97,32 @@ def edit_provenance(
             "changed_pixels": changed,
             "timings_s": {k: round(v, 4) for k, v in result.timings.items()},
         },
+        "compositing": dict(getattr(result, "compositing", None) or {}),
+        "locality": locality(result),
         "notes": list(result.notes),
     }
     return prov
+
+
+def locality(result: Any) -> dict[str, Any]:
+    """Where the edit changed the image: :func:`radedit_core.scoring.edit_locality`'s per-region figures
+    (``edit``: the edit mask less the keep mask, ``keep``, ``outside``: neither), without SSIM (seconds
+    per large image), in fractions of the source's value range ``range``; plus, in stored values, the
+    99th percentile of the absolute change outside both masks (``outside_p99_abs_change_stored``)."""
+    import numpy as np  # noqa: PLC0415
+
+    from .scoring import edit_locality  # noqa: PLC0415
+
+    source, edited = result.source.array, result.image.array
+    report = edit_locality(source, edited, result.masks, ssim=False)
+    report["units"] = "fraction of range"
+    outside = result.masks.edit <= 0
+    if result.masks.keep is not None:
+        outside &= result.masks.keep <= 0
+    if outside.any():
+        change = np.abs(edited.astype(np.float64) - source.astype(np.float64))[outside]
+        report["outside_p99_abs_change_stored"] = float(np.percentile(change, 99))
+    return report
 
 
 def warn_notes(notes: list[str], where: Any = None) -> None:
@@ -106,4 +131,4 @@ def warn_notes(notes: list[str], where: Any = None) -> None:
         log.warning("%s%s", f"{where}: " if where else "", note)
 
 
-__all__ = ["METHOD", "edit_provenance", "header", "image_notes", "now", "sha256", "warn_notes"]
+__all__ = ["METHOD", "edit_provenance", "header", "image_notes", "locality", "now", "sha256", "warn_notes"]

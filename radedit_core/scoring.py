@@ -51,16 +51,18 @@ def model_space_psnr(images: torch.Tensor, reference: torch.Tensor) -> float:
     return float(PSNRMetric(max_val=2.0, reduction="mean")(a, b).mean())
 
 
-def edit_locality(source: np.ndarray, edited: np.ndarray, masks: EditMasks) -> dict[str, Any]:
+def edit_locality(source: np.ndarray, edited: np.ndarray, masks: EditMasks, ssim: bool = True) -> dict[str, Any]:
     """Per-region change of an edit, in units of the source's intensity range.
 
-    Returns mean and maximum absolute change and the fraction of changed
-    pixels inside the edit mask, inside the keep mask and elsewhere, plus the
-    SSIM (MONAI) of the whole image and of the image with the edit region
-    blanked in both (so it scores only what was meant to stay).
+    Returns mean, 99th percentile and maximum absolute change and the
+    fraction of changed pixels inside the edit mask (less the keep mask),
+    inside the keep mask and elsewhere (a region with no pixel is left out),
+    the range ``[low, high]`` (the source's minimum and maximum) that is the
+    unit, and with ``ssim`` the SSIM (MONAI) of the whole image and of the
+    image with the edit region blanked in both (so it scores only what was
+    meant to stay).  SSIM is the costly part (about 10 s of one CPU core for
+    a 3000 x 2500 image).
     """
-    from monai.metrics import SSIMMetric  # noqa: PLC0415
-
     if source.shape != edited.shape:
         raise ValueError(f"source {source.shape} and edited {edited.shape} differ in shape")
     low, high = float(source.min()), float(source.max())
@@ -77,9 +79,15 @@ def edit_locality(source: np.ndarray, edited: np.ndarray, masks: EditMasks) -> d
             report[name] = {
                 "pixels": int(region.sum()),
                 "mean_abs_change": float(d.mean()),
+                "p99_abs_change": float(np.percentile(d, 99)),
                 "max_abs_change": float(d.max()),
                 "changed_fraction": float(np.mean(d > 0)),
             }
+    report["range"] = [low, high]
+    if not ssim:
+        return report
+    from monai.metrics import SSIMMetric  # noqa: PLC0415
+
     ssim = SSIMMetric(spatial_dims=2, data_range=1.0)
     t = lambda a: torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32))[None, None]  # noqa: E731
     report["ssim"] = float(ssim(t(out), t(src)).mean())

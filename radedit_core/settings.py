@@ -36,6 +36,13 @@ DEFAULT_GUIDANCE = 15.0
 #: Guidance of the inversion when an invert prompt is given: the DDPM inversion
 #: authors' source-prompt default.
 DEFAULT_INVERT_GUIDANCE = 3.5
+#: How an edit is composited onto the source (README "What exactly is computed", step 5;
+#: :mod:`radedit_core.imaging.compositing`): where the source's own full-resolution detail gives
+#: way to the model's image.  ``unchanged`` (default): kept wherever the edit did not change the
+#: image; ``outside-edit``: kept outside the edit mask only; ``everywhere``: kept everywhere (the
+#: change alone is added); ``decoded``: nowhere, the released pipeline's plain decoded image.
+DETAIL_MODES = ("unchanged", "outside-edit", "everywhere", "decoded")
+DEFAULT_DETAIL = "unchanged"
 #: Model card's text-to-image settings.
 DEFAULT_GENERATE_STEPS = 100
 DEFAULT_GENERATE_GUIDANCE = 7.5
@@ -265,11 +272,12 @@ EDIT_SPECS: dict[str, _Spec] = {
     "keep_mode": _Spec("str", _choice("pixel", "latent")),
     "dilate": _Spec("int", _integer(0, MAX_DILATE_PX)),
     "soft_masks": _Spec("bool"),
-    "detail": _Spec("str", _choice("outside-edit", "everywhere", "none")),
+    "detail": _Spec("str", _choice(*DETAIL_MODES)),
     "reference_compat": _Spec("bool"),
     "latent_sampling": _Spec("str", _choice("mode", "sample")),
     "inversion_batch_size": _Spec("int", _integer(1, MAX_INVERSION_BATCH), optional=True),
     "batch_conditions": _Spec("bool"),
+    "jpeg_quality": _Spec("int", _integer(1, 100), optional=True),
 }
 
 
@@ -287,11 +295,12 @@ class EditSettings:
     the source, bit for bit) or ``latent`` (the paper's latent paste only).
     ``dilate``: both masks are dilated by this many pixels (paper: 5).
     ``detail``: where the source's full-resolution detail is kept when mapping
-    back. ``reference_compat``: reproduce the released pipeline's quirks.
+    back (:data:`DETAIL_MODES`). ``reference_compat``: reproduce the released pipeline's quirks.
     ``latent_sampling``: VAE posterior ``mode`` or a seeded ``sample``.
     ``inversion_batch_size``: timesteps per UNet call while inverting (None:
-    64 on GPU, 8 on CPU). ``batch_conditions``: unconditional and conditional
-    predictions in one UNet call.
+    64 on GPU, 8 on CPU, 1 for a null edit so that it is bit for bit). ``batch_conditions``: unconditional and conditional
+    predictions in one UNet call. ``jpeg_quality``: 1 to 100, the quality of a
+    JPEG output (required for one: JPEG is lossy; None otherwise).
 
     Raises:
         ConfigError: for any value of the wrong type or out of range, naming it.
@@ -309,11 +318,12 @@ class EditSettings:
     keep_mode: str = "pixel"
     dilate: int = 5
     soft_masks: bool = False
-    detail: str = "outside-edit"
+    detail: str = DEFAULT_DETAIL
     reference_compat: bool = False
     latent_sampling: str = "mode"
     inversion_batch_size: int | None = None
     batch_conditions: bool = True
+    jpeg_quality: int | None = None
 
     def __post_init__(self) -> None:
         _normalise_edit(self, _plain)
@@ -536,10 +546,12 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 
 
 __all__ = [
+    "DEFAULT_DETAIL",
     "DEFAULT_GENERATE_GUIDANCE",
     "DEFAULT_GENERATE_STEPS",
     "DEFAULT_GUIDANCE",
     "DEFAULT_INVERT_GUIDANCE",
+    "DETAIL_MODES",
     "EDIT_DEFAULTS",
     "EditSettings",
     "GENERATE_DEFAULTS",

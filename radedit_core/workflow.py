@@ -7,8 +7,8 @@
    loads and before anything is written.
 2. :class:`RadEditor` holds the loaded model; :meth:`RadEditor.edit` maps a
    :class:`SourceImage` and its masks to model space, runs the pipeline and
-   maps the result back onto the exact source grid, dtype and stored-value
-   range.
+   composites the result onto the exact source grid, dtype and stored-value
+   range (:func:`radedit_core.imaging.compositing.composite`).
 3. :func:`run_edit` edits a prepared request and writes the output and its
    provenance sidecar as one group (both or neither).
 
@@ -27,16 +27,16 @@ import torch
 
 from .edit_request import EditRequest, prepare_edit
 from .fileio import OutputGroup, check_writable
+from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
 from .imaging.io import write_image_file
 from .imaging.masks import EditMasks, make_masks
-from .imaging.intensity import to_stored
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
 from .pipelines.base import ProgressCallback
 from .pipelines.pipeline_radedit import RadEditPipeline
 from .pipelines.pipeline_radedit_generation import RadEditGenerationPipeline
-from .outputs import DicomOutputOptions, WrittenOutput, sidecar_path, write_edit
+from .outputs import DicomOutputOptions, WrittenOutput, output_notes, sidecar_path, write_edit
 from .provenance import edit_provenance, header, image_notes, warn_notes
 from .settings import PAPER_PROMPTS, EditSettings, GenerateSettings, ModelOptions
 
@@ -56,6 +56,10 @@ class EditResult:
     text: list[dict[str, Any]] = field(default_factory=list)
     #: One-line notes for the sidecar and the console (readers' interpretations, truncated prompts, ...).
     notes: list[str] = field(default_factory=list)
+    #: decode(x0) [S, S] in [-1, 1]: the VAE's reconstruction that the compositing subtracts.
+    model_reconstruction: np.ndarray | None = None
+    #: What the compositing did (:func:`radedit_core.imaging.compositing.composite`'s figures).
+    compositing: dict[str, Any] = field(default_factory=dict)
 
 
 class RadEditor:
@@ -152,27 +156,23 @@ class RadEditor:
             batch_conditions=settings.batch_conditions,
             callback=callback,
         )
-        detail_weight = {
-            "outside-edit": 1.0 - masks.edit,
-            "everywhere": None,
-            "none": np.zeros(image.shape, dtype=np.float32),
-        }[settings.detail]
-        edited = transform.model_to_image(out.images, image, detail_weight)
-        if settings.keep_mode == "pixel" and masks.keep is not None:
-            keep = masks.keep
-            blended = keep * image.array.astype(np.float64) + (1.0 - keep) * edited.astype(np.float64)
-            edited = np.where(keep >= 1.0, image.array, to_stored(blended, image))
+        t_composite = time.perf_counter()
+        composited = composite(
+            image, transform, masks, out.images[0], out.reconstruction[0], detail=settings.detail,
+            keep_mode=settings.keep_mode,
+        )  # fmt: skip
         timings = dict(out.timings)
+        timings["composite"] = time.perf_counter() - t_composite
         timings["total"] = time.perf_counter() - t0
         text = out.text
         notes = image_notes(image) + [
             f"prompt {t['prompt']!r} has {t['tokens']} tokens; the text encoder reads the first {t['max_length']}"
             for t in text
             if t["truncated"]
-        ]
+        ] + composited.notes
         result = EditResult(
             source=image,
-            image=image.with_array(edited),
+            image=image.with_array(composited.array),
             masks=masks,
             transform=transform,
             model_input=model_image[0, 0].numpy(),
@@ -182,6 +182,8 @@ class RadEditor:
             timings=timings,
             text=text,
             notes=notes,
+            model_reconstruction=out.reconstruction[0, 0].cpu().numpy(),
+            compositing=composited.figures,
         )
         result.provenance = edit_provenance(result, settings, self.components.provenance(), mask_paths)
         return result
@@ -238,11 +240,17 @@ def run_edit(
     )
     if finish is not None:
         finish(result)
+    quality = request.settings.jpeg_quality
+    extra_notes = output_notes(request.output_format, quality)
+    if extra_notes:
+        result.notes.extend(extra_notes)
+        result.provenance = {**result.provenance, "notes": list(result.notes)}
     warn_notes(result.notes, request.image.path)
     with OutputGroup() as group:
         written = write_edit(
-            result, request.output, request.output_format, group, overwrite=request.overwrite, dicom=request.dicom
-        )
+            result, request.output, request.output_format, group, overwrite=request.overwrite, dicom=request.dicom,
+            jpeg_quality=quality,
+        )  # fmt: skip
         result.provenance = {**result.provenance, **(extra or {}), "output": written.to_dict()}
         group.json(request.sidecar, result.provenance, overwrite=request.overwrite)
     return result, written

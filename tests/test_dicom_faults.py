@@ -35,7 +35,8 @@ from radedit_core.dicom.synthetic import make_cxr, make_edit_result, save_datase
 from radedit_core.dicom.validate import dciodvfy_executable, validate_dicom
 from radedit_core.errors import InputError, MaskError
 from radedit_core.imaging.io import read_mask_array
-from radedit_core.imaging.transform import ModelSpaceTransform, to_stored
+from radedit_core.imaging.intensity import to_stored
+from radedit_core.imaging.transform import ModelSpaceTransform
 from radedit_core.workflow import EditSettings
 
 from dicom_checks import assert_valid_or_inherited
@@ -442,7 +443,7 @@ def test_padding_case_is_kept_out_of_the_range_and_unchanged_by_an_edit(tmp_path
     # An edit mask reaching into the border: the border stays, nothing else becomes padding.
     edit = np.zeros(image.shape, bool)
     edit[:120, :] = True
-    settings = EditSettings(["Small left pleural effusion"], steps=4, skip_ratio=0.25, detail="none")
+    settings = EditSettings(["Small left pleural effusion"], steps=4, skip_ratio=0.25, detail="decoded")
     result = editor.edit(no_window, edit, None, settings)
     out = result.image.array
     assert np.array_equal(out[padding], image.array[padding])

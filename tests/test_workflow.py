@@ -6,7 +6,9 @@ import numpy as np
 import pytest
 
 from radedit_core.errors import ConfigError
+from radedit_core.imaging.compositing import fade_weight
 from radedit_core.imaging.image import Geometry, SourceImage
+from radedit_core.settings import DETAIL_MODES
 from radedit_core.synthetic import quantise
 from radedit_core.workflow import EditSettings, sidecar_path
 
@@ -48,17 +50,33 @@ def test_pixel_keep_mode_is_bit_identical_inside_keep(editor, phantom, source):
 
 
 def test_detail_modes(editor, phantom, source):
+    # One formula (radedit_core.imaging.compositing): out = src + f * [(E_v - R_v) + r * (R_v - src)],
+    # the modes differ only in r, where the source's detail gives way to the model's image.
     edit = phantom.mask("right_lung")
-    outs = {
+    res = {
         d: editor.edit(source, edit, None, EditSettings(["New right upper lobe consolidation"], detail=d, dilate=0,
-                                                        **FAST)).image.array
-        for d in ("outside-edit", "everywhere", "none")
-    }
+                                                        **FAST))
+        for d in DETAIL_MODES
+    }  # fmt: skip
+    outs = {d: r.image.array.astype(np.int64) for d, r in res.items()}
     inside, outside = edit, ~edit
-    # outside the edit mask "outside-edit" keeps the source detail like "everywhere" does
-    assert np.array_equal(outs["outside-edit"][outside], outs["everywhere"][outside])
-    # inside it, it is the model's image like "none"
-    assert np.array_equal(outs["outside-edit"][inside], outs["none"][inside])
+    rows, cols = res["decoded"].transform.crop_slices
+    unfaded = np.zeros(edit.shape, bool)
+    unfaded[rows, cols] = fade_weight(res["decoded"].transform)[0] == 1.0
+    assert inside[~unfaded].sum() < inside.sum() // 10
+    # outside the edit mask r = 0 in every mode but decoded: the source plus the change
+    for d in ("unchanged", "outside-edit"):
+        assert np.array_equal(outs[d][outside], outs["everywhere"][outside])
+    # inside it outside-edit is the model's decoded image (r = 1), as decoded, which does not fade
+    assert np.array_equal(outs["outside-edit"][inside & unfaded], outs["decoded"][inside & unfaded])
+    assert not np.array_equal(outs["outside-edit"][inside], outs["everywhere"][inside])
+    # unchanged: 0 <= r <= 1, so between the two (rounding aside), and both ends occur in the mask
+    lo = np.minimum(outs["everywhere"], outs["outside-edit"]) - 1
+    hi = np.maximum(outs["everywhere"], outs["outside-edit"]) + 1
+    assert np.all((outs["unchanged"] >= lo) & (outs["unchanged"] <= hi))
+    replaced = res["unchanged"].compositing["detail_replaced_pixels"]
+    assert 0 < replaced < inside.sum() == res["outside-edit"].compositing["detail_replaced_pixels"]
+    assert res["everywhere"].compositing["detail_replaced_pixels"] == 0
 
 
 def test_progress_callback_reports_each_stage(editor, phantom, source):

@@ -147,7 +147,9 @@ def _source_format(image: str) -> tuple[str, str]:
     except InputError:
         fmt = None
     if fmt is None:
-        fmt = {".png": "png", ".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd"}.get(suffix, "dicom")
+        fmt = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".nii": "nifti", ".nii.gz": "nifti", ".nrrd": "nrrd"}.get(
+            suffix, "dicom"
+        )
     return fmt, suffix
 
 

@@ -1,4 +1,4 @@
-"""``radedit edit``: one image (PNG, NIfTI, NRRD, DICOM) in, the edit out, with its provenance sidecar."""
+"""``radedit edit``: one image (PNG, JPEG, NIfTI, NRRD, DICOM) in, the edit out, with its provenance sidecar."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def add_parser(sub) -> None:
         help="edit one image inside a mask",
         description=(
             "Edit one chest X-ray inside an edit mask. The output format follows --output: .png, .nii/.nii.gz "
-            "or .nrrd write a file with the source's geometry; a path without suffix (or --output-format dicom) "
+            "or .nrrd write a file with the source's geometry (.jpg/.jpeg too, lossy, with --jpeg-quality); a path without suffix (or --output-format dicom) "
             "writes a derived DICOM series folder of the source's study (DICOM input only)."
         ),
     )
@@ -22,7 +22,7 @@ def add_parser(sub) -> None:
         "--image",
         required=True,
         type=Path,
-        help="PNG, NIfTI, NRRD or DICOM input (a DICOM file, series or study folder)",
+        help="PNG, JPEG, NIfTI, NRRD or DICOM input (a DICOM file, series or study folder)",
     )
     p.add_argument(
         "--select", metavar="UID", help="DICOM folder input: the SOPInstanceUID or SeriesInstanceUID of the image"
@@ -45,14 +45,15 @@ def add_parser(sub) -> None:
         "--output",
         required=True,
         type=Path,
-        help="output file (.png/.nii/.nii.gz/.nrrd) or, without suffix, a DICOM series folder to create",
+        help="output file (.png/.jpg/.nii/.nii.gz/.nrrd) or, without suffix, a DICOM series folder to create",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
     d = p.add_argument_group("DICOM output")
     d.add_argument(
         "--output-format",
         default="auto",
-        help="auto (from the --output suffix; none = a DICOM series folder), dicom, png, nifti, nrrd [default: auto]",
+        help="auto (from the --output suffix; none = a DICOM series folder), dicom, png, jpeg, nifti, nrrd "
+        "[default: auto]",
     )
     d.add_argument(
         "--uid-root", help="UID root for the new UIDs (<= 40 characters) [default: pydicom's 1.2.826.0.1.3680043.8.498]"

@@ -66,8 +66,10 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--soft-masks", action="store_true", default=None, help="treat masks as soft weights in [0, 1]")
     g.add_argument(
         "--detail",
-        help="where the source's full-resolution detail is kept when mapping back: outside-edit, everywhere, "
-        f"none [default: {D.detail}]",
+        help="where the source's own full-resolution detail is kept when compositing the edit: unchanged "
+        "(wherever the edit did not change the image), outside-edit (outside the edit mask), everywhere (the "
+        "change alone is added), decoded (nowhere: the released pipeline's plain decoded image, for comparison) "
+        f"[default: {D.detail}]",
     )
     g.add_argument(
         "--reference-compat",
@@ -75,7 +77,15 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="reproduce the released pipeline's keep-mask behaviour (see README)",
     )
-    g.add_argument("--inversion-batch-size", help="timesteps per UNet call when inverting [default: 64 on GPU, 8 on CPU]")
+    g.add_argument(
+        "--inversion-batch-size",
+        help="timesteps per UNet call when inverting [default: 64 on GPU, 8 on CPU, 1 for a null edit]",
+    )
+    g.add_argument(
+        "--jpeg-quality",
+        metavar="Q",
+        help="write a .jpg/.jpeg output at quality Q (1-100); required for JPEG output, which is lossy",
+    )
 
 
 def add_generate_options(p: argparse.ArgumentParser) -> None:
@@ -91,7 +101,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
 
 _EDIT_KEYS = (
     "prompt", "guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
-    "keep_mode", "dilate", "soft_masks", "detail", "reference_compat", "inversion_batch_size",
+    "keep_mode", "dilate", "soft_masks", "detail", "reference_compat", "inversion_batch_size", "jpeg_quality",
 )  # fmt: skip
 _GENERATE_KEYS = ("prompt", "steps", "guidance", "negative_prompt", "num_images", "seed", "bits")
 _MODEL_KEYS = ("model", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile")

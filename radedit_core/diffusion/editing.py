@@ -68,6 +68,33 @@ def radedit_reverse(
     return x
 
 
+def reproduces_inversion(
+    prompts: list[str],
+    weights: list[float],
+    invert_prompt: str,
+    invert_guidance: float,
+    edit_mask: torch.Tensor | None,
+) -> bool:
+    """Whether the guided prediction of the reverse pass is the inversion's own everywhere (a null edit).
+
+    True when every prompt with a non-zero weight is the invert prompt, their
+    weights add up to ``invert_guidance`` and the edit mask is 1 everywhere
+    (``None``), or, for an unconditional inversion (``invert_prompt == ""``),
+    when the edit mask is 0 everywhere.  The reverse pass then returns x0 in
+    exact arithmetic (each residual step returns the inverted latent), and bit
+    for bit when its UNet calls are laid out like the inversion's.
+    """
+    if not invert_prompt:
+        return edit_mask is not None and not bool(edit_mask.any())
+    guided = [(p, w) for p, w in zip(prompts, weights) if w != 0.0]
+    return (
+        bool(guided)
+        and all(p == invert_prompt for p, _ in guided)
+        and sum(w for _, w in guided) == invert_guidance
+        and (edit_mask is None or bool((edit_mask == 1).all()))
+    )
+
+
 def ddim_sample(
     x: torch.Tensor,
     schedule: Schedule,

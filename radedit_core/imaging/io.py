@@ -1,9 +1,25 @@
-"""Reading and writing PNG, NIfTI and NRRD images and masks with SimpleITK.
+"""Reading and writing image files: PNG, JPEG, NIfTI and NRRD (SimpleITK, Pillow, pypng).
 
-DICOM files and folders are routed to :mod:`radedit_core.dicom`; everything
-else goes through SimpleITK, which keeps spacing, origin and direction.  A
+DICOM files and folders are routed to :mod:`radedit_core.dicom`.  NIfTI, NRRD
+and PNG go through SimpleITK, which keeps spacing, origin and direction.  A
 one-slice 3D volume (as Slicer writes a chest X-ray) is read as 2D and written
 back as a one-slice volume with the same geometry.
+
+Everyday image files (README "Command line"):
+
+* **PNG** with an alpha channel (grey + alpha, RGBA; 8 or 16 bits: pypng
+  reads every PNG layout exactly, SimpleITK reads no grey + alpha PNG) is
+  grayscale when the alpha is fully opaque (every value 2^bits - 1); any
+  transparency is an error that says so.  RGB(A) PNGs must have identical
+  channels (PNG is lossless).
+* **JPEG** (``.jpg``, ``.jpeg``; 8-bit, Pillow/libjpeg): grayscale files are
+  read as stored.  A colour-coded file whose decoded R, G, B agree within
+  :data:`JPEG_GRAY_TOLERANCE` at every pixel is grayscale and its luma is
+  taken: Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, as JFIF defines
+  YCbCr), i.e. the file's own Y plane, which libjpeg decodes without the
+  colour conversion; a note records it.  More colour than that is an error.
+  Masks must not be JPEG (its compression noise would put every edge pixel
+  inside).  Written only with an explicit quality: JPEG is lossy.
 """
 
 from __future__ import annotations
@@ -32,6 +48,12 @@ SITK_FORMATS = {
     ".mhd": "metaimage",
 }
 DICOM_SUFFIXES = (".dcm", ".dicom", "")
+#: Extensions read and written with Pillow.
+JPEG_SUFFIXES = (".jpg", ".jpeg")
+#: Largest difference between the R, G and B values of one pixel of a colour-coded JPEG that is still
+#: grayscale: encoding a grey image whose channels were 1 apart at quality 90 to 100 leaves them up to
+#: 7 apart; colour (a coloured annotation, a photograph) differs by tens to hundreds.
+JPEG_GRAY_TOLERANCE = 8
 
 
 def _sitk_geometry(image: sitk.Image) -> Geometry:
@@ -46,13 +68,15 @@ def _sitk_geometry(image: sitk.Image) -> Geometry:
 
 def image_format(path: Path) -> str:
     suffix = full_suffix(path)
+    if suffix in JPEG_SUFFIXES:
+        return "jpeg"
     if suffix in SITK_FORMATS:
         return SITK_FORMATS[suffix]
     if path.is_dir() or suffix in DICOM_SUFFIXES or _has_dicom_preamble(path):
         return "dicom"
     raise InputError(
         path,
-        f"unsupported file type '{suffix}'; expected PNG, NIfTI (.nii/.nii.gz), NRRD or DICOM",
+        f"unsupported file type '{suffix}'; expected PNG, JPEG, NIfTI (.nii/.nii.gz), NRRD or DICOM",
     )
 
 
@@ -114,7 +138,7 @@ def sitk_to_array(image: sitk.Image, path: Path) -> tuple[np.ndarray, Geometry]:
 
 
 def read_image(path: str | Path) -> SourceImage:
-    """Read one 2D grayscale image from PNG, NIfTI, NRRD or DICOM."""
+    """Read one 2D grayscale image from PNG, JPEG, NIfTI, NRRD or DICOM."""
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
@@ -123,12 +147,123 @@ def read_image(path: str | Path) -> SourceImage:
         from ..dicom import read_dicom_image  # noqa: PLC0415 - optional heavy import
 
         return read_dicom_image(path)
-    array, geometry = sitk_to_array(read_sitk(path), path)
+    notes: list[str] = []
+    if fmt == "jpeg":
+        array, geometry = read_jpeg(path, notes)
+    elif fmt == "png" and _png_has_alpha(path):
+        array, geometry = read_png_with_alpha(path, "image")
+    else:
+        array, geometry = sitk_to_array(read_sitk(path), path)
     if fmt == "nifti":
         _check_nifti_finite(path)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
-    return SourceImage.from_array(array, geometry=geometry, path=path, format=fmt)
+    metadata = {"notes": notes} if notes else {}
+    return SourceImage.from_array(array, geometry=geometry, path=path, format=fmt, metadata=metadata)
+
+
+def _png_has_alpha(path: Path) -> bool:
+    """Whether a PNG's colour type has an alpha channel (grey + alpha or RGBA)."""
+    import png  # noqa: PLC0415
+
+    try:
+        reader = png.Reader(filename=str(path))
+        reader.preamble()
+        return bool(reader.alpha)
+    except (png.Error, OSError):
+        return False  # SimpleITK reports what is wrong with the file
+
+
+def read_png_with_alpha(path: Path, what: str = "image") -> tuple[np.ndarray, Geometry]:
+    """A grey + alpha or RGBA PNG (8 or 16 bits) as a 2D array, when its alpha is fully opaque.
+
+    Raises:
+        InputError (MaskError for ``what="mask"``): any transparent pixel, colour, an unreadable file.
+    """
+    import png  # noqa: PLC0415
+
+    error = MaskError if what == "mask" else InputError
+    try:
+        width, height, rows, info = png.Reader(filename=str(path)).read()
+        planes, bits = int(info["planes"]), int(info["bitdepth"])
+        pixels = np.vstack([np.asarray(row, dtype=np.uint16 if bits > 8 else np.uint8) for row in rows])
+    except (png.Error, OSError, ValueError) as exc:
+        raise error(path, f"cannot be read as a PNG image ({exc})") from exc
+    pixels = pixels.reshape(height, width, planes)
+    values, alpha = pixels[..., :-1], pixels[..., -1]
+    opaque = 2**bits - 1
+    if np.any(alpha != opaque):
+        share = float(np.mean(alpha != opaque))
+        if not np.any(values):
+            raise error(
+                path,
+                f"{what} is drawn in the PNG's alpha channel (transparency) and its grey values are all 0; "
+                f"save the {what} as a grayscale PNG without alpha",
+            )
+        raise error(
+            path,
+            f"{what} has an alpha channel that is not fully opaque ({100 * share:.1f}% of its pixels are "
+            f"transparent or partly transparent), so its grey values are not what a viewer shows; save the "
+            f"{what} as a grayscale PNG without alpha",
+        )
+    if values.shape[-1] == 3:
+        if not (np.array_equal(values[..., 0], values[..., 1]) and np.array_equal(values[..., 0], values[..., 2])):
+            raise error(path, f"colour image with {planes} channels; RadEdit edits grayscale chest X-rays")
+    return np.ascontiguousarray(values[..., 0]), Geometry()
+
+
+def read_jpeg(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, Geometry]:
+    """An 8-bit JPEG as a 2D uint8 array (module docstring: grayscale, or the luma of a grey colour-coded file).
+
+    ``notes`` receives one-line remarks (the luma taken, an ignored EXIF orientation).
+
+    Raises:
+        InputError: unreadable file, real colour, CMYK.
+    """
+    from PIL import Image  # noqa: PLC0415
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode, size = image.mode, image.size
+            orientation = image.getexif().get(0x0112, 1)
+            rgb = np.asarray(image) if mode == "RGB" else None
+            gray = np.asarray(image) if mode == "L" else None
+        if rgb is not None:
+            spread = int((rgb.max(axis=-1).astype(np.int16) - rgb.min(axis=-1)).max())
+            if spread > JPEG_GRAY_TOLERANCE:
+                raise InputError(
+                    path,
+                    f"colour JPEG (its red, green and blue differ by up to {spread} levels; a grayscale image "
+                    f"stored as colour differs by at most {JPEG_GRAY_TOLERANCE}); RadEdit edits grayscale chest "
+                    "X-rays",
+                )
+            with Image.open(path) as image:
+                # libjpeg's grayscale output of a YCbCr file is its Y plane, without the colour conversion
+                image.draft("L", size)
+                image.load()
+                if image.mode != "L" or image.size != size:
+                    raise InputError(path, "the JPEG's luma could not be decoded at full size")
+                gray = np.asarray(image)
+            if notes is not None:
+                notes.append(
+                    f"colour-coded JPEG whose red, green and blue agree within {spread} of 255 levels: read as "
+                    "grayscale, its luma Y = 0.299 R + 0.587 G + 0.114 B (ITU-R BT.601, the file's Y plane)"
+                )
+    except InputError:
+        raise
+    except (OSError, ValueError, SyntaxError) as exc:
+        # Pillow's "cannot identify image file" repeats the path: say what it means instead
+        detail = "not a JPEG file" if type(exc).__name__ == "UnidentifiedImageError" else str(exc)
+        raise InputError(path, f"cannot be read as a JPEG image ({detail})") from exc
+    if gray is None:
+        raise InputError(path, f"{mode} JPEG; RadEdit reads 8-bit grayscale JPEG (or colour-coded grey)")
+    if orientation not in (1, None) and notes is not None:
+        notes.append(
+            f"the EXIF Orientation tag ({orientation}) is ignored: the pixels are read as stored, so masks must "
+            "be drawn on the stored grid"
+        )
+    return np.ascontiguousarray(gray), Geometry()
 
 
 def _check_nifti_finite(path: Path) -> None:
@@ -151,17 +286,20 @@ def array_to_sitk(array: np.ndarray, geometry: Geometry) -> sitk.Image:
     return image
 
 
-def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry) -> Path:
+def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry, jpeg_quality: int | None = None) -> Path:
     """Write a 2D array with the given geometry, in place (not atomic); the format follows the suffix.
 
     Use :func:`write_image` for a final output; this is the writer inside an
-    atomic write (:class:`radedit_core.fileio.OutputGroup`).
+    atomic write (:class:`radedit_core.fileio.OutputGroup`).  JPEG (8-bit
+    grayscale, no geometry) needs ``jpeg_quality`` (1-100): it is lossy.
     """
     path = Path(path)
     suffix = full_suffix(path)
+    if suffix in JPEG_SUFFIXES:
+        return _write_jpeg(path, array, jpeg_quality)
     if suffix not in SITK_FORMATS:
         raise OutputError(
-            f"{path}: cannot write '{suffix}' files; use .png, .nii, .nii.gz or .nrrd "
+            f"{path}: cannot write '{suffix}' files; use .png, .jpg, .nii, .nii.gz or .nrrd "
             "(DICOM output is a folder: see radedit edit --help)"
         )
     if suffix == ".png":
@@ -175,6 +313,20 @@ def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry) ->
         sitk.WriteImage(image, str(path), useCompression=suffix != ".png")
     except RuntimeError as exc:
         raise OutputError(f"{path}: writing failed ({str(exc).strip().splitlines()[-1]})") from exc
+    return path
+
+
+def _write_jpeg(path: Path, array: np.ndarray, quality: int | None) -> Path:
+    from PIL import Image  # noqa: PLC0415
+
+    if quality is None:
+        raise OutputError(f"{path}: JPEG output is lossy and needs an explicit quality (1-100)")
+    if array.dtype != np.uint8:
+        raise OutputError(f"{path}: JPEG stores 8-bit pixels, not {array.dtype}; write PNG, NIfTI or NRRD")
+    try:
+        Image.fromarray(np.ascontiguousarray(array), mode="L").save(path, format="JPEG", quality=int(quality))
+    except (OSError, ValueError) as exc:
+        raise OutputError(f"{path}: writing failed ({exc})") from exc
     return path
 
 
@@ -223,12 +375,23 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
         from ..dicom import read_dicom_mask  # noqa: PLC0415
 
         return read_dicom_mask(path, like, select=select, soft=soft)
-    image = read_sitk(path)
-    segments = _slicer_segments(image) if full_suffix(path) == ".seg.nrrd" else []
+    if fmt == "jpeg":
+        raise MaskError(
+            path,
+            "a mask must not be JPEG: its lossy compression puts noise around every edge, where each non-zero "
+            "value would count as inside; save the mask as PNG",
+        )
+    if fmt == "png" and path.is_file() and _png_has_alpha(path):
+        image, segments = None, []
+        array, geometry = read_png_with_alpha(path, "mask")
+    else:
+        image = read_sitk(path)
+        segments = _slicer_segments(image) if full_suffix(path) == ".seg.nrrd" else []
     if segments:
         array, geometry = _slicer_mask(image, segments, select, path)
     else:
-        array, geometry = sitk_to_array(image, path)
+        if image is not None:
+            array, geometry = sitk_to_array(image, path)
         if select is not None:
             array = _select_label_values(array, select, path)
     if array.shape != like.shape:
@@ -393,8 +556,11 @@ def _same_placement(a: Geometry, b: Geometry) -> bool:
 __all__ = [
     "MaskRef",
     "image_format",
+    "JPEG_GRAY_TOLERANCE",
     "read_image",
+    "read_jpeg",
     "read_mask_array",
+    "read_png_with_alpha",
     "write_image",
     "write_like",
     "dtype_value_range",

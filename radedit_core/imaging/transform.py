@@ -7,18 +7,14 @@ the intensity range to [-1, 1].  We crop first and then resize, which equals
 offset, and makes the crop an integer box on the source grid that can be undone
 exactly.
 
-Inverse: the edited model-space image is brought back as a *change*.  Inside
-the crop the output is
+Back: :meth:`ModelSpaceTransform.model_to_crop` resizes a model-space map to
+the crop (the same interpolation) and :meth:`ModelSpaceTransform.to_values`
+turns model units into stored values; how an edit is composited onto the
+source from there is :mod:`radedit_core.imaging.compositing`.
 
-    out = src + up(edited - pre) * s - (1 - w) * (src - up_denorm(pre))
-
-where ``pre`` is the forward transform of the source, ``up`` resizes model space
-to the crop, ``s`` converts model units to stored values and ``w`` in [0, 1]
-says where the source's own fine detail (what the model resolution cannot
-represent) is kept.  With ``w = 1`` the source's detail is kept everywhere; with
-``w = 0`` the output is the upsampled model image.  Outside the crop, and
-wherever nothing changed, the source is returned bit for bit: with no edit
-(``edited == pre``) and ``w = 1`` the round trip is the identity.
+torch is imported inside the methods that resize: :func:`ModelSpaceTransform.fit`
+and the crop geometry run in ``prepare_edit``, before any model loads, where
+importing torch would cost seconds.
 """
 
 from __future__ import annotations
@@ -27,12 +23,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import InputError
 from .image import SourceImage
-from .intensity import to_stored
 
 MaskRule = Literal["any", "mean"]
 
@@ -82,26 +75,49 @@ class ModelSpaceTransform:
         """Stored values per model unit."""
         return (self.high - self.low) / 2.0
 
+    @property
+    def crop_slices(self) -> tuple[slice, slice]:
+        """(rows, columns) of the crop on the source grid."""
+        r0, c0, size = self.crop
+        return slice(r0, r0 + size), slice(c0, c0 + size)
+
     def _crop(self, array: np.ndarray) -> np.ndarray:
         if tuple(array.shape) != self.source_shape:
             raise ValueError(f"array {array.shape} is not on the source grid {self.source_shape}")
-        r0, c0, size = self.crop
-        return array[r0 : r0 + size, c0 : c0 + size]
+        return array[self.crop_slices]
 
-    def _resize(self, x: torch.Tensor, size: int) -> torch.Tensor:
+    @staticmethod
+    def _resize(x, size: int):
+        import torch.nn.functional as F  # noqa: PLC0415 - see the module docstring
+
         if x.shape[-1] == size and x.shape[-2] == size:
             return x
         return F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
 
+    def outside_crop_fraction(self, mask: np.ndarray) -> float:
+        """Share of a mask's weight (its sum) that lies outside the crop: what no edit can reach.
+
+        0 for an empty mask.  ``mask`` is on the source grid, values in [0, 1].
+        """
+        weights = np.asarray(mask, dtype=np.float64)
+        if weights.shape != self.source_shape:
+            raise ValueError(f"mask {weights.shape} is not on the source grid {self.source_shape}")
+        total = float(weights.sum())
+        if total <= 0.0:
+            return 0.0
+        return max(0.0, 1.0 - float(self._crop(weights).sum()) / total)
+
     # -- forward -----------------------------------------------------------
-    def image_to_model(self, array: np.ndarray) -> torch.Tensor:
+    def image_to_model(self, array: np.ndarray):
         """Source array -> float32 tensor [1, 1, S, S] in [-1, 1]."""
+        import torch  # noqa: PLC0415 - see the module docstring
+
         crop = torch.from_numpy(np.ascontiguousarray(self._crop(array), dtype=np.float64))
         normed = (crop - self.low) / self.scale - 1.0
         resized = self._resize(normed[None, None].float(), self.model_size)
         return resized.clamp(-1.0, 1.0)
 
-    def mask_to_model(self, mask: np.ndarray, rule: MaskRule = "any") -> torch.Tensor:
+    def mask_to_model(self, mask: np.ndarray, rule: MaskRule = "any"):
         """Mask on the source grid -> float32 tensor [1, 1, S, S] in [0, 1].
 
         ``any``: a model pixel is in the mask if any source pixel of its
@@ -109,6 +125,9 @@ class ModelSpaceTransform:
         shrunk and a keep mask never loses a thin structure.  ``mean``: the
         footprint's average, for soft masks.
         """
+        import torch  # noqa: PLC0415 - see the module docstring
+        import torch.nn.functional as F  # noqa: PLC0415
+
         crop = torch.from_numpy(np.ascontiguousarray(self._crop(mask), dtype=np.float32))[None, None]
         size = self.model_size
         if crop.shape[-1] >= size:
@@ -117,32 +136,23 @@ class ModelSpaceTransform:
         # Smaller than model space: every model pixel lies inside one source pixel.
         return F.interpolate(crop, size=(size, size), mode="nearest")
 
-    # -- inverse -----------------------------------------------------------
-    def model_to_image(
-        self,
-        edited: torch.Tensor,
-        source: SourceImage,
-        detail_weight: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """Edited model-space image [.., S, S] in [-1, 1] -> source grid and dtype.
+    # -- back --------------------------------------------------------------
+    def model_to_crop(self, x) -> np.ndarray:
+        """A model-space map [.., S, S] (tensor or array, any units) -> float64 [size, size] on the crop.
 
-        ``detail_weight`` (source grid, values in [0, 1], default all ones) is
-        ``w`` of the module docstring.
+        Antialiased bilinear resizing, as on the way in; it is linear with
+        non-negative weights, so a map of zeros comes back as exact zeros and
+        a non-negative map stays non-negative.
         """
-        r0, c0, size = self.crop
-        src = source.array
-        edited = edited.detach().to("cpu", torch.float32).reshape(1, 1, self.model_size, self.model_size)
-        pre = self.image_to_model(src)
-        up = lambda x: F.interpolate(  # noqa: E731 - local shorthand
-            x, size=(size, size), mode="bilinear", align_corners=False, antialias=True
-        )[0, 0].double().numpy()
-        src_crop = self._crop(src).astype(np.float64)
-        change = up(edited.clamp(-1.0, 1.0) - pre) * self.scale
-        out_crop = src_crop + change
-        if detail_weight is not None:
-            w = np.clip(self._crop(np.asarray(detail_weight, dtype=np.float64)), 0.0, 1.0)
-            smooth_src = (up(pre) + 1.0) * self.scale + self.low
-            out_crop = out_crop - (1.0 - w) * (src_crop - smooth_src)
-        out = src.astype(np.float64, copy=True)
-        out[r0 : r0 + size, c0 : c0 + size] = out_crop
-        return to_stored(out, source)
+        import torch  # noqa: PLC0415 - see the module docstring
+
+        if isinstance(x, torch.Tensor):
+            t = x.detach().to("cpu", torch.float64)
+        else:
+            t = torch.from_numpy(np.asarray(x, np.float64))
+        t = t.reshape(1, 1, self.model_size, self.model_size)
+        return self._resize(t, self.crop[2])[0, 0].numpy()
+
+    def to_values(self, model_units: np.ndarray) -> np.ndarray:
+        """Model-space intensities (-1 .. 1) -> stored values (``low`` .. ``high``), float64."""
+        return (np.asarray(model_units, dtype=np.float64) + 1.0) * self.scale + self.low

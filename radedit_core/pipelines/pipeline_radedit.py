@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from diffusers.utils import BaseOutput
 
-from ..diffusion.editing import radedit_reverse
+from ..diffusion.editing import radedit_reverse, reproduces_inversion
 from ..diffusion.inversion import Inversion, ddim_invert, ddpm_invert
 from ..diffusion.schedule import make_schedule
 from ..errors import ConfigError, InputError, MaskError
@@ -27,9 +27,13 @@ MaskRule = Literal["any", "mean"]
 
 @dataclass
 class RadEditPipelineOutput(BaseOutput):
-    """``images``: [B, 1, S, S] float32 in [-1, 1].  Latents are scaled VAE latents."""
+    """``images``: [B, 1, S, S] float32 in [-1, 1], the decoded edit.  ``reconstruction``: the same
+    decoder's image of the inverted latent x0 (``decode(x0)``, same shape), which the compositing
+    subtracts so that the VAE's reconstruction error never reaches the output
+    (:mod:`radedit_core.imaging.compositing`).  Latents are scaled VAE latents."""
 
     images: torch.Tensor
+    reconstruction: torch.Tensor
     latents: torch.Tensor
     source_latents: torch.Tensor
     inversion: Inversion
@@ -121,7 +125,8 @@ class RadEditPipeline(RadEditPipelineBase):
             latent_sampling: "mode" (deterministic) or "sample" of the VAE posterior.
             generator: seed or CPU generator for every random draw.
             inversion_batch_size: timesteps per UNet call during DDPM inversion
-                (default 64 on GPU, 8 on CPU).
+                (default 64 on GPU, 8 on CPU; 1 for a null edit, see
+                :func:`~radedit_core.diffusion.editing.reproduces_inversion`).
             batch_conditions: unconditional and conditional predictions in one call.
             invert_all_steps: also invert the skipped steps (the released pipeline's
                 cost; results are unchanged).
@@ -147,9 +152,7 @@ class RadEditPipeline(RadEditPipelineBase):
         device = self.unet.device
         batch = image.shape[0]
         generator = make_generator(generator)
-        if inversion_batch_size is None:
-            inversion_batch_size = 64 if device.type == "cuda" else 8
-        if inversion_batch_size < 1:
+        if inversion_batch_size is not None and inversion_batch_size < 1:
             raise ConfigError("inversion_batch_size must be >= 1")
 
         # 2. Encode prompts: unconditional, edit prompts, optional invert prompt
@@ -162,6 +165,15 @@ class RadEditPipeline(RadEditPipelineBase):
         # 3. Masks on the latent grid (keep wins where they overlap: pasted last)
         m_edit = self.latent_mask(edit_mask, mask_rule, "edit", batch)
         m_keep = self.latent_mask(keep_mask, mask_rule, "keep", batch)
+        if inversion_batch_size is None:
+            # A null edit returns x0 bit for bit only when both passes lay out their UNet calls
+            # alike (batched kernels round differently): one timestep per inversion call, as the
+            # reverse pass makes them (an unconditional inversion calls without the conditional
+            # half, like the reverse pass only when it does not batch conditions).  Otherwise
+            # batch the independent inversion calls.
+            null = inversion == "ddpm" and (bool(invert_prompt) or not batch_conditions)
+            null = null and reproduces_inversion(prompts, weight_list, invert_prompt, invert_guidance, m_edit)
+            inversion_batch_size = 1 if null else (64 if device.type == "cuda" else 8)
 
         # 4. Encode the image to x0
         with self.timed(timings, "encode"):
@@ -228,13 +240,16 @@ class RadEditPipeline(RadEditPipelineBase):
             )
         check_finite(latents, "UNet")
 
-        # 8. Decode
+        # 8. Decode the edit and x0 alike (same decoder, dtype and batch), so that where the edit
+        #    left the latent as it was the two images are the same bits.
         with self.timed(timings, "decode"):
             images = self.decode_latents(latents)
+            reconstruction = images if torch.equal(latents, x0) else self.decode_latents(x0)
 
         # 9. Output
         return RadEditPipelineOutput(
             images=images,
+            reconstruction=reconstruction,
             latents=latents,
             source_latents=x0,
             inversion=inv,
