@@ -311,7 +311,7 @@ def test_api_errors_name_the_field():
 # -- options only some front ends have -----------------------------------------------------------
 
 CLI_ONLY = [
-    (["--output-format", "tiff"], r"--output-format: must be auto, dicom, png, nifti, nrrd, got 'tiff'"),
+    (["--output-format", "tiff"], r"--output-format: must be auto, dicom, png, jpeg, nifti, nrrd, got 'tiff'"),
     (["--series-number", "x"], r"--series-number: expected an integer, got 'x'"),
     (["--edit-labels", "1", "--keep-labels", "2"], r"--keep-labels: labels 2 were given but no mask"),
 ]
@@ -350,7 +350,7 @@ def test_bundle_output_format_and_output_dir(inputs, tmp_path, failing_model):
     from radedit_core.batch import batch_from_options
 
     options = bundle_options("seed", "1", inputs, tmp_path / "out", failing_model)
-    with pytest.raises(ConfigError, match=r"output_format: must be auto, dicom, png, nifti, nrrd, got 'tiff'"):
+    with pytest.raises(ConfigError, match=r"output_format: must be auto, dicom, png, jpeg, nifti, nrrd, got 'tiff'"):
         batch_from_options("edit", {**options, "output_format": "tiff"}).run()
     blocker = tmp_path / "blocker"
     blocker.write_text("a file")
