@@ -262,8 +262,8 @@ class EditSettings:
     ``detail``: where the source's full-resolution detail is kept when mapping
     back. ``reference_compat``: reproduce the released pipeline's quirks.
     ``latent_sampling``: VAE posterior ``mode`` or a seeded ``sample``.
-    ``inversion_batch_size``: timesteps per UNet call while inverting (None:
-    64 on GPU, 8 on CPU). ``batch_conditions``: unconditional and conditional
+    ``inversion_batch_size``: at most this many timesteps per UNet call while
+    inverting (None: on GPU all in one call up to 256 samples, 8 on CPU). ``batch_conditions``: unconditional and conditional
     predictions in one UNet call.
 
     Raises:

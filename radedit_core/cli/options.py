@@ -75,7 +75,7 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
         default=None,
         help="reproduce the released pipeline's keep-mask behaviour (see README)",
     )
-    g.add_argument("--inversion-batch-size", help="timesteps per UNet call when inverting [default: 64 on GPU, 8 on CPU]")
+    g.add_argument("--inversion-batch-size", help="at most this many timesteps per UNet call when inverting [default: GPU: all in one call up to 256 samples; CPU: 8]")
 
 
 def add_generate_options(p: argparse.ArgumentParser) -> None:
