@@ -294,6 +294,17 @@ class EditSettings:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def batch_key(self) -> tuple:
+        """The settings that edits sharing one pipeline pass (a batch) must have in common.
+
+        Everything that shapes the pass itself: steps, skip ratio, eta, the
+        inversion (method, prompt, guidance, chunking), the call layout, the
+        latent sampling, the mask rule and the reference quirks.  Prompts,
+        weights, seed, masks, dilation, keep mode and detail are each
+        image's own.
+        """
+        return tuple(getattr(self, key) for key in BATCH_KEYS)
+
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "EditSettings":
         """Settings from a front end's mapping of field names to (possibly textual) values.
@@ -345,6 +356,12 @@ def _normalise_edit(settings: EditSettings, name: Namer) -> None:
     for key, value in checked.items():
         object.__setattr__(settings, key, value)
 
+
+#: :meth:`EditSettings.batch_key`'s fields.
+BATCH_KEYS = (
+    "steps", "skip_ratio", "eta", "inversion", "invert_prompt", "invert_guidance", "inversion_batch_size",
+    "batch_conditions", "latent_sampling", "soft_masks", "reference_compat",
+)  # fmt: skip
 
 #: The defaults every front end shares (an edit with one placeholder prompt).
 EDIT_DEFAULTS = EditSettings(prompts=["-"])
@@ -509,6 +526,7 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 
 
 __all__ = [
+    "BATCH_KEYS",
     "DEFAULT_GENERATE_GUIDANCE",
     "DEFAULT_GENERATE_STEPS",
     "DEFAULT_GUIDANCE",
