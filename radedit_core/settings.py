@@ -66,6 +66,8 @@ MAX_SEED = 2**63 - 1
 MAX_DILATE_PX = 256
 MAX_INVERSION_BATCH = 4096
 MAX_IMAGES = 10_000
+#: Images edited in one pipeline pass: far above what pays (16 fill a GPU's step calls).
+MAX_BATCH_SIZE = 256
 
 _EXPECTED = {
     "int": "an integer",
@@ -367,6 +369,62 @@ BATCH_KEYS = (
 EDIT_DEFAULTS = EditSettings(prompts=["-"])
 
 
+# -- batch run options -----------------------------------------------------------------------
+
+
+def _batch_size(value: Any) -> str | None:
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH_SIZE)
+    return None if ok else (
+        f"must be auto or an integer from 1 to {MAX_BATCH_SIZE}, got {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run groups its edits.
+
+    ``batch_size``: images edited in one pipeline pass (each reverse step one
+    UNet call on (1 + P) * batch_size samples), or ``auto``: 1 on the CPU
+    (batching saves nothing there) and on a GPU as many as the free memory
+    holds, up to 16 (:func:`radedit_core.batch.sizing.auto_batch_size`).
+    Edits are grouped by :meth:`EditSettings.batch_key` and prompt count;
+    batching changes float rounding only.
+
+    Raises:
+        ConfigError: naming the option, for anything but ``auto`` or 1..MAX_BATCH_SIZE.
+    """
+
+    batch_size: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_size", _parse_batch_size(self.batch_size, "batch_size"))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "BatchOptions":
+        _unknown(values, {"batch_size": None}, name, "batch options")
+        value = values.get("batch_size")
+        return cls(_parse_batch_size(value, name("batch_size")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parse_batch_size(value: Any, label: str) -> int | str:
+    if is_missing(value) or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return "auto"
+    try:
+        number = coerce(label, value, "int")
+    except ConfigError:
+        number = value
+    problem = _batch_size(number)
+    if problem is not None:
+        raise ConfigError(f"{label}: {problem}")
+    return number
+
+
+BATCH_DEFAULTS = BatchOptions()
+
+
 # -- generation settings ---------------------------------------------------------------------
 
 GENERATE_SPECS: dict[str, _Spec] = {
@@ -526,7 +584,9 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 
 
 __all__ = [
+    "BATCH_DEFAULTS",
     "BATCH_KEYS",
+    "BatchOptions",
     "DEFAULT_GENERATE_GUIDANCE",
     "DEFAULT_GENERATE_STEPS",
     "DEFAULT_GUIDANCE",
@@ -535,6 +595,7 @@ __all__ = [
     "EditSettings",
     "GENERATE_DEFAULTS",
     "GenerateSettings",
+    "MAX_BATCH_SIZE",
     "MAX_GUIDANCE",
     "MAX_SEED",
     "MAX_STEPS",
