@@ -43,7 +43,7 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
@@ -86,6 +86,8 @@ class _Batch:
         output_dir: Any = "radedit-batch",
         overwrite: Any = False,
         progress: Any = False,
+        unet_backend: Any = "torch",
+        unet_wrapper: Callable[[Any], Any] | None = None,
         editor: Any = None,
     ):
         # Only stored here: run() checks them, so that every problem surfaces
@@ -93,7 +95,9 @@ class _Batch:
         self.params = dict(
             model=model, device=device, dtype=dtype, vae_dtype=vae_dtype, trust_remote_code=trust_remote_code,
             offline=offline, compile=compile, output_dir=output_dir, overwrite=overwrite, progress=progress,
+            unet_backend=unet_backend,
         )  # fmt: skip
+        self.unet_wrapper = unet_wrapper
         self.editor = editor
         self.ranks = Ranks()
 
@@ -115,6 +119,23 @@ class _Batch:
         check_writable(self.output_dir / MANIFEST_JSON, overwrite=True)
         self.overwrite = coerce("overwrite", p["overwrite"], "bool")
         self.progress = coerce("progress", p["progress"], "bool")
+        backend = "torch" if is_missing(p["unet_backend"]) else str(p["unet_backend"]).strip().lower()
+        if backend not in UNET_BACKENDS:
+            raise ConfigError(f"unet_backend: must be one of {', '.join(UNET_BACKENDS)}, got {p['unet_backend']!r}")
+        if self.unet_wrapper is not None and not callable(self.unet_wrapper):
+            raise ConfigError(
+                f"unet_wrapper: expected a function of the UNet module (a config expression), got {self.unet_wrapper!r}"
+            )
+        if backend == "tensorrt":
+            if self.unet_wrapper is None:
+                raise ConfigError(
+                    "unet_backend tensorrt needs a unet_wrapper (MONAI's trt_compile): add "
+                    "configs/inference_trt.json after configs/inference.json in --config_file"
+                )
+            from ..pipelines.tensorrt import require_tensorrt  # noqa: PLC0415
+
+            require_tensorrt()
+        self.unet_backend = backend
 
     # subclasses: build items, check one item deeply, process one item
     def build_items(self) -> list[Item]:
@@ -176,6 +197,11 @@ class _Batch:
         quiet_model_libraries()
         editor = RadEditor.from_options(replace(self.model_options, device=rank_device(self.device)))
         editor.set_progress(self.progress)
+        if self.unet_wrapper is not None:
+            from ..pipelines.tensorrt import wrap_unet  # noqa: PLC0415
+
+            wrap_unet(editor.pipe, self.unet_wrapper)
+            editor.generator_pipe._unet_forward = editor.pipe._unet_forward
         return editor
 
     # -- the run ------------------------------------------------------------
@@ -520,8 +546,10 @@ _EDIT_SETTING_IDS = (
 _GENERATE_SETTING_IDS = ("steps", "guidance", "seed", "negative_prompt")
 _COMMON_IDS = (
     "model", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile", "output_dir", "overwrite",
-    "progress",
+    "progress", "unet_backend", "unet_wrapper",
 )  # fmt: skip
+#: How the UNet runs: PyTorch (eager or ``compile``), or TensorRT through ``unet_wrapper``.
+UNET_BACKENDS = ("torch", "tensorrt")
 EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "global_edit", "output_format", "batch_size",
                    *_EDIT_SETTING_IDS, *_COMMON_IDS)  # fmt: skip
 GENERATE_OPTION_IDS = ("prompt", "datalist", "num_images", "bits", *_GENERATE_SETTING_IDS, *_COMMON_IDS)
