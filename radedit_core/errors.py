@@ -60,3 +60,12 @@ class PacsError(RadEditError):
         self.server = str(server)
         self.problem = problem
         super().__init__(f"{server}: {problem}")
+
+
+class BackendError(RadEditError):
+    """An optional acceleration backend that was asked for (TensorRT) is not installed or cannot run here.
+
+    Nothing was computed or written; the same run without the backend works.
+    """
+
+    exit_code = 6

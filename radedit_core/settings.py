@@ -73,6 +73,8 @@ MAX_SEED = 2**63 - 1
 MAX_DILATE_PX = 256
 MAX_INVERSION_BATCH = 4096
 MAX_IMAGES = 10_000
+#: Images edited in one pipeline pass: far above what pays (16 fill a GPU's step calls).
+MAX_BATCH_SIZE = 256
 
 _EXPECTED = {
     "int": "an integer",
@@ -297,10 +299,12 @@ class EditSettings:
     ``detail``: where the source's full-resolution detail is kept when mapping
     back (:data:`DETAIL_MODES`). ``reference_compat``: reproduce the released pipeline's quirks.
     ``latent_sampling``: VAE posterior ``mode`` or a seeded ``sample``.
-    ``inversion_batch_size``: timesteps per UNet call while inverting (None:
-    64 on GPU, 8 on CPU, 1 for a null edit so that it is bit for bit). ``batch_conditions``: unconditional and conditional
-    predictions in one UNet call. ``jpeg_quality``: 1 to 100, the quality of a
-    JPEG output (required for one: JPEG is lossy; None otherwise).
+    ``inversion_batch_size``: at most this many timesteps per UNet call while
+    inverting (None: on GPU all in one call up to 256 samples, 8 on CPU, 1 for a
+    null edit so that it is bit for bit). ``batch_conditions``: unconditional
+    and conditional predictions in one UNet call. ``jpeg_quality``: 1 to 100,
+    the quality of a JPEG output (required for one: JPEG is lossy; None
+    otherwise).
 
     Raises:
         ConfigError: for any value of the wrong type or out of range, naming it.
@@ -330,6 +334,17 @@ class EditSettings:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def batch_key(self) -> tuple:
+        """The settings that edits sharing one pipeline pass (a batch) must have in common.
+
+        Everything that shapes the pass itself: steps, skip ratio, eta, the
+        inversion (method, prompt, guidance, chunking), the call layout, the
+        latent sampling, the mask rule and the reference quirks.  Prompts,
+        weights, seed, masks, dilation, keep mode and detail are each
+        image's own.
+        """
+        return tuple(getattr(self, key) for key in BATCH_KEYS)
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "EditSettings":
@@ -383,8 +398,70 @@ def _normalise_edit(settings: EditSettings, name: Namer) -> None:
         object.__setattr__(settings, key, value)
 
 
+#: :meth:`EditSettings.batch_key`'s fields.
+BATCH_KEYS = (
+    "steps", "skip_ratio", "eta", "inversion", "invert_prompt", "invert_guidance", "inversion_batch_size",
+    "batch_conditions", "latent_sampling", "soft_masks", "reference_compat",
+)  # fmt: skip
+
 #: The defaults every front end shares (an edit with one placeholder prompt).
 EDIT_DEFAULTS = EditSettings(prompts=["-"])
+
+
+# -- batch run options -----------------------------------------------------------------------
+
+
+def _batch_size(value: Any) -> str | None:
+    ok = value == "auto" or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_BATCH_SIZE)
+    return None if ok else (
+        f"must be auto or an integer from 1 to {MAX_BATCH_SIZE}, got {value!r}"
+    )
+
+
+@dataclass(frozen=True)
+class BatchOptions:
+    """How a batch run groups its edits.
+
+    ``batch_size``: images edited in one pipeline pass (each reverse step one
+    UNet call on (1 + P) * batch_size samples), or ``auto``: 1 on the CPU
+    (batching saves nothing there) and on a GPU as many as the free memory
+    holds, up to 16 (:func:`radedit_core.batch.sizing.auto_batch_size`).
+    Edits are grouped by :meth:`EditSettings.batch_key` and prompt count;
+    batching changes float rounding only.
+
+    Raises:
+        ConfigError: naming the option, for anything but ``auto`` or 1..MAX_BATCH_SIZE.
+    """
+
+    batch_size: int | str = "auto"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "batch_size", _parse_batch_size(self.batch_size, "batch_size"))
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any], name: Namer = _plain) -> "BatchOptions":
+        _unknown(values, {"batch_size": None}, name, "batch options")
+        value = values.get("batch_size")
+        return cls(_parse_batch_size(value, name("batch_size")))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _parse_batch_size(value: Any, label: str) -> int | str:
+    if is_missing(value) or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return "auto"
+    try:
+        number = coerce(label, value, "int")
+    except ConfigError:
+        number = value
+    problem = _batch_size(number)
+    if problem is not None:
+        raise ConfigError(f"{label}: {problem}")
+    return number
+
+
+BATCH_DEFAULTS = BatchOptions()
 
 
 # -- generation settings ---------------------------------------------------------------------
@@ -547,6 +624,9 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 
 __all__ = [
     "DEFAULT_DETAIL",
+    "BATCH_DEFAULTS",
+    "BATCH_KEYS",
+    "BatchOptions",
     "DEFAULT_GENERATE_GUIDANCE",
     "DEFAULT_GENERATE_STEPS",
     "DEFAULT_GUIDANCE",
@@ -556,6 +636,7 @@ __all__ = [
     "EditSettings",
     "GENERATE_DEFAULTS",
     "GenerateSettings",
+    "MAX_BATCH_SIZE",
     "MAX_GUIDANCE",
     "MAX_SEED",
     "MAX_STEPS",

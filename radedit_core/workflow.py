@@ -11,6 +11,10 @@
    range (:func:`radedit_core.imaging.compositing.composite`).
 3. :func:`run_edit` edits a prepared request and writes the output and its
    provenance sidecar as one group (both or neither).
+   :meth:`RadEditor.edit_batch` edits several prepared requests in one
+   pipeline pass (each image mapped there and back on its own, by the same
+   steps as :meth:`RadEditor.edit`), and :func:`write_edit_result` writes
+   each.
 
 :func:`edit_file` is 1 + 3 for scripts.
 """
@@ -20,7 +24,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -34,11 +38,29 @@ from .imaging.masks import EditMasks, make_masks
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
 from .pipelines.base import ProgressCallback
-from .pipelines.pipeline_radedit import RadEditPipeline
+from .errors import ConfigError
+from .pipelines.pipeline_radedit import RadEditPipeline, RadEditPipelineOutput
 from .pipelines.pipeline_radedit_generation import RadEditGenerationPipeline
 from .outputs import DicomOutputOptions, WrittenOutput, output_notes, sidecar_path, write_edit
 from .provenance import edit_provenance, header, image_notes, warn_notes
-from .settings import PAPER_PROMPTS, EditSettings, GenerateSettings, ModelOptions
+from .settings import BATCH_KEYS, PAPER_PROMPTS, EditSettings, GenerateSettings, ModelOptions
+
+
+@dataclass
+class ModelInputs:
+    """One source image and its masks mapped to model space: what the pipeline gets for it.
+
+    ``image`` [1, 1, S, S] in [-1, 1]; ``edit``/``keep`` [1, 1, S, S] in [0, 1]
+    (``keep`` None: nothing kept); ``rule`` how the masks reach the latent grid.
+    """
+
+    masks: EditMasks
+    transform: ModelSpaceTransform
+    image: torch.Tensor
+    edit: torch.Tensor
+    keep: torch.Tensor | None
+    rule: str
+
 
 @dataclass
 class EditResult:
@@ -60,6 +82,8 @@ class EditResult:
     model_reconstruction: np.ndarray | None = None
     #: What the compositing did (:func:`radedit_core.imaging.compositing.composite`'s figures).
     compositing: dict[str, Any] = field(default_factory=dict)
+    #: Images edited in the same pipeline pass (UNet calls and stage timings are the pass's).
+    batch_size: int = 1
 
 
 class RadEditor:
@@ -70,6 +94,7 @@ class RadEditor:
         self.pipe = RadEditPipeline.from_components(components)
         self.generator_pipe = RadEditGenerationPipeline.from_components(components)
         if compile_unet:
+            self.pipe.prepare_unet()
             self.pipe.compile_unet()
             self.generator_pipe._unet_forward = self.pipe._unet_forward
 
@@ -124,6 +149,38 @@ class RadEditor:
     ) -> EditResult:
         """Edit one image; ``edit_mask=None`` edits everywhere (global edit)."""
         t0 = time.perf_counter()
+        inputs = self.to_model_space(image, edit_mask, keep_mask, settings, mask_paths)
+        out = self.pipe(
+            inputs.image,
+            settings.prompts,
+            weights=settings.weights,
+            edit_mask=inputs.edit,
+            keep_mask=inputs.keep,
+            num_inference_steps=settings.steps,
+            skip_ratio=settings.skip_ratio,
+            invert_prompt=settings.invert_prompt,
+            invert_guidance=settings.invert_guidance,
+            eta=settings.eta,
+            inversion=settings.inversion,
+            reference_compat=settings.reference_compat,
+            mask_rule=inputs.rule,
+            latent_sampling=settings.latent_sampling,
+            generator=settings.seed,
+            inversion_batch_size=settings.inversion_batch_size,
+            batch_conditions=settings.batch_conditions,
+            callback=callback,
+        )
+        return self.finish_edit(image, inputs, out, settings, t0, mask_paths)
+
+    def to_model_space(
+        self,
+        image: SourceImage,
+        edit_mask: np.ndarray | None,
+        keep_mask: np.ndarray | None,
+        settings: EditSettings,
+        mask_paths: tuple[Any, Any] = (None, None),
+    ) -> ModelInputs:
+        """The masks checked and dilated on the source grid, then the image and masks in model space."""
         masks = make_masks(
             image,
             edit_mask,
@@ -135,27 +192,31 @@ class RadEditor:
         )
         transform = ModelSpaceTransform.fit(image, self.pipe.model_resolution)
         rule = "mean" if settings.soft_masks else "any"
-        model_image = transform.image_to_model(image.array)
-        out = self.pipe(
-            model_image,
-            settings.prompts,
-            weights=settings.weights,
-            edit_mask=transform.mask_to_model(masks.edit, rule),
-            keep_mask=None if masks.keep is None else transform.mask_to_model(masks.keep, rule),
-            num_inference_steps=settings.steps,
-            skip_ratio=settings.skip_ratio,
-            invert_prompt=settings.invert_prompt,
-            invert_guidance=settings.invert_guidance,
-            eta=settings.eta,
-            inversion=settings.inversion,
-            reference_compat=settings.reference_compat,
-            mask_rule=rule,
-            latent_sampling=settings.latent_sampling,
-            generator=settings.seed,
-            inversion_batch_size=settings.inversion_batch_size,
-            batch_conditions=settings.batch_conditions,
-            callback=callback,
+        return ModelInputs(
+            masks=masks,
+            transform=transform,
+            image=transform.image_to_model(image.array),
+            edit=transform.mask_to_model(masks.edit, rule),
+            keep=None if masks.keep is None else transform.mask_to_model(masks.keep, rule),
+            rule=rule,
         )
+
+    def finish_edit(
+        self,
+        image: SourceImage,
+        inputs: ModelInputs,
+        out: RadEditPipelineOutput,
+        settings: EditSettings,
+        t0: float,
+        mask_paths: tuple[Any, Any] = (None, None),
+        batch_size: int = 1,
+    ) -> EditResult:
+        """One image's pipeline outputs (a batch of one: ``out.select(b)`` of a batch) -> its
+        :class:`EditResult`: the edit composited onto the source grid, dtype and stored-value
+        range (:func:`radedit_core.imaging.compositing.composite`: the change against the VAE's
+        reconstruction, the keep mask's pixels restored), notes and provenance.  ``t0``: when the
+        edit (or its batch) started."""
+        masks, transform, model_image = inputs.masks, inputs.transform, inputs.image
         t_composite = time.perf_counter()
         composited = composite(
             image, transform, masks, out.images[0], out.reconstruction[0], detail=settings.detail,
@@ -184,9 +245,73 @@ class RadEditor:
             notes=notes,
             model_reconstruction=out.reconstruction[0, 0].cpu().numpy(),
             compositing=composited.figures,
+            batch_size=batch_size,
         )
         result.provenance = edit_provenance(result, settings, self.components.provenance(), mask_paths)
+        if batch_size > 1:
+            # The pass's figures, shared by its images: a reader must not sum them per image.
+            result.provenance["result"]["batch_size"] = batch_size
         return result
+
+    def edit_batch(
+        self,
+        requests: Sequence[EditRequest],
+        callback: ProgressCallback | None = None,
+        pad_to: int | None = None,
+    ) -> list[EditResult]:
+        """Edit several prepared requests (:func:`prepare_edit`) in one pipeline pass.
+
+        Each image is mapped to model space and back by the same steps as
+        :meth:`edit` and keeps its own masks, prompts, weights, seed, dilation,
+        keep mode and detail; every reverse step is one UNet call for all of
+        them.  The results equal :meth:`edit` of each request up to float
+        rounding (the UNet's kernels round differently at other batch sizes).
+        ``pad_to``: repeat the last image up to this batch size, so that a
+        compiled UNet sees the shapes it was compiled for; the repeats' results
+        are dropped.
+
+        Raises:
+            ConfigError: the requests differ in a setting of
+                :meth:`EditSettings.batch_key` (group them first, as the batch
+                runner does).
+        """
+        if not requests:
+            return []
+        t0 = time.perf_counter()
+        first = requests[0].settings
+        for request in requests[1:]:
+            if request.settings.batch_key() != first.batch_key():
+                differ = [k for k in BATCH_KEYS if getattr(request.settings, k) != getattr(first, k)]
+                raise ConfigError(f"edits in one batch must share {', '.join(differ)}; group them by these settings")
+        inputs = [
+            self.to_model_space(r.image, r.edit, r.keep, r.settings, (r.edit_ref, r.keep_ref)) for r in requests
+        ]
+        rows = list(range(len(requests)))
+        rows += [rows[-1]] * max(0, (pad_to or 0) - len(rows))
+        out = self.pipe(
+            torch.cat([inputs[k].image for k in rows]),
+            [requests[k].settings.prompts for k in rows],
+            weights=[requests[k].settings.weights for k in rows],
+            edit_mask=[inputs[k].edit for k in rows],
+            keep_mask=[inputs[k].keep for k in rows],
+            num_inference_steps=first.steps,
+            skip_ratio=first.skip_ratio,
+            invert_prompt=first.invert_prompt,
+            invert_guidance=first.invert_guidance,
+            eta=first.eta,
+            inversion=first.inversion,
+            reference_compat=first.reference_compat,
+            mask_rule=inputs[0].rule,
+            latent_sampling=first.latent_sampling,
+            generator=[requests[k].settings.seed for k in rows],
+            inversion_batch_size=first.inversion_batch_size,
+            batch_conditions=first.batch_conditions,
+            callback=callback,
+        )
+        return [
+            self.finish_edit(r.image, inputs[b], out.select(b), r.settings, t0, (r.edit_ref, r.keep_ref), len(rows))
+            for b, r in enumerate(requests)
+        ]
 
     # -- generation --------------------------------------------------------
     def generate(
@@ -238,6 +363,17 @@ def run_edit(
     result = editor.edit(
         request.image, request.edit, request.keep, request.settings, callback, (request.edit_ref, request.keep_ref)
     )
+    return result, write_edit_result(result, request, extra, finish)
+
+
+def write_edit_result(
+    result: EditResult,
+    request: EditRequest,
+    extra: dict[str, Any] | None = None,
+    finish: Callable[[EditResult], None] | None = None,
+) -> WrittenOutput:
+    """Write an edit's output and its sidecar (both or neither): the second half of :func:`run_edit`,
+    also for each result of :meth:`RadEditor.edit_batch`."""
     if finish is not None:
         finish(result)
     quality = request.settings.jpeg_quality
@@ -253,7 +389,7 @@ def run_edit(
         )  # fmt: skip
         result.provenance = {**result.provenance, **(extra or {}), "output": written.to_dict()}
         group.json(request.sidecar, result.provenance, overwrite=request.overwrite)
-    return result, written
+    return written
 
 
 # -- text-to-image ---------------------------------------------------------------------------------
@@ -328,6 +464,7 @@ __all__ = [
     "EditRequest",
     "EditResult",
     "EditSettings",
+    "ModelInputs",
     "check_generate_output",
     "generate_files",
     "PAPER_PROMPTS",
@@ -337,4 +474,5 @@ __all__ = [
     "prepare_edit",
     "run_edit",
     "sidecar_path",
+    "write_edit_result",
 ]

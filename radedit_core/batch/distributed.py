@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..errors import ConfigError, InputError, ModelNotFoundError, OutputError, RadEditError
+from ..errors import BackendError, ConfigError, InputError, ModelNotFoundError, OutputError, RadEditError
 
 log = logging.getLogger("radedit.batch")
 
@@ -21,6 +21,8 @@ def _rebuild(report: tuple[str, str]) -> RadEditError:
         return ConfigError(message)
     if name == "ModelNotFoundError":
         return ModelNotFoundError(message)
+    if name == "BackendError":
+        return BackendError(message)
     return InputError(None, message)
 
 

@@ -16,9 +16,19 @@ directly or as rows of a datalist (JSON or CSV).  The run
 4. shares the pending items out over the ``torch.distributed`` ranks when a
    process group is initialised (``pending[rank::world]``), each item on
    exactly one rank;
-5. writes each output atomically through :func:`radedit_core.workflow.edit_file`
-   (output first, sidecar last, so a sidecar means a whole output);
-6. gathers every rank's records and has rank 0 alone write the merged
+5. edits each rank's share in batches of ``batch_size`` images, one pipeline
+   pass each (:meth:`radedit_core.workflow.RadEditor.edit_batch`): items are
+   grouped by the settings a pass shares (:meth:`EditSettings.batch_key`)
+   and their number of prompts, in datalist order within a group; with a
+   compiled UNet the last, partial batch of a group is padded (its last
+   image repeated, the repeats' results dropped), so the compiled shapes
+   never change.  Batching changes float rounding only (an output may differ
+   from a ``batch_size`` 1 run by one stored unit);
+6. writes each output atomically (:func:`radedit_core.workflow.write_edit_result`:
+   output first, sidecar last, so a sidecar means a whole output), item by
+   item, so a run killed inside a batch resumes with exactly the items
+   whose sidecars are missing;
+7. gathers every rank's records and has rank 0 alone write the merged
    manifest (``manifest.json`` and ``manifest.csv``).
 
 The item id names *what* is edited (image, masks, prompts and per-row
@@ -33,12 +43,12 @@ import logging
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
 from ..fileio import check_writable
-from ..settings import ModelOptions, bundle_name, coerce, is_missing, row_name
+from ..settings import BatchOptions, ModelOptions, bundle_name, coerce, is_missing, row_name
 from .datalist import Problems, _errors_to_exception
 from .distributed import Ranks, _rebuild, rank_device
 from .items import Item, _canonical, edit_items, generate_fingerprint_settings, generate_items
@@ -76,6 +86,8 @@ class _Batch:
         output_dir: Any = "radedit-batch",
         overwrite: Any = False,
         progress: Any = False,
+        unet_backend: Any = "torch",
+        unet_wrapper: Callable[[Any], Any] | None = None,
         editor: Any = None,
     ):
         # Only stored here: run() checks them, so that every problem surfaces
@@ -83,7 +95,9 @@ class _Batch:
         self.params = dict(
             model=model, device=device, dtype=dtype, vae_dtype=vae_dtype, trust_remote_code=trust_remote_code,
             offline=offline, compile=compile, output_dir=output_dir, overwrite=overwrite, progress=progress,
+            unet_backend=unet_backend,
         )  # fmt: skip
+        self.unet_wrapper = unet_wrapper
         self.editor = editor
         self.ranks = Ranks()
 
@@ -105,6 +119,23 @@ class _Batch:
         check_writable(self.output_dir / MANIFEST_JSON, overwrite=True)
         self.overwrite = coerce("overwrite", p["overwrite"], "bool")
         self.progress = coerce("progress", p["progress"], "bool")
+        backend = "torch" if is_missing(p["unet_backend"]) else str(p["unet_backend"]).strip().lower()
+        if backend not in UNET_BACKENDS:
+            raise ConfigError(f"unet_backend: must be one of {', '.join(UNET_BACKENDS)}, got {p['unet_backend']!r}")
+        if self.unet_wrapper is not None and not callable(self.unet_wrapper):
+            raise ConfigError(
+                f"unet_wrapper: expected a function of the UNet module (a config expression), got {self.unet_wrapper!r}"
+            )
+        if backend == "tensorrt":
+            if self.unet_wrapper is None:
+                raise ConfigError(
+                    "unet_backend tensorrt needs a unet_wrapper (MONAI's trt_compile): add "
+                    "configs/inference_trt.json after configs/inference.json in --config_file"
+                )
+            from ..pipelines.tensorrt import require_tensorrt  # noqa: PLC0415
+
+            require_tensorrt()
+        self.unet_backend = backend
 
     # subclasses: build items, check one item deeply, process one item
     def build_items(self) -> list[Item]:
@@ -115,6 +146,26 @@ class _Batch:
 
     def process(self, editor: Any, item: Item, overwrite: bool) -> None:
         raise NotImplementedError
+
+    def work(self, editor: Any, mine: list[tuple[Item, str]]) -> Iterator[list[tuple[Item, str]]]:
+        """The units of work, in order: one item each (batch runs group several)."""
+        for pair in mine:
+            yield [pair]
+
+    def process_group(self, editor: Any, group: list[tuple[Item, str]]) -> list[tuple[Item, float, BaseException | None]]:
+        """Process a unit of work; per item: (item, seconds, error or None).  One item's
+        failure never loses the others."""
+        out = []
+        for item, state in group:
+            _remove_leftovers(item)
+            t0 = time.perf_counter()
+            try:
+                self.process(editor, item, overwrite=state == "redo")
+            except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                out.append((item, time.perf_counter() - t0, exc))
+                continue
+            out.append((item, time.perf_counter() - t0, None))
+        return out
 
     def source(self) -> str | None:
         return None
@@ -146,6 +197,11 @@ class _Batch:
         quiet_model_libraries()
         editor = RadEditor.from_options(replace(self.model_options, device=rank_device(self.device)))
         editor.set_progress(self.progress)
+        if self.unet_wrapper is not None:
+            from ..pipelines.tensorrt import wrap_unet  # noqa: PLC0415
+
+            wrap_unet(editor.pipe, self.unet_wrapper)
+            editor.generator_pipe._unet_forward = editor.pipe._unet_forward
         return editor
 
     # -- the run ------------------------------------------------------------
@@ -199,22 +255,19 @@ class _Batch:
             log.info("%s%d of %d items to do here (%d already done)", prefix, len(mine), len(items),
                      states.count("done"))  # fmt: skip
             editor = self._load_editor()
-            for k, (item, state) in enumerate(mine, start=1):
-                _remove_leftovers(item)
-                t0 = time.perf_counter()
-                try:
-                    self.process(editor, item, overwrite=state == "redo")
-                except RadEditError as exc:
-                    records.append(item.record("failed", time.perf_counter() - t0, ranks.rank, str(exc)))
-                    log.error("%s%s failed: %s", prefix, item.id, exc)
-                    continue
-                except Exception as exc:  # noqa: BLE001 - one bad item must not lose the others
-                    records.append(item.record("failed", time.perf_counter() - t0, ranks.rank, repr(exc)))
-                    log.exception("%s%s failed", prefix, item.id)
-                    continue
-                seconds = time.perf_counter() - t0
-                records.append(item.record("done", seconds, ranks.rank))
-                log.info("%s[%d/%d] %s -> %s (%.1f s)", prefix, k, len(mine), item.id, item.output, seconds)
+            k = 0
+            for group in self.work(editor, mine):
+                for item, seconds, exc in self.process_group(editor, group):
+                    k += 1
+                    if exc is None:
+                        records.append(item.record("done", seconds, ranks.rank))
+                        log.info("%s[%d/%d] %s -> %s (%.1f s)", prefix, k, len(mine), item.id, item.output, seconds)
+                    elif isinstance(exc, RadEditError):
+                        records.append(item.record("failed", seconds, ranks.rank, str(exc)))
+                        log.error("%s%s failed: %s", prefix, item.id, exc)
+                    else:
+                        records.append(item.record("failed", seconds, ranks.rank, repr(exc)))
+                        log.error("%s%s failed", prefix, item.id, exc_info=exc)
 
         # 5. merged manifest, once, by rank 0 after every rank is finished
         gathered = ranks.all_gather(records)
@@ -290,9 +343,11 @@ class EditBatch(_Batch):
         settings: dict[str, Any] | None = None,
         global_edit: Any = False,
         output_format: str = "auto",
+        batch_size: Any = "auto",
         **common: Any,
     ):
         super().__init__(**common)
+        self.params["batch_size"] = batch_size
         self.input = None if is_missing(input) else str(input)
         self.edit_mask = None if is_missing(edit_mask) else str(edit_mask)
         self.keep_mask = None if is_missing(keep_mask) else str(keep_mask)
@@ -303,6 +358,10 @@ class EditBatch(_Batch):
 
     def source(self) -> str | None:
         return self.datalist
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        self.batch_options = BatchOptions.from_mapping({"batch_size": self.params["batch_size"]}, bundle_name)
 
     def build_items(self) -> list[Item]:
         return edit_items(
@@ -350,6 +409,60 @@ class EditBatch(_Batch):
         from ..workflow import run_edit  # noqa: PLC0415
 
         run_edit(editor, self._request(item, overwrite), extra={"batch": self._batch_block(item)})
+
+    def work(self, editor: Any, mine: list[tuple[Item, str]]) -> Iterator[list[tuple[Item, str]]]:
+        """Batches of items that can share a pipeline pass, in datalist order within each group."""
+        size = self.batch_options.batch_size
+        if size == "auto":
+            from .sizing import auto_batch_size  # noqa: PLC0415
+
+            prompts = max((len(item.settings.prompts) for item, _ in mine), default=1)
+            size = auto_batch_size(editor.pipe, prompts)
+        self.resolved_batch_size = size
+        if size > 1:
+            log.info("batches of up to %d images per pipeline pass", size)
+        groups: dict[tuple, list[tuple[Item, str]]] = {}
+        for item, state in mine:
+            key = (item.settings.batch_key(), len(item.settings.prompts))
+            groups.setdefault(key, []).append((item, state))
+        for members in groups.values():
+            for k in range(0, len(members), size):
+                yield members[k : k + size]
+
+    def process_group(self, editor: Any, group: list[tuple[Item, str]]) -> list[tuple[Item, float, BaseException | None]]:
+        if len(group) == 1 and not editor.pipe.is_compiled:
+            return super().process_group(editor, group)
+        from ..workflow import write_edit_result  # noqa: PLC0415
+
+        # 1. every item's request (a problem with one is that item's failure)
+        t0 = time.perf_counter()
+        failed: dict[str, BaseException] = {}
+        requests = []
+        for item, state in group:
+            _remove_leftovers(item)
+            try:
+                requests.append((item, self._request(item, overwrite=state == "redo")))
+            except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
+                failed[item.id] = exc
+        # 2. one pipeline pass for the rest (padded to the batch size under a compiled UNet)
+        results: list[Any] = []
+        if requests:
+            pad_to = self.resolved_batch_size if editor.pipe.is_compiled else None
+            try:
+                results = editor.edit_batch([r for _, r in requests], pad_to=pad_to)
+            except Exception as exc:  # noqa: BLE001 - the batch's items fail together; a rerun retries them
+                failed.update({item.id: exc for item, _ in requests})
+        share = (time.perf_counter() - t0) / max(1, len(group))
+        # 3. each output and its sidecar on its own, in order
+        written: dict[str, float] = {}
+        for (item, request), result in zip(requests, results):
+            t1 = time.perf_counter()
+            try:
+                write_edit_result(result, request, extra={"batch": self._batch_block(item)})
+            except Exception as exc:  # noqa: BLE001
+                failed[item.id] = exc
+            written[item.id] = time.perf_counter() - t1
+        return [(item, share + written.get(item.id, 0.0), failed.get(item.id)) for item, _ in group]
 
 
 class GenerateBatch(_Batch):
@@ -433,10 +546,12 @@ _EDIT_SETTING_IDS = (
 _GENERATE_SETTING_IDS = ("steps", "guidance", "seed", "negative_prompt")
 _COMMON_IDS = (
     "model", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile", "output_dir", "overwrite",
-    "progress",
+    "progress", "unet_backend", "unet_wrapper",
 )  # fmt: skip
-EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "global_edit", "output_format", *_EDIT_SETTING_IDS,
-                   *_COMMON_IDS)  # fmt: skip
+#: How the UNet runs: PyTorch (eager or ``compile``), or TensorRT through ``unet_wrapper``.
+UNET_BACKENDS = ("torch", "tensorrt")
+EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "global_edit", "output_format", "batch_size",
+                   *_EDIT_SETTING_IDS, *_COMMON_IDS)  # fmt: skip
 GENERATE_OPTION_IDS = ("prompt", "datalist", "num_images", "bits", *_GENERATE_SETTING_IDS, *_COMMON_IDS)
 
 
@@ -459,6 +574,7 @@ def batch_from_options(kind: str, options: dict[str, Any]) -> "_Batch":
             datalist=options.get("datalist"),
             global_edit=options.get("global_edit") or False,
             output_format=options.get("output_format") or "auto",
+            batch_size=options.get("batch_size"),
             settings={k: options.get(k) for k in _EDIT_SETTING_IDS},
             **common,
         )

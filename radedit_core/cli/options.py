@@ -79,7 +79,8 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument(
         "--inversion-batch-size",
-        help="timesteps per UNet call when inverting [default: 64 on GPU, 8 on CPU, 1 for a null edit]",
+        help="at most this many timesteps per UNet call when inverting [default: GPU: all in one call up to 256 "
+        "samples; CPU: 8; 1 for a null edit, so that it is bit for bit]",
     )
     g.add_argument(
         "--jpeg-quality",

@@ -50,18 +50,50 @@ class Inversion:
         return self.latents[-1]
 
 
+#: One CPU generator for the whole batch, or one per image (diffusers' convention).
+Generators = torch.Generator | list[torch.Generator] | None
+
+
+def per_image_randn(shape: tuple[int, ...], generator: Generators, batch_dim: int = 0) -> torch.Tensor:
+    """N(0, I) float32 on the CPU; with a list of generators, slice ``b`` along ``batch_dim`` is
+    drawn from ``generator[b]`` alone, so an image's noise depends only on its own seed and a
+    batch draws exactly what its images would draw one at a time.
+
+    Raises:
+        ValueError: a generator list whose length is not ``shape[batch_dim]``.
+    """
+    if not isinstance(generator, list):
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+    if len(generator) != shape[batch_dim]:
+        raise ValueError(f"{len(generator)} generators for a batch of {shape[batch_dim]}")
+    one = shape[:batch_dim] + (1,) + shape[batch_dim + 1 :]
+    return torch.cat([torch.randn(one, generator=g, dtype=torch.float32) for g in generator], dim=batch_dim)
+
+
 def draw_level_noise(
     schedule: Schedule,
     shape: tuple[int, ...],
-    generator: torch.Generator | None,
+    generator: Generators,
 ) -> torch.Tensor:
     """One independent N(0, I) draw per step, [T, *shape], float32 on the CPU.
 
     Drawn for all T steps in one call whatever ``skip`` is, so that the noise
     at a given timestep depends only on the seed, and on the CPU, so that the
-    same seed gives the same noise on every device.
+    same seed gives the same noise on every device.  With one generator per
+    image, image b's draws [T, 1, ...] come from its own generator
+    (:func:`per_image_randn`).
     """
-    return torch.randn((schedule.num_steps, *shape), generator=generator, dtype=torch.float32)
+    return per_image_randn((schedule.num_steps, *shape), generator, batch_dim=1)
+
+
+def balanced_chunks(n: int, limit: int) -> list[tuple[int, int]]:
+    """``(start, stop)`` of the fewest chunks of at most ``limit`` items covering ``range(n)``, as even as
+    possible (140 steps at 64 give 47 + 47 + 46, not 64 + 64 + 12: a padded last chunk wastes less)."""
+    if n <= 0:
+        return []
+    calls = max(1, math.ceil(n / max(1, limit)))
+    size = math.ceil(n / calls)
+    return [(k, min(k + size, n)) for k in range(0, n, size)]
 
 
 def ddpm_invert(
@@ -70,7 +102,7 @@ def ddpm_invert(
     predict: NoisePredictor,
     start: int,
     eta: float,
-    generator: torch.Generator | None,
+    generator: Generators,
     batch_size: int = 8,
     on_progress: Callable[[int, int], None] | None = None,
     pad_chunks: bool = False,
@@ -81,35 +113,37 @@ def ddpm_invert(
     z_t = (x_{t-1} - mu_t(x_t)) / (eta sigma_t) (see ``noise_scale`` for the
     last step, where sigma_t = 0); the means mu_t are kept instead of z_t, see
     :func:`radedit_core.diffusion.editing.radedit_reverse`.  The UNet evaluations do not
-    depend on each other, so they run ``batch_size`` timesteps per call.
+    depend on each other, so they run at most ``batch_size`` timesteps (of
+    every image of the batch) per call, in chunks as even as possible;
+    ``pad_chunks`` pads a shorter chunk to the first one's size (one input
+    shape for a compiled UNet).  ``generator``: one for the batch or one per
+    image (:func:`per_image_randn`).
     """
-    T = schedule.num_steps
     noise = draw_level_noise(schedule, tuple(x0.shape), generator).to(x0.device)
-    steps = list(range(start, T))
+    steps = list(range(start, schedule.num_steps))
     levels = torch.stack(
         [math.sqrt(schedule.abar[i]) * x0 + math.sqrt(1.0 - schedule.abar[i]) * noise[i] for i in steps] + [x0]
     )
     means = torch.empty_like(levels[:-1])
-    done = 0
-    for chunk_start in range(0, len(steps), max(1, batch_size)):
-        chunk = steps[chunk_start : chunk_start + batch_size]
-        k0 = chunk_start
-        x_in = levels[k0 : k0 + len(chunk)]  # [n, B, C, H, W]
+    chunks = balanced_chunks(len(steps), batch_size)
+    width = chunks[0][1] - chunks[0][0] if chunks else 0
+    for k0, k1 in chunks:
+        chunk = steps[k0:k1]
+        x_in = levels[k0:k1]  # [n, B, C, H, W]
         n, b = x_in.shape[:2]
         step_ids = [i for i in chunk for _ in range(b)]
         flat = x_in.reshape(n * b, *x_in.shape[2:])
-        pad = (batch_size - n) * b if pad_chunks else 0
+        pad = (width - n) * b if pad_chunks else 0
         if pad:
             # One input shape for every call: a compiled UNet is not recompiled
-            # (or re-captured as a CUDA graph) for the last, shorter chunk.
+            # (or re-captured as a CUDA graph) for a shorter chunk.
             flat = torch.cat([flat, flat[-1:].expand(pad, *flat.shape[1:])])
             step_ids = step_ids + [step_ids[-1]] * pad
         eps = predict(flat, step_ids)[: n * b].reshape(x_in.shape)
         for j, i in enumerate(chunk):
             means[k0 + j] = step_mean(levels[k0 + j], eps[j], schedule, i, eta)
-        done += len(chunk)
         if on_progress is not None:
-            on_progress(done, len(steps))
+            on_progress(k1, len(steps))
     return Inversion("ddpm", start, levels, means)
 
 

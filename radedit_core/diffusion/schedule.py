@@ -156,12 +156,15 @@ def guided_eps(
 ) -> torch.Tensor:
     """eps_u + m_edit * sum_k w_k (eps_k - eps_u).
 
-    ``eps_cond`` is [P, B, C, H, W] (one slice per prompt), ``weights`` [P].
-    With one prompt this is the paper's masked classifier-free guidance; with
-    several it is the composable (weighted-sum) form, where a negative weight
-    steers away from its prompt.
+    ``eps_cond`` is [P, B, C, H, W] (one slice per prompt), ``weights`` [P]
+    (the same for every image) or [P, B] (per image: a batch of edits, where
+    an image with fewer prompts has zero weights in the padded slots, which
+    add exactly nothing).  With one prompt this is the paper's masked
+    classifier-free guidance; with several it is the composable
+    (weighted-sum) form, where a negative weight steers away from its prompt.
     """
-    w = weights.to(eps_cond).view(-1, *([1] * (eps_cond.dim() - 1)))
+    w = weights.to(eps_cond)
+    w = w.view(*w.shape, *([1] * (eps_cond.dim() - w.dim())))
     direction = (w * (eps_cond - eps_uncond.unsqueeze(0))).sum(dim=0)
     if edit_mask is not None:
         direction = edit_mask * direction

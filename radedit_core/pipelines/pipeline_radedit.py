@@ -7,8 +7,8 @@ masks there and back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from dataclasses import dataclass, field, fields, replace
+from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,8 +21,16 @@ from ..errors import ConfigError, InputError, MaskError
 from ..settings import DEFAULT_GUIDANCE, DEFAULT_INVERT_GUIDANCE
 from .base import ProgressCallback, RadEditPipelineBase, check_finite, make_generator, normalise_prompts
 
-MaskRule = Literal["any", "mean"]
+#: Default DDPM-inversion chunking: on a GPU, every inverted timestep of every image in one UNet
+#: call up to this many samples (140 steps of one image: one call; of 8 images: 5 calls of 224),
+#: in even chunks beyond; on the CPU, 8 timesteps per call.
+GPU_INVERSION_SAMPLES = 256
+CPU_INVERSION_STEPS = 8
 
+MaskRule = Literal["any", "mean"]
+#: One mask for the batch ([B or 1, 1, S, S] / latent grid), or one per image (None: edit
+#: everywhere / keep nothing for that image).
+Masks = torch.Tensor | Sequence[torch.Tensor | None] | None
 
 
 @dataclass
@@ -30,7 +38,11 @@ class RadEditPipelineOutput(BaseOutput):
     """``images``: [B, 1, S, S] float32 in [-1, 1], the decoded edit.  ``reconstruction``: the same
     decoder's image of the inverted latent x0 (``decode(x0)``, same shape), which the compositing
     subtracts so that the VAE's reconstruction error never reaches the output
-    (:mod:`radedit_core.imaging.compositing`).  Latents are scaled VAE latents."""
+    (:mod:`radedit_core.imaging.compositing`).  Latents are scaled VAE latents.
+
+    ``unet_evaluations`` and ``unet_calls`` count the whole batch's work:
+    the calls of B images are those of one (each carries B times the samples).
+    """
 
     images: torch.Tensor
     reconstruction: torch.Tensor
@@ -44,21 +56,67 @@ class RadEditPipelineOutput(BaseOutput):
     unet_evaluations: int
     unet_calls: int
     timings: dict[str, float] = field(default_factory=dict)
-    #: Per prompt (edit prompts, then the invert prompt): token count and truncation.
+    #: Per prompt (edit prompts, then the invert prompt): token count and truncation; for a batch
+    #: with prompts per image, those of every image in turn.
     text: list[dict] = field(default_factory=list)
+    #: For a batch with prompts per image: ``text`` of each image.
+    text_per_image: list[list[dict]] | None = None
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.images.shape[0])
+
+    def select(self, b: int) -> "RadEditPipelineOutput":
+        """Image ``b``'s outputs as a batch of one (views of this batch's tensors).
+
+        Every tensor field with the batch as its first dimension is sliced
+        there, the inversion's trajectories along their second, so the
+        finishing step of an edit takes one image's outputs whatever else
+        the pipeline returns.
+        """
+        n = self.batch_size
+        if not 0 <= b < n:
+            raise IndexError(f"image {b} of a batch of {n}")
+        changes = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, torch.Tensor) and value.dim() > 0 and value.shape[0] == n:
+                changes[f.name] = value[b : b + 1]
+            elif isinstance(value, Inversion):
+                changes[f.name] = replace(
+                    value,
+                    latents=value.latents[:, b : b + 1],
+                    means=None if value.means is None else value.means[:, b : b + 1],
+                )
+        if self.text_per_image is not None:
+            changes["text"] = self.text_per_image[b]
+            changes["text_per_image"] = None
+        return replace(self, **changes)
 
 
 class RadEditPipeline(RadEditPipelineBase):
     r"""Mask-constrained text-guided editing of chest X-rays (Pérez-García et al., ECCV 2024)."""
 
-    def latent_mask(self, mask: torch.Tensor | None, rule: MaskRule, name: str, batch: int) -> torch.Tensor | None:
+    def latent_mask(self, mask: Masks, rule: MaskRule, name: str, batch: int, empty: float = 1.0) -> torch.Tensor | None:
         """Model-space (S x S) or latent-grid mask -> [B, 1, h, w] float32 on the latent grid.
 
         Binary rule ``any``: a latent cell is in the mask if any pixel of its
         8x8 footprint is (max pooling).  ``mean``: the footprint's average.
+        A list gives one mask per image; its None entries become ``empty``
+        (1: edit everywhere, 0: keep nothing), which the step maths apply
+        exactly (1 * x = x, 0 * x + x = x), so such an image edits as it
+        would alone with no mask.  A list of only None is None.
         """
         if mask is None:
             return None
+        if isinstance(mask, (list, tuple)):
+            if len(mask) != batch:
+                raise MaskError(None, f"{len(mask)} {name} masks for a batch of {batch} images")
+            if all(m is None for m in mask):
+                return None
+            grids = [None if m is None else self.latent_mask(m, rule, name, 1) for m in mask]
+            like = next(g for g in grids if g is not None)
+            return torch.cat([torch.full_like(like, empty) if g is None else g for g in grids])
         if mask.dim() == 2:
             mask = mask[None, None]
         elif mask.dim() == 3:
@@ -81,14 +139,42 @@ class RadEditPipeline(RadEditPipelineBase):
             )
         return mask.expand(batch, -1, -1, -1).to(self.unet.device)
 
+    def batch_conditioning(
+        self,
+        prompts: list[list[str]],
+        weights: list[list[float]],
+        invert_prompt: str,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(uncond [1, L, D], cond [P, B, L, D], weights [P, B], invert [1, L, D] or None).
+
+        ``prompts[b]``/``weights[b]``: image b's prompts and guidance weights.
+        All texts go through the encoder in one call.  P is the largest prompt
+        count; an image with fewer prompts gets the unconditional embedding at
+        weight 0 in its remaining slots (its guidance gains exact zero terms),
+        so images with different numbers of prompts can share a batch (the
+        batch runner groups them by prompt count, so no padding is spent).
+        """
+        flat = [p for image_prompts in prompts for p in image_prompts]
+        embeds = self.encode_text([""] + flat + ([invert_prompt] if invert_prompt else []))
+        uncond = embeds[:1]
+        n = max(len(p) for p in prompts)
+        cond = uncond[None].expand(n, len(prompts), -1, -1).clone()
+        w = torch.zeros(n, len(prompts), dtype=torch.float32)
+        k = 1
+        for b, (image_prompts, image_weights) in enumerate(zip(prompts, weights)):
+            cond[: len(image_prompts), b] = embeds[k : k + len(image_prompts)]
+            w[: len(image_weights), b] = torch.tensor(image_weights, dtype=torch.float32)
+            k += len(image_prompts)
+        return uncond, cond, w.to(self.unet.device), embeds[-1:] if invert_prompt else None
+
     @torch.no_grad()
     def __call__(
         self,
         image: torch.Tensor,
-        prompt: str | list[str],
-        weights: float | list[float] | None = None,
-        edit_mask: torch.Tensor | None = None,
-        keep_mask: torch.Tensor | None = None,
+        prompt: str | list[str] | list[list[str]],
+        weights: float | list[float] | list[list[float]] | None = None,
+        edit_mask: Masks = None,
+        keep_mask: Masks = None,
         num_inference_steps: int = 200,
         skip_ratio: float = 0.3,
         invert_prompt: str = "",
@@ -98,7 +184,7 @@ class RadEditPipeline(RadEditPipelineBase):
         reference_compat: bool = False,
         mask_rule: MaskRule = "any",
         latent_sampling: Literal["mode", "sample"] = "mode",
-        generator: torch.Generator | int | None = None,
+        generator: torch.Generator | int | list | None = None,
         inversion_batch_size: int | None = None,
         batch_conditions: bool = True,
         invert_all_steps: bool = False,
@@ -106,15 +192,22 @@ class RadEditPipeline(RadEditPipelineBase):
     ) -> RadEditPipelineOutput:
         r"""Edit ``image`` towards ``prompt`` inside ``edit_mask``, keeping ``keep_mask``.
 
+        A batch of B images is edited in one pass: every reverse step is one
+        UNet call on (1 + P) * B samples and the inversion batches all images'
+        timesteps; each image keeps its own masks, prompts, weights and seed,
+        and the result equals editing it alone up to float rounding.
+
         Args:
             image: [B, 1, S, S] (or [B, 3, S, S]) in [-1, 1], S = ``model_resolution``.
-            prompt: one prompt or several; with several, ``weights`` gives one
-                guidance weight per prompt and the guided direction is their
-                weighted sum (negative weights steer away).
-            weights: guidance weight(s); default 15 (paper).
+            prompt: one prompt or several, for every image; with several, ``weights``
+                gives one guidance weight per prompt and the guided direction is their
+                weighted sum (negative weights steer away).  A list of B lists: each
+                image's own prompts (see :meth:`batch_conditioning` for different counts).
+            weights: guidance weight(s); default 15 (paper); a list of B lists with prompts per image.
             edit_mask: where guidance acts; model-space or latent-grid; None = everywhere
-                (the LANCE-style global edit).
-            keep_mask: where the inverted latents are pasted back; None = nowhere.
+                (the LANCE-style global edit); a list: one per image (None entries: everywhere).
+            keep_mask: where the inverted latents are pasted back; None = nowhere; a list:
+                one per image (None entries: nowhere).
             num_inference_steps: T (paper: 200); ``skip_ratio``: leading steps skipped (0.3).
             invert_prompt: prompt of the inversion ("" = unconditional, the paper's setting);
                 when non-empty the inversion uses CFG with ``invert_guidance``.
@@ -123,10 +216,13 @@ class RadEditPipeline(RadEditPipelineBase):
             reference_compat: reproduce the released pipeline's keep-mask quirks.
             mask_rule: "any" (binary masks) or "mean" (soft masks) for the latent grid.
             latent_sampling: "mode" (deterministic) or "sample" of the VAE posterior.
-            generator: seed or CPU generator for every random draw.
-            inversion_batch_size: timesteps per UNet call during DDPM inversion
-                (default 64 on GPU, 8 on CPU; 1 for a null edit, see
-                :func:`~radedit_core.diffusion.editing.reproduces_inversion`).
+            generator: seed or CPU generator for every random draw; a list of B seeds or
+                generators: image b's draws come from its own (diffusers' convention), so
+                its noise does not depend on the rest of the batch.
+            inversion_batch_size: at most this many timesteps (of every image) per UNet call
+                during DDPM inversion (default on GPU: all in one call up to
+                ``GPU_INVERSION_SAMPLES`` samples, in even chunks beyond; 8 on CPU; 1 for a null
+                edit, see :func:`~radedit_core.diffusion.editing.reproduces_inversion`).
             batch_conditions: unconditional and conditional predictions in one call.
             invert_all_steps: also invert the skipped steps (the released pipeline's
                 cost; results are unchanged).
@@ -135,7 +231,19 @@ class RadEditPipeline(RadEditPipelineBase):
         timings: dict[str, float] = {}
         calls_before = self.unet_calls
         # 1. Check inputs
-        prompts, weight_list = normalise_prompts(prompt, weights, DEFAULT_GUIDANCE)
+        batch = image.shape[0] if image.dim() == 4 else 0
+        per_image = isinstance(prompt, (list, tuple)) and len(prompt) > 0 and not isinstance(prompt[0], str)
+        if per_image:
+            if len(prompt) != batch:
+                raise ConfigError(f"{len(prompt)} prompt lists for a batch of {batch} images; give one per image")
+            if weights is not None and not (isinstance(weights, (list, tuple)) and len(weights) == batch):
+                raise ConfigError(f"with prompts per image, give weights per image too ({batch} lists) or none")
+            pairs = [
+                normalise_prompts(p, None if weights is None else weights[b], DEFAULT_GUIDANCE)
+                for b, p in enumerate(prompt)
+            ]
+        else:
+            pairs = [normalise_prompts(prompt, weights, DEFAULT_GUIDANCE)] * max(batch, 1)
         if image.dim() != 4 or image.shape[-2:] != (self.model_resolution,) * 2:
             raise InputError(
                 None,
@@ -149,31 +257,46 @@ class RadEditPipeline(RadEditPipelineBase):
             raise ConfigError("DDPM inversion needs eta > 0 (eta = 0 leaves the noise maps undefined)")
         if mask_rule not in ("any", "mean"):
             raise ConfigError(f"mask_rule must be 'any' or 'mean', got {mask_rule!r}")
+        if isinstance(generator, (list, tuple)) and len(generator) != batch:
+            raise ConfigError(f"{len(generator)} seeds/generators for a batch of {batch} images; give one per image")
         device = self.unet.device
-        batch = image.shape[0]
         generator = make_generator(generator)
         if inversion_batch_size is not None and inversion_batch_size < 1:
             raise ConfigError("inversion_batch_size must be >= 1")
 
-        # 2. Encode prompts: unconditional, edit prompts, optional invert prompt
+        # 2. Encode prompts: unconditional, each image's edit prompts, optional invert prompt
         with self.timed(timings, "text"):
-            embeds = self.encode_text([""] + prompts + ([invert_prompt] if invert_prompt else []))
-        uncond, cond = embeds[:1], embeds[1 : 1 + len(prompts)]
-        text = self.prompt_report(prompts + ([invert_prompt] if invert_prompt else []))
-        weight_t = torch.tensor(weight_list, dtype=torch.float32, device=device)
+            if per_image:
+                uncond, cond, weight_t, invert_embed = self.batch_conditioning(
+                    [p for p, _ in pairs], [w for _, w in pairs], invert_prompt
+                )
+            else:
+                prompts, weight_list = pairs[0]
+                embeds = self.encode_text([""] + prompts + ([invert_prompt] if invert_prompt else []))
+                uncond, cond = embeds[:1], embeds[1 : 1 + len(prompts)][:, None].expand(-1, batch, -1, -1)
+                invert_embed = embeds[-1:] if invert_prompt else None
+                weight_t = torch.tensor(weight_list, dtype=torch.float32, device=device)
+        invert_text = self.prompt_report([invert_prompt]) if invert_prompt else []
+        text_per_image = [self.prompt_report(p) + invert_text for p, _ in pairs] if per_image else None
+        text = [t for image_text in text_per_image for t in image_text] if per_image else self.prompt_report(
+            pairs[0][0] + ([invert_prompt] if invert_prompt else [])
+        )
 
         # 3. Masks on the latent grid (keep wins where they overlap: pasted last)
         m_edit = self.latent_mask(edit_mask, mask_rule, "edit", batch)
-        m_keep = self.latent_mask(keep_mask, mask_rule, "keep", batch)
+        m_keep = self.latent_mask(keep_mask, mask_rule, "keep", batch, empty=0.0)
         if inversion_batch_size is None:
             # A null edit returns x0 bit for bit only when both passes lay out their UNet calls
             # alike (batched kernels round differently): one timestep per inversion call, as the
             # reverse pass makes them (an unconditional inversion calls without the conditional
-            # half, like the reverse pass only when it does not batch conditions).  Otherwise
-            # batch the independent inversion calls.
+            # half, like the reverse pass only when it does not batch conditions), when every
+            # image of the batch is one.  Otherwise the independent inversion calls are batched.
             null = inversion == "ddpm" and (bool(invert_prompt) or not batch_conditions)
-            null = null and reproduces_inversion(prompts, weight_list, invert_prompt, invert_guidance, m_edit)
-            inversion_batch_size = 1 if null else (64 if device.type == "cuda" else 8)
+            null = null and all(
+                reproduces_inversion(p, w, invert_prompt, invert_guidance, None if m_edit is None else m_edit[b : b + 1])
+                for b, (p, w) in enumerate(pairs)
+            )
+            inversion_batch_size = 1 if null else None
 
         # 4. Encode the image to x0
         with self.timed(timings, "encode"):
@@ -189,19 +312,25 @@ class RadEditPipeline(RadEditPipelineBase):
         # 6. Invert: only the steps the reverse pass uses (unless asked otherwise)
         def inversion_eps(latents: torch.Tensor, steps: list[int]) -> torch.Tensor:
             n = latents.shape[0]
-            t = torch.tensor([timesteps[i] for i in steps], dtype=torch.long)
-            if not invert_prompt:
-                return self.unet_eps(latents, t, uncond.expand(n, -1, -1))
-            pair = torch.cat([uncond, embeds[-1:]])
+            t = self.timestep_tensor([timesteps[i] for i in steps])
+            if invert_embed is None:
+                return self.unet_eps(latents, t, uncond.expand(n, -1, -1), inversion=True)
+            pair = torch.cat([uncond, invert_embed])
             if batch_conditions:
-                eps = self.unet_eps(latents.repeat(2, 1, 1, 1), t.repeat(2), pair.repeat_interleave(n, dim=0))
+                eps = self.unet_eps(
+                    latents.repeat(2, 1, 1, 1), t.repeat(2), pair.repeat_interleave(n, dim=0), inversion=True
+                )
                 eps_u, eps_p = eps.chunk(2)
             else:
-                eps_u = self.unet_eps(latents, t, pair[:1].expand(n, -1, -1))
-                eps_p = self.unet_eps(latents, t, pair[1:].expand(n, -1, -1))
+                eps_u = self.unet_eps(latents, t, pair[:1].expand(n, -1, -1), inversion=True)
+                eps_p = self.unet_eps(latents, t, pair[1:].expand(n, -1, -1), inversion=True)
             return eps_u + invert_guidance * (eps_p - eps_u)
 
         inv_total = schedule.num_steps - inv_start
+        if inversion_batch_size is None:
+            inversion_batch_size = (
+                max(1, GPU_INVERSION_SAMPLES // batch) if device.type == "cuda" else CPU_INVERSION_STEPS
+            )
         with self.timed(timings, "invert"), self.stage_bar(inv_total, "invert") as bar:
             last = [0]
 
@@ -221,7 +350,7 @@ class RadEditPipeline(RadEditPipelineBase):
                     generator,
                     inversion_batch_size,
                     inv_progress,
-                    pad_chunks=self.is_compiled,
+                    pad_chunks=self.inversion_is_compiled,
                 )
             else:
                 inv = ddim_invert(x0, schedule, inversion_eps, inv_start, inv_progress)
@@ -261,4 +390,5 @@ class RadEditPipeline(RadEditPipelineBase):
             unet_calls=self.unet_calls - calls_before,
             timings=timings,
             text=text,
+            text_per_image=text_per_image,
         )

@@ -69,7 +69,7 @@ class RadEditGenerationPipeline(RadEditPipelineBase):
         schedule = make_schedule(self.scheduler, num_inference_steps)
 
         # 5. Denoise: each image is guided by its own prompt
-        predict = self.conditional_predictor(schedule.timesteps, uncond, cond, batch_conditions, paired=True)
+        predict = self.conditional_predictor(schedule.timesteps, uncond, cond[None], batch_conditions)
 
         weight = torch.tensor([guidance_scale], dtype=torch.float32, device=device)
         with self.timed(timings, "generate"), self.stage_bar(schedule.num_steps, "generate") as bar:
