@@ -120,7 +120,7 @@ def test_a_bad_batch_size_is_refused_before_the_model_loads(value, data, tmp_pat
     out = tmp_path / "out"
     options = {"datalist": str(data / "list.json"), "prompt": "x", "model": str(tmp_path / "no-model"),
                "output_dir": str(out), "batch_size": value}  # fmt: skip
-    with pytest.raises(ConfigError, match=rf"^batch_size: must be auto or an integer from 1 to 256, got "):
+    with pytest.raises(ConfigError, match=r"^batch_size: must be auto or an integer from 1 to 256, got "):
         batch_from_options("edit", options).run()
     assert not out.exists()
 
