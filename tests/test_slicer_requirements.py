@@ -245,7 +245,7 @@ def test_conflicts_and_constraints():
 #: radedit-core is not on PyPI (404): hints for it name a path instead.
 VERIFIED_ON_PYPI = {
     "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub", "jinja2",
-    "matplotlib", "scipy",
+    "matplotlib", "onnx", "polygraphy", "scipy", "tensorrt",
     "pypng",  # installed from PyPI with pip (0.20220715.0), pure Python, not among Slicer's pins
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
     "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",

@@ -39,12 +39,6 @@ class RadEditPipelineBase(DiffusionPipeline):
         self.register_modules(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler)
         self.register_to_config(text_max_length=text_max_length, pass_attention_mask=pass_attention_mask)
         self.vae_scale_factor = 2 ** (len(self.vae.config.block_out_channels) - 1)
-        # One image per VAE call (diffusers' slicing): a batch's images are encoded and decoded
-        # exactly as they would be alone (the decoder's rounding depends on the batch size and
-        # the demo VAE magnifies it to 1e-3), and the decoder's activations, gigabytes for one
-        # 512 x 512 image, do not grow with the batch.  The VAE is a small part of an edit's work.
-        if hasattr(self.vae, "enable_slicing"):
-            self.vae.enable_slicing()
         # What runs the UNet: in the step loop, and for the inversion's few large calls.
         self._unet_forward = self.unet
         self._inversion_forward = self.unet
@@ -234,18 +228,27 @@ class RadEditPipelineBase(DiffusionPipeline):
     ) -> torch.Tensor:
         """[B, 1, S, S] in [-1, 1] -> scaled float32 latents [B, C, S/8, S/8].
 
+        One image per VAE call (what diffusers' slicing does, without setting it
+        on the shared VAE module): a batch's images are encoded, and decoded by
+        :meth:`decode_latents`, exactly as they would be alone (the decoder's
+        rounding depends on the batch size, and the demo VAE magnifies it to
+        1e-3), and the decoder's activations, gigabytes for one 512 x 512
+        image, do not grow with the batch.  The VAE is a small part of an
+        edit's work.
+
         ``sampling="sample"`` draws from the posterior with ``generator`` (one
         for the batch or one per image).
         """
-        rgb = image.to(self.vae.device, self.vae.dtype).expand(-1, self.vae.config.in_channels, -1, -1)
-        dist = self.vae.encode(rgb).latent_dist
-        if sampling == "mode":
-            latents = dist.mode()
-        elif sampling == "sample":
-            noise = per_image_randn(tuple(dist.mean.shape), generator)
-            latents = dist.mean + dist.std * noise.to(dist.mean)
-        else:
+        if sampling not in ("mode", "sample"):
             raise ConfigError(f"latent sampling must be 'mode' or 'sample', got {sampling!r}")
+        rgb = image.to(self.vae.device, self.vae.dtype).expand(-1, self.vae.config.in_channels, -1, -1)
+        posteriors = [self.vae.encode(rgb[b : b + 1]).latent_dist for b in range(rgb.shape[0])]
+        mean = torch.cat([p.mean for p in posteriors])
+        if sampling == "mode":
+            latents = torch.cat([p.mode() for p in posteriors])
+        else:
+            noise = per_image_randn(tuple(mean.shape), generator)
+            latents = mean + torch.cat([p.std for p in posteriors]) * noise.to(mean)
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
         return ((latents.float() - shift) * self.vae.config.scaling_factor).to(self.unet.device)
 
@@ -253,8 +256,8 @@ class RadEditPipelineBase(DiffusionPipeline):
     def decode_latents(self, latents: torch.Tensor) -> torch.Tensor:
         """Scaled latents -> grayscale images [B, 1, S, S] in [-1, 1], float32."""
         shift = getattr(self.vae.config, "shift_factor", None) or 0.0
-        z = latents / self.vae.config.scaling_factor + shift
-        rgb = self.vae.decode(z.to(self.vae.device, self.vae.dtype), return_dict=False)[0]
+        z = (latents / self.vae.config.scaling_factor + shift).to(self.vae.device, self.vae.dtype)
+        rgb = torch.cat([self.vae.decode(z[b : b + 1], return_dict=False)[0] for b in range(z.shape[0])])
         # Checked before the clamp, which would turn an overflow to inf into a plausible +-1.
         check_finite(rgb, "VAE decode")
         return rgb.float().mean(dim=1, keepdim=True).clamp(-1.0, 1.0)
