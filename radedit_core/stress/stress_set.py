@@ -70,7 +70,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from ..errors import InputError
 from ..fileio import atomic_path
-from ..imaging.io import MaskRef
+from ..imaging.mask_ref import MaskRef, parse_mask_ref
 
 SET_FORMAT = "radedit-stress-set"
 SET_VERSION = 1
@@ -187,14 +187,10 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 def _mask_ref(base: Path, value: str) -> tuple[Path, Path | MaskRef]:
-    """``path#labels`` -> (file, what :func:`read_mask_array` takes)."""
-    text = str(value).strip()
-    select = None
-    if "#" in text and not _resolve(base, text).exists():
-        text, select = text.rsplit("#", 1)
-        select = select.strip() or None
-    path = _resolve(base, text)
-    return path, (path if select is None else MaskRef(path, select))
+    """``path#labels`` (the one mask-reference syntax, :func:`parse_mask_ref`) -> (file, what
+    :func:`read_mask_array` takes: the file, or a MaskRef when labels are chosen)."""
+    ref = parse_mask_ref(str(value), base=base)
+    return ref.path, (ref.path if ref.labels is None else ref)
 
 
 def _label_of(value: Any, classes: list[str], json_path: Path, where: str) -> dict[str, int]:
