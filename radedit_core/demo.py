@@ -1,9 +1,14 @@
-"""The offline demo: the bundled sample image, edited with the tiny model.
+"""The offline demo: the bundled sample image, edited with the demo model.
 
-It exercises the whole path a real edit takes: a 12-bit non-square source,
-an edit mask over both lungs, a keep mask over the pacemaker (kept bit for
-bit with ``keep_mode="pixel"``), inversion, masked guidance, and the exact
-mapping back onto the source grid, plus a side-by-side picture to look at.
+The sample is a phantom-world case (:func:`sample_phantom_case`): a large
+right pneumothorax crossed by the chest drain that treats it, and a left
+pacemaker, 640 x 560 pixels, 12 bits stored.  The demo removes the
+pneumothorax ("No pneumothorax" inside the pneumothorax mask) and keeps the
+drain (keep mask, copied bit for bit with ``keep_mode="pixel"``): the
+paper's manifestation-shift edit.  It exercises the whole path a real edit
+takes: a non-square source, inversion, masked guidance, the keep mask, and
+the exact mapping back onto the source grid, plus a side-by-side picture to
+look at.
 """
 
 from __future__ import annotations
@@ -21,8 +26,21 @@ from .imaging.io import write_image
 from .settings import PAPER_PROMPTS, EditSettings, cli_name
 
 
+#: The sample case: the default phantom world drawn at 640 x 560 with this case seed
+#: (scripts/make_sample_data.py writes it as radedit_core/data/sample and sample_study).
+SAMPLE_SHAPE = (640, 560)
+SAMPLE_CASE_SEED = 178
+
+
 def sample_dir() -> Path:
     return Path(str(resources.files("radedit_core") / "data" / "sample"))
+
+
+def sample_phantom_case():
+    """The bundled sample's phantom-world case (:class:`radedit_core.phantom_world.Case`), rendered again."""
+    from .phantom_world import WorldConfig, sample_case  # noqa: PLC0415
+
+    return sample_case(WorldConfig(rows=SAMPLE_SHAPE[0], columns=SAMPLE_SHAPE[1]), SAMPLE_CASE_SEED)
 
 
 def comparison_strip(source: np.ndarray, edited: np.ndarray) -> np.ndarray:
@@ -37,15 +55,15 @@ def comparison_strip(source: np.ndarray, edited: np.ndarray) -> np.ndarray:
 
 
 def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False) -> EditRequest:
-    """The demo's edit, checked before the model loads: the edema prompt inside both lungs, the pacemaker kept."""
+    """The demo's edit, checked before the model loads: "No pneumothorax" inside the pneumothorax, the drain kept."""
     output = Path(output)
     check_writable(output / "comparison.png", overwrite)
     sample = sample_dir()
-    settings = EditSettings.from_mapping({"prompts": [PAPER_PROMPTS["edema"]], "steps": steps}, cli_name)
+    settings = EditSettings.from_mapping({"prompts": [PAPER_PROMPTS["no-pneumothorax"]], "steps": steps}, cli_name)
     return prepare_edit(
         sample / "cxr.png",
-        sample / "lungs_mask.png",
-        sample / "pacemaker_mask.png",
+        sample / "pneumothorax_mask.png",
+        sample / "drain_mask.png",
         settings,
         output / "edited.png",
         overwrite=overwrite,

@@ -1,34 +1,46 @@
-"""Train the bundled demo model with the training workflow (``radedit_core.training``).
+"""Train the bundled demo model on the phantom world with the training workflow (``radedit_core.training``).
 
     python scripts/train_demo_model.py --out radedit_core/data/demo_model \
-        [--vae-steps N] [--unet-steps N] [--seed 0] [--datalist D]
+        [--images 2000] [--vae-steps N] [--unet-steps N] [--seed 0] [--datalist D] [--work-dir W]
 
 The demo recipe, in two stages of :func:`radedit_core.training.train_from_mapping`
-starting from the seeded random tiny model (``--model tiny-random``, the
+starting from the seeded random tiny model (``--model tiny-random``: the
 classes, configurations, tokenizer and scheduler of
 :mod:`radedit_core.models.tiny`):
 
 1. VAE: L1 + L2 reconstruction + 1e-4 KL on random crops of the model-space
    images, then the per-channel latent normalisation folded into its weights
    so that latents times the fixed ``scaling_factor`` have unit variance;
-2. UNet: epsilon-prediction loss with the model card's schedule on the
+2. UNet (from the seeded initialisation of ``TINY_UNET``, ``unet_config="tiny"``):
+   epsilon-prediction loss with the model card's schedule on the
    posterior-mode latents of the full 512 x 512 images (encoded once),
-   conditioned on the reports through the frozen (random) text encoder,
-   with caption dropout (and the final period dropped from half the captions,
-   as prompts are typed both ways); EMA weights saved.
+   conditioned on the report impressions through the frozen (random) text
+   encoder, with caption dropout (and the final period dropped from half the
+   captions, as prompts are typed both ways), min-SNR-5 loss weighting (it
+   converges faster, which matters on a CPU budget); EMA weights saved.
 
 The data is ``--datalist`` (a MONAI datalist with 'training' and 'validation'
-lists of ``image``/``report`` rows), or by default the varied chest phantoms of
-``scripts/demo_phantoms.py`` written to a temporary folder.  The run folders
-(checkpoints, metrics, sample grids) are kept under ``--work-dir`` if given;
-an interrupted run continues from its last checkpoint when started again
-with the same ``--work-dir``.  Deterministic given ``--seed`` and
-``--threads`` on one machine.
+lists of ``image``/``report`` rows), or by default ``--images`` cases of the
+phantom world (:mod:`radedit_core.phantom_world`) written by its own data set
+writer to ``<work-dir>/world``: :data:`TRAINING_WORLD`, the default world with
+the findings and devices the edits add or remove made more frequent (so that
+a short run sees enough of each) and consolidation at both sites (the
+generative model should know it everywhere; the *predictors* of the
+replication are the ones trained on the site-biased world).  The chest drain
+keeps the default world's correlation with pneumothorax (0.9 / 0.02): that
+correlation is what a global edit trips over (paper Sec. 5.3).
+
+The run folders (checkpoints, metrics, sample grids) are kept under
+``--work-dir`` if given; an interrupted run continues from its last
+checkpoint when started again with the same ``--work-dir``.  Deterministic
+given ``--seed`` and ``--threads`` on one machine.  The written folder's
+README records the command, both stages' recipes and their metrics.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -43,12 +55,18 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from radedit_core.phantom_world import WorldConfig, write_dataset  # noqa: E402
 from radedit_core.training import train_from_mapping  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_phantoms import write_phantom_datalist  # noqa: E402
-
 DEMO_NAME = "radedit-demo"
+#: The generative model's training world: the default world with these changes.
+TRAINING_WORLD = {
+    "prevalence": {"pneumothorax": 0.3, "edema": 0.3, "consolidation": 0.25},
+    "site_only": {},
+    "pacemaker": 0.3,
+}
+#: Data set seed of the training world (the replication's worlds use other seeds).
+WORLD_SEED = 101
 
 
 def vae_stage(args: argparse.Namespace, datalist: Path, run_dir: Path) -> dict:
@@ -57,60 +75,134 @@ def vae_stage(args: argparse.Namespace, datalist: Path, run_dir: Path) -> dict:
         max_train_steps=args.vae_steps, batch_size=args.vae_batch, vae_crop_size=args.vae_crop,
         learning_rate=1e-3, adam_weight_decay=0.0, lr_scheduler="cosine", lr_warmup_steps=min(100, args.vae_steps),
         max_grad_norm=1.0, use_ema=False, vae_kl_weight=1e-4, normalize_latents=True, latent_stats_images=128,
-        mixed_precision="no", device=args.device, checkpointing_steps=500, validation_epochs=0, sample_epochs=0,
+        mixed_precision="no", device=args.device, checkpointing_steps=250, validation_epochs=0, sample_epochs=0,
         num_sample_images=4, log_every=25, model_name=f"{DEMO_NAME}-vae", progress=True,
     )  # fmt: skip
 
 
 def unet_stage(args: argparse.Namespace, datalist: Path, run_dir: Path, start: Path) -> dict:
     return dict(
-        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start), seed=args.seed + 1,
-        max_train_steps=args.unet_steps, batch_size=args.unet_batch, learning_rate=1e-3, adam_weight_decay=1e-4,
-        lr_scheduler="cosine", lr_warmup_steps=min(200, args.unet_steps), max_grad_norm=1.0, use_ema=True,
-        ema_decay=0.999, caption_dropout=args.caption_dropout, caption_period_dropout=0.5, latent_sampling="mode",
-        cache_latents=True, mixed_precision="no", device=args.device, checkpointing_steps=500, validation_epochs=0,
-        validation_timesteps=10, sample_epochs=0, num_sample_images=4, sample_steps=50, log_every=25,
-        model_name=DEMO_NAME, progress=True,
+        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start), unet_config="tiny", seed=args.seed + 1,
+        max_train_steps=args.unet_steps, batch_size=args.unet_batch, learning_rate=args.unet_lr,
+        adam_weight_decay=1e-4, lr_scheduler="cosine", lr_warmup_steps=min(200, args.unet_steps), max_grad_norm=1.0,
+        use_ema=True, ema_decay=0.999, caption_dropout=args.caption_dropout, caption_period_dropout=0.5,
+        snr_gamma=args.snr_gamma or None,
+        latent_sampling="mode", cache_latents=True, mixed_precision="no", device=args.device,
+        checkpointing_steps=250, validation_epochs=0, validation_timesteps=10, sample_epochs=0, num_sample_images=4,
+        sample_steps=50, log_every=25, model_name=DEMO_NAME, progress=True,
     )  # fmt: skip
+
+
+def write_world(folder: Path, images: int, holdout: int, workers: int) -> Path:
+    """The training world's data set (resumable; reused when complete)."""
+    datalist = folder / "datalist.json"
+    if not datalist.exists():
+        fraction = holdout / images
+        write_dataset(
+            folder, images, WorldConfig.from_dict(TRAINING_WORLD), seed=WORLD_SEED, format="png",
+            splits={"training": 1.0 - fraction, "validation": fraction}, workers=workers,
+        )  # fmt: skip
+    return datalist
+
+
+def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
+    """The model folder's README: what it is, the command, both stages and their metrics."""
+    vs, us = vae["settings"], unet["settings"]
+    unet_cfg = json.loads((Path(record["unet_config_path"])).read_text())
+    vae_cfg = json.loads((Path(record["vae_config_path"])).read_text())
+    lines = [
+        "# RadEdit demo model (phantom world)",
+        "",
+        "A small RadEdit latent diffusion model (the classes, configurations and tokenizer of "
+        "`radedit_core.models.tiny`, the published weights' folder layout) trained on the *phantom world* "
+        "(`radedit_core.phantom_world`) by `scripts/train_demo_model.py` for the offline demo, the tests and "
+        "the phantom replication of the paper's experiments (`benchmarks/phantom_replication.py`). "
+        "Not for research on real images or clinical use.",
+        "",
+        "    " + command,
+        "",
+        f"- Architecture: UNet2DConditionModel blocks {list(unet_cfg['block_out_channels'])} "
+        f"({', '.join(unet_cfg['down_block_types'])}), cross-attention width {unet_cfg['cross_attention_dim']}; "
+        f"AutoencoderKL blocks {list(vae_cfg['block_out_channels'])}, 4 latent channels, x8; the text encoder is "
+        "the tiny BERT's seeded random initialisation, frozen (the UNet learns to read it).",
+        f"- Data: {record['images']} phantom-world cases (data set seed {WORLD_SEED}, "
+        f"world {json.dumps(TRAINING_WORLD)} over the default world), 16-bit PNGs mapped to model space "
+        "by the training data loader exactly as the editing path maps images.",
+        f"- VAE stage: {vae['global_step']} steps, batch {vs['batch_size']} random {vs['vae_crop_size']}x"
+        f"{vs['vae_crop_size']} crops, AdamW lr {vs['learning_rate']:g} cosine, L1 + L2 + {vs['vae_kl_weight']:g} KL; "
+        "latent normalisation folded into quant_conv/post_quant_conv.",
+        f"- UNet stage: {unet['global_step']} steps, batch {us['batch_size']}, AdamW lr {us['learning_rate']:g} "
+        f"cosine ({us['lr_warmup_steps']} warm-up), epsilon target with the model card's schedule, posterior-mode "
+        f"latents (cached), caption dropout {us['caption_dropout']:g}, final period dropped with probability "
+        f"{us['caption_period_dropout']:g}, min-SNR gamma {us['snr_gamma']}, EMA (decay up to {us['ema_decay']:g}) "
+        "weights saved.",
+        "",
+        "Metrics (`training.json` has every setting of the UNet stage):",
+        "",
+        "```json",
+        json.dumps(record["metrics"], indent=2),
+        "```",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it exists)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vae-steps", type=int, default=1500)
+    parser.add_argument("--vae-steps", type=int, default=2000)
     parser.add_argument("--unet-steps", type=int, default=3000)
-    parser.add_argument("--datalist", type=Path, help="train on this MONAI datalist instead of drawn phantoms")
-    parser.add_argument("--images", type=int, default=600, help="training phantoms (without --datalist)")
-    parser.add_argument("--holdout", type=int, default=16, help="held-out phantoms for the validation metrics")
+    parser.add_argument("--datalist", type=Path, help="train on this MONAI datalist instead of the phantom world")
+    parser.add_argument("--images", type=int, default=2000, help="phantom-world cases (without --datalist)")
+    parser.add_argument("--holdout", type=int, default=40, help="of which held out for the validation metrics")
     parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=128)
     parser.add_argument("--unet-batch", type=int, default=16)
+    parser.add_argument("--unet-lr", type=float, default=1e-3)
     parser.add_argument("--caption-dropout", type=float, default=0.15)
+    parser.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain MSE)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (part of the determinism)")
-    parser.add_argument("--workers", type=int, default=2, help="processes drawing phantoms")
+    parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work-dir", type=Path, help="keep the phantoms and run folders here (resumable)")
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
+    command = "python scripts/train_demo_model.py " + " ".join(sys.argv[1:])
     with tempfile.TemporaryDirectory() as tmp:
         work = args.work_dir or Path(tmp)
-        datalist = args.datalist
-        if datalist is None:
-            datalist = work / "phantoms" / "datalist.json"
-            if not datalist.exists():
-                write_phantom_datalist(datalist.parent, args.seed, args.images, args.holdout, args.workers)
+        datalist = args.datalist or write_world(work / "world", args.images, args.holdout, args.workers)
+        world_s = time.perf_counter() - started
         vae_run = work / "vae"
         if not (vae_run / "model").exists():
             print(train_from_mapping(vae_stage(args, datalist, vae_run)))
+        vae_s = time.perf_counter() - started - world_s
         unet = train_from_mapping(unet_stage(args, datalist, work / "unet", vae_run / "model"))
         print(unet)
+        vae_training = json.loads((vae_run / "model" / "training.json").read_text())
+        unet_training = json.loads((unet.model_dir / "training.json").read_text())
+        total = time.perf_counter() - started
+        record = {
+            "images": args.images if args.datalist is None else unet_training["data"]["training_rows"],
+            "unet_config_path": str(unet.model_dir / "unet" / "config.json"),
+            "vae_config_path": str(unet.model_dir / "vae" / "config.json"),
+            "metrics": {
+                "seed": args.seed,
+                "threads": args.threads,
+                "vae": vae_training["metrics"],
+                "unet": unet_training["metrics"],
+                "wall_time_s": {"world": round(world_s, 1), "vae": round(vae_s, 1),
+                                "unet": round(total - world_s - vae_s, 1), "total": round(total, 1)},  # fmt: skip
+            },
+        }
+        text = readme(command, vae_training, unet_training, record)
         if args.out.exists():
             shutil.rmtree(args.out)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(unet.model_dir, args.out)
+        (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
 

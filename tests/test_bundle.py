@@ -148,13 +148,14 @@ def test_edit_with_no_overrides_but_steps_runs_the_sample_from_repo_root_and_bun
     output, sidecar = Path(record["output"]), json.loads(Path(record["sidecar"]).read_text())
     if (REPO / "radedit_core" / "data" / "sample_study").is_dir():  # the DICOM sample: a derived series
         assert output.is_dir() and any(output.glob("*.dcm")) and sidecar["input"]["format"] == "dicom"
-        assert sidecar["masks"]["edit"].endswith("[labels: lungs]")
+        assert sidecar["masks"]["edit"].endswith("[labels: pneumothorax]")
+        assert sidecar["masks"]["keep"].endswith("[labels: drain]")
     else:
         assert output.suffix == ".png" and output.is_file()
     assert sidecar["model"]["name"] == "radedit-demo" and sidecar["model"]["device"] == "cpu"
     s = sidecar["settings"]
     assert (s["steps"], s["skip_ratio"], s["seed"], s["eta"], s["keep_mode"], s["dilate"]) == (10, 0.3, 0, 1.0, "pixel", 5)
-    assert s["prompts"] == ["Moderate pulmonary edema. The heart size is normal"] and s["weights"] == [15.0]
+    assert s["prompts"] == ["No pneumothorax"] and s["weights"] == [15.0]
     assert sidecar["masks"]["keep_pixels"] > 0 and sidecar["result"]["changed_pixels"] > 0
 
     # the same command from inside the bundle folder finds the same sample and item: nothing to do
@@ -414,11 +415,11 @@ def test_model_names_are_looked_up_in_the_bundle_models_folder(tmp_path, tiny_mo
     assert bundle_scripts().find_model(str(tiny_model_dir), [models]) == str(tiny_model_dir)
 
 
-def test_the_bundled_sample_is_the_sample_study_with_its_lungs_and_pacemaker_segments():
+def test_the_bundled_sample_is_the_sample_study_with_its_pneumothorax_and_drain_segments():
     from importlib import resources
 
     study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
     seg = study / "seg.dcm"
     assert bundle_scripts().bundled_sample() == {
-        "input": str(study), "edit_mask": f"{seg}#lungs", "keep_mask": f"{seg}#pacemaker"
+        "input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain"
     }

@@ -420,10 +420,13 @@ def test_bundled_sample_study():
     assert image.shape == (640, 560) and image.monochrome1 and "RescaleIntercept" in ds and "VOILUTSequence" in ds
     assert image.window is not None
     sample = Path(str(resources.files("radedit_core") / "data" / "sample"))
-    lungs = np.asarray(Image.open(sample / "lungs_mask.png")) > 0
-    pacemaker = np.asarray(Image.open(sample / "pacemaker_mask.png")) > 0
-    np.testing.assert_array_equal(read_dicom_mask(folder / "seg.dcm", image, select="lungs"), lungs)
-    np.testing.assert_array_equal(read_dicom_mask(folder / "seg.dcm", image, select="pacemaker"), pacemaker)
+    # The phantom-world case: a pneumothorax crossed by the drain that treats it, and a pacemaker.
+    for segment in ("lungs", "pneumothorax", "drain", "pacemaker"):
+        png = np.asarray(Image.open(sample / f"{segment}_mask.png")) > 0
+        assert png.any(), segment
+        np.testing.assert_array_equal(read_dicom_mask(folder / "seg.dcm", image, select=segment), png)
+    masks = {name: np.asarray(Image.open(sample / f"{name}_mask.png")) > 0 for name in ("pneumothorax", "drain")}
+    assert (masks["pneumothorax"] & masks["drain"]).any()
     # Same picture as the PNG sample: the PNG's 12-bit values in MONOCHROME2 polarity.
     png = np.asarray(Image.open(sample / "cxr.png")).astype(np.int64)
     assert np.corrcoef(png.ravel(), image.array.astype(np.int64).ravel())[0, 1] > 0.99

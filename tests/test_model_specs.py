@@ -239,7 +239,9 @@ def test_a_vae_that_overflows_is_an_error_naming_the_stage_and_nothing_is_writte
     editor = RadEditor(load_components(tiny_model_dir, device="cpu"))
     editor.set_progress(False)
     with torch.no_grad():
-        editor.components.vae.decoder.conv_out.weight.mul_(1e38)  # float32 overflow, like float16 in the SDXL VAE
+        conv_out = editor.components.vae.decoder.conv_out
+        conv_out.weight.mul_(1e38)  # float32 overflow, like float16 in the SDXL VAE
+        conv_out.bias.fill_(3e38)
     image = tmp_path / "cxr.png"
     write_image(image, quantise(phantom.image, 16), Geometry())
     out = tmp_path / "out" / "edited.png"

@@ -139,3 +139,13 @@ def test_vae_stays_fp32_when_unet_runs_in_bf16(tiny_model_dir):
     c = load_components(ModelSpec.from_folder(tiny_model_dir), device="cpu", dtype="bfloat16")
     assert c.unet.dtype == torch.bfloat16 and c.text_encoder.dtype == torch.bfloat16
     assert c.vae.dtype == torch.float32
+
+
+def test_loading_a_model_leaves_the_global_random_stream_alone(tiny_model_dir):
+    # The demo UNet's text addition embedding draws torch.randn in __init__ even when its weights are loaded.
+    from radedit_core.models.loading import load_components
+
+    torch.manual_seed(123)
+    before = torch.random.get_rng_state()
+    load_components(tiny_model_dir, device="cpu", dtype="float32")
+    assert torch.equal(torch.random.get_rng_state(), before)

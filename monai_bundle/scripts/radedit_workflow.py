@@ -39,12 +39,12 @@ def bundle_root() -> str:
 
 
 def bundled_sample() -> dict[str, str]:
-    """What the bundle edits with no input: the sample study's image and its SEG's lungs and pacemaker."""
+    """What the bundle edits with no input: the sample study's image, its SEG's pneumothorax (edit) and drain (keep)."""
     from importlib import resources  # noqa: PLC0415
 
     study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
     seg = study / "seg.dcm"
-    return {"input": str(study), "edit_mask": f"{seg}#lungs", "keep_mask": f"{seg}#pacemaker"}
+    return {"input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain"}
 
 
 def find_model(model: Any, search_dirs: Sequence[str | Path] = ()) -> str:

@@ -44,6 +44,8 @@ SEGMENT_CODES: dict[str, tuple[Any, Any]] = {
     "right_lung": (codes.SCT.AnatomicalStructure, codes.SCT.Lung),
     "heart": (codes.SCT.AnatomicalStructure, codes.SCT.Heart),
     "pacemaker": (codes.SCT.PhysicalObject, codes.SCT.CardiacPacemaker),
+    "pneumothorax": (codes.SCT.MorphologicallyAbnormalStructure, codes.SCT.Pneumothorax),
+    "drain": (codes.SCT.PhysicalObject, codes.SCT.TubeDevice),
 }
 _PATIENT_COORDINATES = (
     "ImagePositionPatient",

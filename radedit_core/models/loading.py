@@ -208,7 +208,12 @@ def _load(what: str, comp: ComponentSource, loader, local_files_only: bool | Non
     if comp.variant and what != "tokenizer":
         kwargs["variant"] = comp.variant
     try:
-        return loader(source, **kwargs, **extra)
+        # Loading must not move the caller's random stream: some modules draw in
+        # __init__ even when their weights are then loaded (diffusers'
+        # AttentionPooling of the "text" addition embedding calls torch.randn),
+        # which would make a seeded run depend on when its model was loaded.
+        with torch.random.fork_rng(devices=[]):
+            return loader(source, **kwargs, **extra)
     except (OSError, ValueError, EnvironmentError) as exc:
         # diffusers/transformers/huggingface_hub report missing files, unknown
         # repositories, absent revisions and offline misses as OSError/ValueError.

@@ -318,7 +318,7 @@ class ModelSpec:
         """``radedit`` / ``tiny`` / ``tiny-random`` / a spec file / a model folder -> spec.
 
         ``tiny`` is the bundled demo model (the tiny architecture trained on
-        synthetic phantoms); ``tiny-random`` its seeded random initialisation.
+        the phantom world); ``tiny-random`` its seeded random initialisation.
         """
         if isinstance(model, ModelSpec):
             return model

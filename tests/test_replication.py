@@ -1,0 +1,114 @@
+"""The phantom replication's --quick mode end to end (benchmarks/phantom_replication.py), and its pieces.
+
+The quick run trains its judge, predictors and segmenters on small splits
+(a few hundred cases each) and edits a handful of cases with T=20, so its
+figures are noisy: the ranges below are what such a run measures with the
+demo model, wide enough for the bootstrap noise of a few cases and narrow
+enough that a broken edit path, a judge that learnt nothing or a predictor
+that cannot tell the classes apart fails them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from radedit_core.phantom_world import case_seed
+from radedit_core.replication.experiments import bounding_box, border_band, erode
+from radedit_core.replication.worlds import GENERATIVE_MODEL_SEED, SPLITS, check_disjoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_splits_are_disjoint_and_the_check_notices_an_overlap(monkeypatch):
+    sizes = {"judge": 1200, "weak": 1000, "strong": 1000, "healthy": 500, "test": 400, "healthy_test": 16}
+    check_disjoint(sizes)
+    assert len({s.seed for s in SPLITS.values()} | {GENERATIVE_MODEL_SEED}) == len(SPLITS) + 1
+    monkeypatch.setitem(SPLITS, "weak", SPLITS["judge"].__class__("weak", "biased", SPLITS["judge"].seed))
+    with pytest.raises(AssertionError, match="is in split"):
+        check_disjoint({"judge": 10, "weak": 10})
+    assert case_seed(201, 0) != case_seed(301, 0)
+
+
+def test_worlds_break_or_keep_the_confounders():
+    biased, balanced, healthy = (SPLITS[k].config() for k in ("test", "strong", "healthy"))
+    assert (biased.drain_given_pneumothorax, biased.drain_given_no_pneumothorax) == (0.9, 0.02)
+    assert biased.finding_probability("consolidation", "A") == 0.0 < biased.finding_probability("consolidation", "B")
+    assert balanced.drain_given_pneumothorax == balanced.drain_given_no_pneumothorax
+    assert balanced.finding_probability("consolidation", "A") == balanced.finding_probability("consolidation", "B") > 0
+    assert max(healthy.prevalence.values()) == 0.0 and healthy.pacemaker == 0.0
+
+
+def test_mask_helpers():
+    mask = np.zeros((40, 50), bool)
+    mask[10:20, 15:30] = True
+    box = bounding_box(mask, margin=3)
+    assert box.sum() == (10 + 6) * (15 + 6) and box[7, 12] and not box[6, 12]
+    assert not bounding_box(np.zeros((5, 5), bool)).any()
+    band = border_band(mask, 2)
+    assert band[10, 20] and band[8, 20] and not band[15, 22] and not band[5, 20]
+    assert (erode(mask, 2) | band)[mask].all()
+
+
+def test_quick_replication_runs_and_measures_the_paper_effects(tmp_path, radedit_home):
+    out = tmp_path / "results.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / "phantom_replication.py"), "--quick", "--json", str(out),
+         "--cache", str(tmp_path / "cache"), "--workers", "2"],
+        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Manifestation shift" in proc.stdout and "Goals:" in proc.stdout and "paper" in proc.stdout
+    r = json.loads(out.read_text())
+    assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
+    check_ranges(r)
+    # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
+    nets = sorted((tmp_path / "cache" / "nets").glob("*.ts"))
+    assert len(nets) == 5 and all(p.with_suffix(".json").is_file() for p in nets)
+
+
+def check_ranges(r: dict) -> None:
+    """The quick run's figures (fractions) in ranges honest for six edits and small networks.
+
+    Measured on the 2-core CPU (quick mode, seed 0, about 3 minutes): judge drain accuracy 0.91
+    on the real test set; RadEdit keeps the drain in 4/6 edits, the global edit and the edit
+    mask alone in 0/6; RadEdit removes 39 % of the pneumothorax's mean darkness, the global
+    edit makes the region darker still; the weak predictor is right on 1/3 of the edits (it
+    reads the drain), on 94 % of the real biased test set; lung Dice 0.95 (weak) and 0.81
+    (strong segmenter) on real cases, within 0.01 after the additions.
+    """
+    real = r["networks_on_real_test"]
+    assert real["judge:drain"]["accuracy"]["value"] >= 0.85
+    assert real["judge:pacemaker"]["accuracy"]["value"] >= 0.85
+    man = r["manifestation"]
+    assert man["cases"] == 6 and set(man["methods"]) == {"radedit", "global", "edit_mask_only"}
+    methods = man["methods"]
+    # The paper's point: keeping the drain is what the keep mask does; without it the edit takes the drain too.
+    assert methods["radedit"]["drain_present"]["value"] >= 4 / 6
+    assert methods["global"]["drain_present"]["value"] <= 2 / 6
+    assert methods["edit_mask_only"]["drain_present"]["value"] <= 2 / 6
+    assert man["real"]["drain_present"]["value"] >= 5 / 6
+    # The edit moves the pneumothorax region towards the true counterfactual, keeping the lungs.
+    assert methods["radedit"]["counterfactual_gap_closed"]["value"] >= 0.15
+    assert man["real"]["counterfactual_gap_closed"]["value"] == 0.0
+    # The quick segmenter is small (Dice about 0.8-0.9 on real cases); the edit must not cost it lung.
+    assert methods["radedit"]["lung_dice"]["value"] >= man["real"]["lung_dice"]["value"] - 0.05
+    assert 0.0 <= man["diffedit"]["dice"]["value"] <= 0.7
+    weak = man["predictors"]["weak"]
+    assert weak["real"]["accuracy"]["value"] >= 0.8
+    assert weak["synthetic"]["accuracy"]["value"] <= weak["real"]["accuracy"]["value"] - 0.25  # it follows the drain
+    segmenters = r["population"]["segmenters"]
+    assert segmenters["weak"]["real"]["value"] >= 0.7 and segmenters["strong"]["real"]["value"] >= 0.6
+    for key in ("weak", "strong"):
+        for recipe in ("edema", "pacemaker", "consolidation"):
+            assert abs(segmenters[key][recipe]["value"] - segmenters[key]["real"]["value"]) <= 0.1
+    goals = {g["goal"]: g for g in r["goals"]}
+    assert len(goals) == 6 and goals["the global edit loses the drain"]["reached"] is True
+    assert r["timings_s"]["total"] > 0
