@@ -19,7 +19,6 @@ evaluate``), so a rerun only edits.  What is measured, and on which splits:
 from __future__ import annotations
 
 import argparse
-
 import os
 import sys
 import time
