@@ -170,3 +170,21 @@ def test_existing_output_is_never_overwritten_by_default(tmp_path):
         write_image(path, np.zeros((8, 8), np.uint8), Geometry())
     assert path.read_bytes() == b"keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]  # no temporary left behind
+
+
+def test_erode_is_the_dual_of_dilate_with_the_same_disc():
+    from radedit_core.imaging.masks import dilate, erode
+
+    yy, xx = np.mgrid[:80, :90]
+    mask = ((yy - 40) ** 2 + (xx - 45) ** 2 < 25**2) | ((yy > 30) & (yy < 36))
+    for radius in (1, 3, 6):
+        eroded = erode(mask, radius)
+        assert eroded.dtype == bool and eroded.sum() < mask.sum() and not eroded[~mask].any()
+        # away from the image border, erosion of the mask = complement of the dilated complement
+        dual = ~(dilate((~mask).astype(np.float32), radius) > 0)
+        inner = np.zeros_like(mask)
+        inner[radius:-radius, radius:-radius] = True
+        assert np.array_equal(eroded[inner], dual[inner])
+    assert np.array_equal(erode(mask, 0), mask)
+    with pytest.raises(ValueError, match="radius"):
+        erode(mask, -1)

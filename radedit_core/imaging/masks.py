@@ -102,6 +102,18 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     return sitk.GetArrayFromImage(out).astype(np.float32)
 
 
+def erode(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Erode a binary mask by ``radius`` pixels with the ball (disc) element of :func:`dilate`; bool out."""
+    if radius < 0:
+        raise ValueError("erosion radius must be >= 0")
+    binary = np.asarray(mask) != 0
+    if radius == 0 or not binary.any():
+        return binary
+    image = sitk.GetImageFromArray(binary.astype(np.uint8))
+    out = sitk.BinaryErode(image, [radius, radius], sitk.sitkBall, 0.0, 1.0)
+    return sitk.GetArrayFromImage(out).astype(bool)
+
+
 def make_masks(
     image: SourceImage,
     edit: np.ndarray | None,

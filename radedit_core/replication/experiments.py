@@ -58,9 +58,16 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..imaging import masks
 from ..phantom_world import Case, render_case, sample_case
 from ..settings import PAPER_PROMPTS, EditSettings
-from ..stress.metrics import SourceBootstrap, classification_group, ClassificationTable, segmentation_scores, weighted_mean
+from ..stress.metrics import (
+    ClassificationTable,
+    SourceBootstrap,
+    classification_group,
+    segmentation_scores,
+    weighted_mean,
+)
 from .data import TOP, case_image, contract_tensor, render_set
 from .networks import Recipe, TrainedNetwork, fit, predict_probabilities
 from .report import goals
@@ -154,21 +161,14 @@ def _log(progress: Callable[[str], None] | None, text: str) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------
-def _disc(radius: int) -> np.ndarray:
-    r = np.arange(-radius, radius + 1)
-    return (r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius
-
-
 def erode(mask: np.ndarray, px: int) -> np.ndarray:
-    from scipy import ndimage  # noqa: PLC0415
-
-    return ndimage.binary_erosion(mask, structure=_disc(px)) if px > 0 else mask.copy()
+    """``mask`` (bool) eroded by ``px`` pixels with a disc (:func:`radedit_core.imaging.masks.erode`)."""
+    return masks.erode(mask, px)
 
 
 def dilate(mask: np.ndarray, px: int) -> np.ndarray:
-    from scipy import ndimage  # noqa: PLC0415
-
-    return ndimage.binary_dilation(mask, structure=_disc(px)) if px > 0 else mask.copy()
+    """``mask`` (bool) dilated by ``px`` pixels with a disc, as edits dilate their masks (``--dilate``)."""
+    return masks.dilate(np.asarray(mask, dtype=bool).astype(np.float32), px) > 0
 
 
 def bounding_box(mask: np.ndarray, margin: int = 0) -> np.ndarray:
