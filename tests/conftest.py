@@ -19,6 +19,16 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or max(1, min(2, os.cpu_count() or 1))))
 
 
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread while a module runs (modules that compare runs bit for bit or race
+    subprocesses for the cores opt in with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def radedit_home(tmp_path_factory) -> Path:
     home = tmp_path_factory.mktemp("radedit_home")

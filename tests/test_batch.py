@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from radedit_core import batch
@@ -21,14 +20,9 @@ from radedit_core.errors import ConfigError, InputError, MaskError, OutputError,
 SETTINGS = {"prompt": "Moderate pulmonary edema", "steps": 6}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Two intra-op threads on two shared cores spin against other processes
-    # (an edit then takes seconds instead of a fraction of one).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Two intra-op threads on two shared cores spin against other processes (an edit then takes
+# seconds instead of a fraction of one): one torch thread for the module (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture

@@ -36,12 +36,8 @@ FAST = ["--steps", "10", "--device", "cpu"]
 ROWS = 6  # datalist rows of the two-rank runs
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread for the whole module (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bundle_scripts():

@@ -38,12 +38,8 @@ SMALL_UNET = {
 REPORTS = ["No acute cardiopulmonary process.", "Left pectoral pacemaker in place.", "Small left pleural effusion."]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# One torch thread for the whole module (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
