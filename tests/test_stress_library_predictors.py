@@ -282,3 +282,15 @@ def test_the_bundle_names_a_library_predictor_by_the_same_id(hf_folder, stress_s
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "bundle" / "results.json").read_text())
     assert results["predictor"]["form"] == "huggingface" and results["predictor"]["ref"] == f"huggingface:{hf_folder}"
+
+
+def test_an_image_processor_without_one_output_size_is_refused(hf_folder, tmp_path):
+    import shutil
+
+    from transformers import ViTImageProcessor
+
+    folder = tmp_path / "vit-shortest-edge"
+    shutil.copytree(hf_folder, folder)
+    ViTImageProcessor(size={"shortest_edge": 32}).save_pretrained(folder)
+    with pytest.raises(ConfigError, match="output size follows each image's shape"):
+        load_predictor(f"huggingface:{folder}", device="cpu")

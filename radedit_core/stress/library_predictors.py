@@ -127,7 +127,12 @@ def choose_classes(names: Sequence[str], chosen: Any, ref: str) -> tuple[list[in
     if chosen is None:
         keep = [i for i, n in enumerate(names) if n]
         return keep, [names[i] for i in keep]
-    pairs = list(chosen.items()) if isinstance(chosen, Mapping) else [(c, c) for c in chosen] if isinstance(chosen, list) else None
+    if isinstance(chosen, Mapping):
+        pairs = list(chosen.items())
+    elif isinstance(chosen, list):
+        pairs = [(c, c) for c in chosen]
+    else:
+        pairs = []
     if not pairs:
         raise ConfigError(f"{ref}: classes must be a list of the model's class names or a mapping set label: class name")
     index: list[int] = []
@@ -298,8 +303,12 @@ def load_huggingface(source: str, config: str | Path | None = None, device: str 
     names = [str(cfg.id2label[i]) for i in range(cfg.num_labels)]
     index, classes = choose_classes(names, options.get("classes"), ref)
     transform = hf_transform(processor, options.get("window"))
-    probe = SourceImage(np.zeros((256, 256), np.uint8), (0.0, 255.0))
-    size = list(transform(probe).shape[-2:])
+    sizes = {tuple(transform(SourceImage(np.zeros(shape, np.uint8), (0.0, 255.0))).shape[-2:])
+             for shape in ((256, 256), (256, 192))}  # fmt: skip
+    if len(sizes) > 1:
+        raise ConfigError(f"{ref}: the image processor's output size follows each image's shape ({sorted(sizes)}); "
+                          "batches need one size: give the processor a crop_size or a fixed size")  # fmt: skip
+    size = list(sizes.pop())
     sigmoid = cfg.problem_type == "multi_label_classification" or cfg.num_labels == 1
     folder = Path(source) if Path(source).is_dir() else None
     files = sorted(folder.glob("*.safetensors")) + sorted(folder.glob("*.bin")) + sorted(folder.glob("*.json")) if folder else []
