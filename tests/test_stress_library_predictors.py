@@ -259,7 +259,7 @@ def test_timm_model_with_its_pretrained_data_config(timm_folder, png8, stress_se
     assert np.allclose(predictor.predict([read_image(png8)])[0], reference, atol=1e-5)
     _evaluate(stress_set, predictor, tmp_path / "results")
     # an architecture with a plain checkpoint: the architecture's own pretrained config (176 px for resnet10t)
-    sidecar = _sidecar(tmp_path / "timm.yaml", {"checkpoint": str(checkpoint), "classes": ["opacity", "normal"]})
+    sidecar = _sidecar(checkpoint.parent / "timm.yaml", {"checkpoint": checkpoint.name, "classes": ["opacity", "normal"]})
     plain = load_predictor("timm:resnet10t", sidecar, device="cpu")
     arch = timm.create_model("resnet10t", num_classes=2)
     config = timm.data.resolve_data_config(model=arch)

@@ -49,7 +49,8 @@ or ``skimage.io.imread(p)`` gives it.
 library's class names to keep, or a mapping ``set label: library class name``
 that renames them for the set), ``threshold``, ``window``, ``batch_size``,
 ``name``; ``cache_dir`` (torchxrayvision), ``revision`` (Hugging Face),
-``checkpoint`` and ``activation`` (timm).
+``checkpoint`` and ``activation`` (timm); relative paths are relative to the
+sidecar's folder.
 
 The adapters return a :class:`~radedit_core.stress.predictors.Predictor`
 whose ``image_transform`` is the library's preprocessing (``SourceImage ->
@@ -119,6 +120,10 @@ def _options(form: str, ref: str, config: str | Path | None) -> dict[str, Any]:
     unknown = sorted(set(data) - _COMMON_KEYS - _FORM_KEYS[form])
     if unknown:
         raise ConfigError(f"{config}: unknown key(s) {unknown} for {ref}; known: {sorted(_COMMON_KEYS | _FORM_KEYS[form])}")
+    for key in ("cache_dir", "checkpoint"):  # relative to the sidecar, as a config file's paths are
+        if data.get(key):
+            path = Path(str(data[key])).expanduser()
+            data[key] = str(path if path.is_absolute() else Path(config).parent / path)
     return data
 
 
