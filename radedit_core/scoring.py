@@ -8,10 +8,10 @@
 * :func:`directional_score` is the paper's BioViL-T editing score (Sec. 4.4):
   ``S = cos(E_I(edited) - E_I(real), E_T(edit text) - E_T(real text))``; the
   paper keeps edits with ``S >= 0.2``.  :meth:`BioViLTScorer.load` computes it
-  with hi-ml-multimodal's BioViL-T image model and CXR-BERT text model
-  (``pip install "radedit-core[score]"``, beside a torchvision built for the
-  installed torch) from the published files; :func:`biovil_t_status` says why
-  it cannot where it cannot.
+  with hi-ml-multimodal's BioViL-T image model and CXR-BERT text model (a
+  default dependency; it needs a torchvision that imports beside the installed
+  torch) from the published files; :func:`biovil_t_status` says why it cannot
+  where it cannot (hi-ml-multimodal missing or not importing, files missing).
 """
 
 from __future__ import annotations

@@ -247,6 +247,7 @@ VERIFIED_ON_PYPI = {
     "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub", "jinja2",
     "matplotlib", "onnx", "polygraphy", "scipy", "tensorrt",
     "pypng",  # installed from PyPI with pip (0.20220715.0), pure Python, not among Slicer's pins
+    "timm", "torchxrayvision",  # the library predictors' extras (pip install resolved them, 2026-12-06)
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
     "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
 }

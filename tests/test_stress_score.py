@@ -1,32 +1,28 @@
 """The BioViL-T editing score (paper Sec. 4.4) with hi-ml-multimodal's real classes, and what the build
 records where they cannot be used.
 
-hi-ml-multimodal needs torchvision built for the installed torch: PyPI's torchvision is a CUDA build
-that does not import beside the CPU build of torch this project's CI installs ("operator
-torchvision::nms does not exist"), so there the first test is skipped with that reason and the toolkit
-records the score as unavailable (second test).  Where it imports, the first test builds BioViL-T with
-random weights in the published file layout and checks the score against hi-ml's own inference engines.
+hi-ml-multimodal is a default dependency (the set-up installs a torch and torchvision that import
+together), so these tests run everywhere: BioViL-T with random weights in the published file layout,
+its score checked against hi-ml's own inference engines, the recipes' ``min_score`` filter applied to a
+set built on a small phantom world; and, with the import made to fail, the score recorded as
+unavailable with its reason (``--score required`` stops before any edit, ``--score off`` asks nothing).
 """
 
 from __future__ import annotations
 
+import json
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from radedit_core.scoring import BIOVIL_T_IMAGE_WEIGHTS, BioViLTScorer, biovil_t_status
 
 VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "no", "acute", "cardiopulmonary", "process", "small", "left",
          "right", "pneumothorax", "chest", "drain", "in", "place", ".", "moderate", "pulmonary", "edema"]  # fmt: skip
-
-
-def _hi_ml_import_error() -> str | None:
-    try:
-        import health_multimodal.image.model.model  # noqa: F401
-        import health_multimodal.text.model  # noqa: F401
-    except Exception as exc:  # noqa: BLE001 - torchvision's RuntimeError included
-        return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
-    return None
 
 
 def _write_published_layout(folder):
@@ -48,9 +44,6 @@ def _write_published_layout(folder):
 
 
 def test_score_with_hi_ml_classes_equals_hi_ml_inference_engines(tmp_path):
-    reason = _hi_ml_import_error()
-    if reason is not None:
-        pytest.skip(f"hi-ml-multimodal does not import here ({reason}); the build records the score as unavailable")
     from health_multimodal.image.data.transforms import create_chest_xray_transform_for_inference
     from health_multimodal.image.inference_engine import ImageInferenceEngine
     from health_multimodal.image.model.model import ImageModel
@@ -91,10 +84,141 @@ def test_score_with_hi_ml_classes_equals_hi_ml_inference_engines(tmp_path):
     assert -1.0 <= score <= 1.0 and abs(score) > 1e-4  # random weights still give a direction
 
 
-def test_unavailable_score_says_why_and_nothing_is_faked(tmp_path):
+# -- the filter on a built set --------------------------------------------------------------------
+PTX = {"shift": "manifestation", "when": {"pneumothorax": 1}, "prompt": "No pneumothorax.", "edit": "pneumothorax",
+       "keep": ["drain"], "labels": {"pneumothorax": 0}}  # fmt: skip
+#: The paper's threshold, and one no edit can pass (a cosine is at most 1): both sides of the filter.
+RECIPES = {
+    "defaults": {"steps": 4, "skip_ratio": 0.3, "dilate": 3},
+    "recipes": {
+        "remove-pneumothorax": {**PTX, "filters": {"min_score": 0.2}, "sham": True},
+        "remove-pneumothorax-strict": {**PTX, "filters": {"min_score": 0.999}},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    from radedit_core.phantom_world import WorldConfig, write_dataset
+
+    folder = tmp_path_factory.mktemp("score_world") / "world"
+    config = WorldConfig.from_dict({"prevalence": {"pneumothorax": 0.5}})
+    write_dataset(folder, n=5, config=config, seed=3, splits={"testing": 1.0}, progress=False)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def biovil_t(tmp_path_factory):
+    return _write_published_layout(tmp_path_factory.mktemp("score_weights") / "BiomedVLP-BioViL-T")
+
+
+@pytest.fixture()
+def recipes(tmp_path):
+    path = tmp_path / "recipes.yaml"
+    path.write_text(yaml.safe_dump(RECIPES, sort_keys=False))
+    return path
+
+
+def test_min_score_filters_a_built_set_with_the_score_of_the_published_layout(world, biovil_t, recipes, editor, tmp_path):
+    from radedit_core.batch.datalist import read_datalist
+    from radedit_core.imaging.io import read_image
+    from radedit_core.stress.build import StressBuild
+    from radedit_core.stress.stress_set import read_stress_set
+
+    summary = StressBuild(datalist=world / "datalist.json", recipes=recipes, score="required", score_weights=biovil_t,
+                          editor=editor, device="cpu", output_dir=tmp_path / "set", progress=False).run()  # fmt: skip
+    s = read_stress_set(tmp_path / "set")
+    assert summary.score == "available" == s.qc["score_status"] and "filters_not_applied" not in s.qc
+    reports = {r.values["id"]: r.values["report"] for r in read_datalist(world / "datalist.json")}
+    edits = [r for r in s.rows if not r.is_real and not r.recipe.endswith(":sham")]
+    shams = [r for r in s.rows if not r.is_real and r.recipe.endswith(":sham")]
+    assert len(edits) >= 2 and len(shams) == len(edits) // 2
+    scorer = BioViLTScorer.load(source=biovil_t, device="cpu")  # a second, independent load of the same files
+    for r in edits:
+        sidecar = json.loads(Path(str(r.image) + ".json").read_text())
+        assert sidecar["qc"]["score_status"] == "computed" and isinstance(r.score, float)
+        if r is edits[0]:  # the score of the files as written: the source and the edit on the source grid
+            source = read_image(s.row(r.source).image)
+            again = scorer.score(source.array, read_image(r.image).array, reports[r.source], "No pneumothorax.")
+            assert r.score == pytest.approx(again, abs=1e-4)
+        threshold = RECIPES["recipes"][r.recipe]["filters"]["min_score"]
+        assert r.accepted == (r.score >= threshold), (r.id, r.score)
+        assert (f"editing score {r.score:.3f} < min_score {threshold:g}" in r.values["reason"]) == (not r.accepted)
+    assert not any(r.accepted for r in edits if r.recipe == "remove-pneumothorax-strict")
+    assert all(r.score is None and r.accepted for r in shams)  # a sham changes no text: never scored, never filtered
+    assert summary.rejected == sum(not r.accepted for r in edits)
+
+
+# -- where hi-ml-multimodal cannot be used ----------------------------------------------------------
+@pytest.fixture(params=["missing", "torchvision"])
+def hi_ml_broken(request, monkeypatch):
+    """hi-ml-multimodal made unimportable: not installed, or a torchvision built for another torch."""
+    import builtins
+
+    for name in [m for m in sys.modules if m.split(".")[0] == "health_multimodal"]:
+        monkeypatch.delitem(sys.modules, name)
+    if request.param == "missing":
+        monkeypatch.setitem(sys.modules, "health_multimodal", None)  # import -> ModuleNotFoundError
+        return "hi-ml-multimodal is not installed"
+    real_import = builtins.__import__
+
+    def failing(name, *args, **kwargs):
+        if name.split(".")[0] == "health_multimodal":
+            raise RuntimeError("operator torchvision::nms does not exist")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", failing)
+    return "hi-ml-multimodal does not import here: RuntimeError: operator torchvision::nms does not exist"
+
+
+def test_unavailable_score_says_why(hi_ml_broken, biovil_t):
+    from radedit_core.errors import ConfigError
+
+    reason = biovil_t_status(biovil_t)
+    assert reason is not None and reason.startswith(hi_ml_broken) and "\n" not in reason
+    with pytest.raises(ConfigError, match="hi-ml-multimodal"):
+        BioViLTScorer.load(source=biovil_t)
+
+
+def test_missing_files_of_the_layout_are_named(tmp_path):
     reason = biovil_t_status(tmp_path / "nowhere")
-    assert reason is not None
-    if _hi_ml_import_error() is None:
-        assert "BioViL-T files missing" in reason and BIOVIL_T_IMAGE_WEIGHTS in reason
-    else:
-        assert "hi-ml-multimodal" in reason
+    assert "BioViL-T files missing" in reason and BIOVIL_T_IMAGE_WEIGHTS in reason and "vocab.txt" in reason
+
+
+@pytest.fixture()
+def hi_ml_missing(monkeypatch):
+    for name in [m for m in sys.modules if m.split(".")[0] == "health_multimodal"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "health_multimodal", None)
+    return "hi-ml-multimodal is not installed"
+
+
+def test_a_build_without_the_score_records_it_unavailable_and_applies_no_score_filter(hi_ml_missing, world, biovil_t,
+                                                                                       recipes, editor, tmp_path, capsys):  # fmt: skip
+    hi_ml_broken = hi_ml_missing
+    recipes.write_text(yaml.safe_dump({"defaults": RECIPES["defaults"], "recipes": {"remove-pneumothorax": {
+        **PTX, "filters": {"min_score": 0.2}}}}, sort_keys=False))  # fmt: skip
+    from radedit_core.cli import main
+    from radedit_core.stress.build import StressBuild
+    from radedit_core.stress.stress_set import read_stress_set
+
+    # required: one line, exit 2, before any edit
+    code = main(["-q", "stress", "build", "--datalist", str(world / "datalist.json"), "--recipes", str(recipes),
+                 "--output", str(tmp_path / "required"), "--score", "required", "--score-weights", str(biovil_t),
+                 "--device", "cpu"])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "\n" not in err and "score required but the BioViL-T editing score is unavailable" in err
+    assert hi_ml_broken in err and not (tmp_path / "required").exists()
+    # auto: the set is built, the score unavailable with its reason, the min_score filter reported as not applied
+    for mode in ("auto", "off"):
+        summary = StressBuild(datalist=world / "datalist.json", recipes=recipes, score=mode, score_weights=biovil_t,
+                              editor=editor, device="cpu", output_dir=tmp_path / mode, progress=False).run()  # fmt: skip
+        s = read_stress_set(tmp_path / mode)
+        edits = [r for r in s.rows if not r.is_real]
+        assert edits and all(r.score is None and r.accepted for r in edits)  # nothing faked, nothing filtered on it
+        if mode == "auto":
+            assert summary.score == s.qc["score_status"] == f"unavailable: {biovil_t_status(biovil_t)}"
+            assert hi_ml_broken in summary.score
+        else:
+            assert summary.score == s.qc["score_status"] == "off"
+        assert s.qc["filters_not_applied"] == f"min_score ({s.qc['score_status']})"

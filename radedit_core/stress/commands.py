@@ -24,14 +24,17 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--predictor",
         required=True,
-        help="the model under test: a MONAI bundle folder, a TorchScript file (with its .json/.yaml sidecar) "
-        "or a Python entry point package.module:factory",
+        help="the model under test: a MONAI bundle folder, a TorchScript file (with its .json/.yaml sidecar), "
+        "a Python entry point package.module:factory, torchxrayvision:<weights> (e.g. densenet121-res224-all), "
+        "huggingface:<folder or hub id> or timm:<folder, hub id or architecture>",
     )
     p.add_argument(
         "--predictor-config",
         type=Path,
         help="predictor sidecar (JSON/YAML: task, classes, input_size, intensity, output, ...); for a TorchScript "
-        "file [default: <file>.json/.yaml beside it], overrides for a bundle, the spec of an entry point",
+        "file [default: <file>.json/.yaml beside it], overrides for a bundle, the spec of an entry point; for "
+        "torchxrayvision:, huggingface:, timm: the classes to keep (or a mapping set label: class name), threshold, "
+        "window, cache_dir, revision, checkpoint",
     )
     p.add_argument("--task", choices=["auto", "classification", "segmentation"], default="auto",
                    help="must match the set's task [default: auto, the set's]")  # fmt: skip

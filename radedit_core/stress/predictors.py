@@ -58,7 +58,12 @@ with the original masks at full resolution.
   ``PYTHONPATH``): the factory (given ``device=`` if it takes it, and the
   sidecar's ``factory_kwargs``) returns a :class:`Predictor`, or a callable on
   contract batches with the spec as its ``predictor_spec`` attribute or in a
-  sidecar.
+  sidecar;
+* ``torchxrayvision:<weights>``, ``huggingface:<folder or hub id>``,
+  ``timm:<folder, hub id or architecture>``: the classifiers researchers
+  already have, each with its library's own preprocessing instead of the
+  input contract above (:mod:`~radedit_core.stress.library_predictors`; the
+  three prefixes are checked before an entry point).
 
 :meth:`Predictor.check` is the trial forward pass on one real image at
 start-up: a wrong output shape, NaN or infinite values, or "probabilities"
@@ -298,8 +303,11 @@ class Predictor:
 
     ``model`` maps a contract batch ``[B, 1, H, W]`` (on ``device``) to the
     declared output; ``preprocessing`` (optional) maps each contract tensor
-    ``[1, H, W]`` first (a MONAI bundle's ``preprocessing``).  ``description``
-    is the provenance (form, file, SHA-256, ...).
+    ``[1, H, W]`` first (a MONAI bundle's ``preprocessing``).  ``image_transform``
+    (optional) replaces the contract: it maps each image to the model's input
+    ``[C, H, W]`` with a library's own preprocessing (the library forms of
+    :mod:`~radedit_core.stress.library_predictors`).  ``description`` is the
+    provenance (form, file, SHA-256, ...).
     """
 
     model: Callable[[torch.Tensor], Any]
@@ -308,6 +316,7 @@ class Predictor:
     preprocessing: Callable[[Any], Any] | None = None
     description: dict[str, Any] = field(default_factory=dict)
     batch_size: int | None = None
+    image_transform: Callable[[SourceImage], torch.Tensor] | None = None
 
     def __post_init__(self) -> None:
         self.device = torch.device(self.device)
@@ -352,6 +361,8 @@ class Predictor:
 
     # 1. images -> contract tensors
     def prepare(self, image: SourceImage) -> torch.Tensor:
+        if self.image_transform is not None:
+            return self.image_transform(image).float()
         x = to_contract(image, self.spec)
         if self.preprocessing is not None:
             x = self._preprocess(x, image)
@@ -754,7 +765,13 @@ def load_entry_point(ref: str, config: str | Path | None = None, device: str = "
 
 
 def predictor_form(ref: str | Path) -> str:
-    """``monai_bundle``, ``torchscript`` or ``entry_point`` for what ``ref`` names."""
+    """``monai_bundle``, ``torchscript``, ``entry_point`` or a library form (``torchxrayvision``,
+    ``huggingface``, ``timm``: ``<library>:<model>``, checked first) for what ``ref`` names."""
+    from .library_predictors import parse_library_ref  # noqa: PLC0415
+
+    library = parse_library_ref(ref)
+    if library is not None:
+        return library[0]
     path = Path(ref)
     if path.is_dir():
         return "monai_bundle"
@@ -764,14 +781,19 @@ def predictor_form(ref: str | Path) -> str:
         return "entry_point"
     raise InputError(
         ref,
-        "predictor not found: give a MONAI bundle folder, a TorchScript file (with its sidecar) "
-        "or a Python entry point package.module:factory",
+        "predictor not found: give a MONAI bundle folder, a TorchScript file (with its sidecar), "
+        "a Python entry point package.module:factory, or torchxrayvision:<weights>, huggingface:<folder or id>, "
+        "timm:<folder, id or architecture>",
     )
 
 
 def load_predictor(ref: str | Path, config: str | Path | None = None, device: str = "auto") -> Predictor:
-    """Load a predictor in any of the three forms (see the module docstring)."""
+    """Load a predictor in any of its forms (see the module docstring)."""
     form = predictor_form(ref)
+    if form not in ("monai_bundle", "torchscript", "entry_point"):
+        from .library_predictors import load_library_predictor  # noqa: PLC0415
+
+        return load_library_predictor(str(ref), config, device)
     if form == "monai_bundle":
         return load_monai_bundle(ref, config, device)
     if form == "torchscript":

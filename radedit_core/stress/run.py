@@ -104,6 +104,11 @@ def stress_options(data: Mapping[str, Any], base: str | Path | None = None, sour
     predictor = None if is_missing(options["predictor"]) else str(options["predictor"])
     if predictor is not None and base is not None and ":" not in predictor and not Path(predictor).is_absolute():
         options["predictor"] = str(Path(base) / predictor)
+    elif predictor is not None:
+        from .library_predictors import resolve_library_ref  # noqa: PLC0415
+
+        # huggingface:<folder> and timm:<folder> relative to the config file, like the other paths
+        options["predictor"] = resolve_library_ref(predictor, base)
     settings = options["settings"] or {}
     if not isinstance(settings, Mapping):
         raise ConfigError(f"{source}: settings: expected a mapping of edit settings")
