@@ -32,7 +32,7 @@ from radedit_core.imaging.intensity import stored_value_map
 
 from RadEditLib import environment, mrml
 from RadEditLib.logic import RadEditCoreLogic
-from RadEditLib.protocol import PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
+from RadEditLib.protocol import CANCEL_GRACE_S, PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
 
 PROMPT = PAPER_PROMPTS["normal"]
 ROWS, COLS = 176, 160
@@ -189,10 +189,19 @@ def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
         run.process.poll()
         time.sleep(0.05)
     pid = run.process.pid
-    logic.cancel(run)
+    t0 = time.perf_counter()
+    logic.cancel(run)  # what the module's Cancel button does: it returns at once ...
+    assert time.perf_counter() - t0 < 0.3
+    while not run.process.finished:  # ... and the poll timer settles it
+        assert time.perf_counter() - t0 < CANCEL_GRACE_S + 1.0
+        run.process.poll()
+        time.sleep(0.05)
     assert run.state == "cancelled" and run.process.returncode is not None
+    # SIGTERM reached the worker: it reported the cancel itself, well before the kill.
+    assert run.process.events[-1].kind == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    logic.discard(run)
     assert not run.job_dir.exists()
     assert volume_nodes(logic.scene()) == ["CXR"]
 

@@ -211,10 +211,19 @@ class RadEditCoreLogic:
             raise
         return run
 
-    def cancel(self, run: EditRun) -> None:
-        """Stop the process and remove everything the run wrote."""
+    def cancel(self, run: EditRun, wait: bool = False) -> None:
+        """Stop the worker's whole process tree (see :meth:`WorkerProcess.cancel`).
+
+        Returns at once: the GUI keeps polling ``run.process`` and calls
+        :meth:`discard` when it has finished.  ``wait=True`` (scripts)
+        blocks until the tree is gone (at most ``CANCEL_GRACE_S`` and a
+        poll) and removes everything the run wrote.
+        """
         if run.process is not None:
             run.process.cancel()
+            if not wait and not run.process.finished:
+                return
+            run.process.wait()
         self.discard(run)
 
     def discard(self, run: EditRun) -> None:
