@@ -51,6 +51,11 @@ MIN_PYTHON = (3, 10)
 #: PyTorch extension's ``installTorch(torchVersionRequirement=...)``.
 TORCH_SPECIFIER = ">=2.3"
 TORCH_REQUIREMENT = "torch" + TORCH_SPECIFIER
+#: What the module itself (not the worker) needs in Slicer's Python, in every mode:
+#: psutil ends the worker's whole process tree on Cancel (PythonSlicer is a launcher
+#: that forwards no signal).  Slicer ships no psutil; until it is installed the
+#: worker's process group (POSIX) or ``taskkill /T`` (Windows) stands in.
+MODULE_REQUIREMENTS = ["psutil>=5.9"]
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

@@ -147,10 +147,21 @@ class RadEditCoreLogic:
         editSegmentIds: Sequence[str],
         keepSegmentIds: Sequence[str],
         parameters: EditParameters,
+        *,
+        check: bool = True,
+        masks: mrml.SegmentMasks | None = None,
     ) -> EditRun:
-        """Write the job folder (the volume and masks as NRRD on its grid, and job.json) and have the worker
-        check it: a bad parameter or input is a WorkerError with the worker's message, and no folder stays."""
-        masks = self.computeMasks(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds)
+        """Write the job folder (the volume and masks as NRRD on its grid, and job.json).
+
+        ``check``: have the worker check it first (blocking: scripts); a bad
+        parameter or input is a WorkerError with the worker's message, and no
+        folder stays.  The GUI passes ``check=False``: the edit worker checks
+        the job itself before it loads the model, and its error comes back
+        through the polled process.  ``masks``: masks already computed for
+        these segments (the panel's cache).
+        """
+        if masks is None:
+            masks = self.computeMasks(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds)
         root = self.workRoot()
         root.mkdir(parents=True, exist_ok=True)
         job_dir = Path(tempfile.mkdtemp(prefix="RadEdit-", dir=root))
@@ -177,7 +188,8 @@ class RadEditCoreLogic:
             )
             job["sidecar"] = str(sidecar)
             job_path = write_job(job_dir / "job.json", job)
-            check_job(self.workerPython(), job_path, env=self.workerEnvironment())
+            if check:
+                check_job(self.workerPython(), job_path, env=self.workerEnvironment())
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
@@ -194,9 +206,14 @@ class RadEditCoreLogic:
             masks=masks,
         )
 
-    def startEdit(self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, on_event=None) -> EditRun:
-        """Start the edit in a background process and return at once."""
-        run = self.prepareEdit(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters)
+    def startEdit(
+        self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, on_event=None,
+        *, check: bool = True, masks: mrml.SegmentMasks | None = None,
+    ) -> EditRun:
+        """Start the edit in a background process and return (``check``, ``masks``: see :meth:`prepareEdit`)."""
+        run = self.prepareEdit(
+            volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters, check=check, masks=masks
+        )
         run.process = WorkerProcess(
             worker_command(self.workerPython(), run.job_path),
             task="edit",

@@ -389,6 +389,11 @@ class WorkerProcess:
         return self.state in ("done", "error", "cancelled")
 
     @property
+    def cancelling(self) -> bool:
+        """Cancel was asked for and the tree has not ended yet."""
+        return self._cancel_requested and not self.finished
+
+    @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
