@@ -296,6 +296,15 @@ def test_module_files_fit_together():
                 "add_subdirectory(RadEditSlicer)", "Slicer_EXTENSION_GENERATE_CONFIG", "Slicer_EXTENSION_CPACK"):
         assert key in top
     assert (sb.MODULE_DIR / "Resources" / "Icons" / "RadEdit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Extensions Index: a licence file at the root (the project's MIT licence), a screenshot that is not the icon.
+    assert 'license = { text = "MIT" }' in (sb.REPO / "pyproject.toml").read_text()
+    assert (sb.REPO / "LICENSE.txt").read_text().startswith("MIT License")
+    assert "set(EXTENSION_LICENSE_FILE ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE.txt)" in top
+    shots = re.search(r'set\(EXTENSION_SCREENSHOTURLS "([^"]+)"\)', top).group(1).split()
+    prefix = "https://raw.githubusercontent.com/radedit-toolkit/radedit/main/"
+    for url in shots:
+        assert url.startswith(prefix) and "Icons" not in url
+        assert (sb.REPO / url[len(prefix):]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The in-Slicer self-test writes its study with this builder, in the worker's Python.
     from radedit_core.dicom.synthetic import write_synthetic_cxr_study
 

@@ -306,3 +306,20 @@ def test_install_hint_scanner():
     )
     assert install_hints(text, "pip install") == {"hi-ml-multimodal", "pip", "radedit-core"}
     assert install_hints(text, "apt-get install") == {"dicom3tools", "orthanc"}
+
+
+def test_the_pytorch_extension_is_a_dependency_exactly_where_slicers_python_is_the_default():
+    """CMakeLists.txt depends on PyTorch from the first Slicer release whose Python runs the worker."""
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    threshold = re.search(r'set\(RADEDIT_SLICER_PYTHON_FROM "([0-9.]+)"\)', cmake).group(1)
+    assert re.search(
+        r'VERSION_GREATER_EQUAL RADEDIT_SLICER_PYTHON_FROM\)\s*set\(EXTENSION_DEPENDS "PyTorch"\)\s*else\(\)\s*'
+        r'set\(EXTENSION_DEPENDS "NA"\)', cmake
+    )
+    assert 'set(EXTENSION_DEPENDS "PyTorch")' not in cmake.split("find_package(Slicer REQUIRED)")[0]
+    for release in SLICER_RELEASES:
+        if release.ref == "main":
+            continue
+        minor = ".".join(release.ref.lstrip("v").split(".")[:2])
+        uses_slicer_python = not EXPECTED_PROBLEMS[release.ref]
+        assert (Version(minor) >= Version(threshold)) is uses_slicer_python, release.ref
