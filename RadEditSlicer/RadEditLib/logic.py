@@ -301,7 +301,8 @@ class RadEditCoreLogic:
         dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
         if src.GetColorNodeID():
             dst.SetAndObserveColorNodeID(src.GetColorNodeID())
-        if hasattr(src, "GetInvertDisplayScalarRange"):
+        # Slicer 5.10 and later (tests/slicer_api_refs.json): older ones cannot show an image inverted.
+        if hasattr(src, "GetInvertDisplayScalarRange") and hasattr(dst, "SetInvertDisplayScalarRange"):
             dst.SetInvertDisplayScalarRange(src.GetInvertDisplayScalarRange())
 
     def edit(self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, timeout: float | None = None, difference: bool = True):
