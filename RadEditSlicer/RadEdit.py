@@ -526,7 +526,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         try:
             self._probe = self.logic.startProbe()
         except WorkerError as exc:
-            self.ui.environmentLabel.text = _(panel.environment_text(None, str(exc)))
+            self.ui.environmentLabel.text = _(panel.environment_text(None, str(exc), self.logic.pythonMode()))
             return
         self.ui.environmentLabel.text = _(panel.environment_text(None))
         self._probeTimer.start()
@@ -546,7 +546,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             info, problem = probe_outcome(probe, probe.command[0]), None
         except WorkerError as exc:
             info, problem = None, str(exc)
-        self.ui.environmentLabel.text = _(panel.environment_text(info, problem))
+        self.ui.environmentLabel.text = _(panel.environment_text(info, problem, self.logic.pythonMode()))
         self.updateButtons()
 
     def onInstallDependencies(self) -> None:

@@ -193,6 +193,10 @@ def test_worker_outcomes_mean_what_the_panel_says():
     assert panel.environment_text(None, "python3 cannot run the RadEdit worker: radedit_core is not installed there") == (
         "Not configured: python3 cannot run the RadEdit worker: radedit_core is not installed there"
     )
+    # Where the worker is not configured, the line says what sets it up in the chosen mode.
+    external = panel.environment_text(None, "/opt/py cannot run the RadEdit worker", "external")
+    assert "bash scripts/setup.sh" in external and external.startswith("Not configured: /opt/py")
+    assert panel.environment_text(None, "no torch", "slicer") == "Not configured: no torch; press 'Install dependencies'"
     text = panel.environment_text({"version": "0.1", "torch": None, "cuda": False, "executable": "/py"})
     assert text == "radedit_core 0.1, torch missing, CUDA not available (/py)"
 

@@ -247,6 +247,7 @@ VERIFIED_ON_PYPI = {
     "accelerate", "dicomweb-client", "diffusers", "fire", "hi-ml-multimodal", "highdicom", "huggingface-hub", "jinja2",
     "matplotlib", "onnx", "polygraphy", "scipy", "tensorrt",
     "pypng",  # installed from PyPI with pip (0.20220715.0), pure Python, not among Slicer's pins
+    "psutil",  # the module's own requirement (environment.MODULE_REQUIREMENTS); pip show: 7.2.2 from PyPI, 2026-12-06
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
     "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
 }
@@ -292,6 +293,7 @@ def test_install_hints_and_requirements_name_published_packages():
         apt_names |= install_hints(text, "apt-get install")
     pip_names |= {environment.requirement_name(r) for r in environment.read_requirements(REQUIREMENTS)}
     pip_names |= {environment.requirement_name(r) for r in pyproject_dependencies()}
+    pip_names |= {environment.requirement_name(r) for r in environment.MODULE_REQUIREMENTS}
     assert "hi-ml-multimodal" in pip_names and "dicom3tools" in apt_names  # the scan finds the hints
     assert pip_names <= VERIFIED_ON_PYPI, pip_names - VERIFIED_ON_PYPI
     assert apt_names <= VERIFIED_IN_DEBIAN, apt_names - VERIFIED_IN_DEBIAN

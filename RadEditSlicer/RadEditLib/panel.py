@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from .environment import EXTERNAL_SETUP
 from .mrml import SegmentMasks, segment_names
 
 
@@ -134,10 +135,16 @@ def edit_outcome(state: str, result: dict[str, Any] | None, error_message: str |
     return Outcome("error", "The edit failed.", error_message or "the RadEdit worker stopped without a result")
 
 
-def environment_text(info: dict[str, Any] | None, problem: str | None = None) -> str:
-    """The Settings section's line after a probe: the facts, or why the worker is not configured."""
+def environment_text(info: dict[str, Any] | None, problem: str | None = None, mode: str | None = None) -> str:
+    """The Settings section's line after a probe: the facts, or why the worker is not configured
+    and what sets it up in this ``mode`` ("slicer" or "external")."""
     if problem:
-        return "Not configured: " + problem
+        text = "Not configured: " + problem
+        if mode == "external":
+            text += "; " + EXTERNAL_SETUP
+        elif mode == "slicer":
+            text += "; press 'Install dependencies'"
+        return text
     if info is None:
         return "Checking the environment..."
     return "radedit_core {version}, torch {torch}, CUDA {cuda} ({python})".format(
