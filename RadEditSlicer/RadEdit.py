@@ -128,8 +128,11 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     is checked by the edit worker itself, before it loads the model), and
     cancel only signals the process tree.  Masks are computed after the
     segments stop changing (debounced) and reused until a chosen segment, the
-    choice or the image changes (``panel.MaskCache``); they come from the
-    segmentations logic through MRML nodes, which live on the GUI thread.
+    choice or the image changes (``panel.MaskCache``).  They are computed on
+    the GUI thread (MRML and VTK objects are not thread-safe), straight from
+    the segments' labelmaps where those lie on the volume's grid (about
+    0.15 s for two segments of a 3000 x 2500 image), else through the
+    segmentations logic's export.
     """
 
     POLL_MS = 200

@@ -138,6 +138,14 @@ MRML_METHODS = {
     "SetUseCompression": "vtkMRMLStorageNode",
     "SetWindowLevel": "vtkMRMLScalarVolumeDisplayNode",
     "WriteData": "vtkMRMLStorageNode",
+    "GetParentTransformNode": "vtkMRMLTransformableNode",
+    "GetSegmentationBinaryLabelmapRepresentationName": "vtkSegmentationConverter",
+    "SetExtent": "vtkImageData",
+    "GetExtent": "vtkImageData",
+    "SetImageToWorldMatrix": "vtkOrientedImageData",
+    "GetImageToWorldMatrix": "vtkOrientedImageData",
+    "ResampleOrientedImageToReferenceOrientedImage": "vtkOrientedImageDataResample",
+    "GetLabelValue": "vtkSegment",
 }
 
 #: Methods newer than the oldest supported release: the module calls them only behind a

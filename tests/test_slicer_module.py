@@ -416,3 +416,34 @@ def test_export_needs_the_source_in_the_dicom_database(logic, scene_inputs):
         logic.exportDicom(result)
     with pytest.raises(WorkerError, match="is not a RadEdit result"):
         logic.exportDicom(fake)
+
+
+def test_masks_read_directly_equal_the_segmentations_logic_export(logic, core, phantom, monkeypatch):
+    """The scene-free path (the labelmap resampled onto the volume's grid) gives what
+    ExportSegmentsToLabelmapNode gives: for segments sharing a layer, for a segment painted
+    on another grid, and it steps aside for a transformed segmentation."""
+    core.clear()
+    volume = sb.add_cxr_volume(core.scene, np.zeros((ROWS, COLS), np.int16), "CXR", spacing=SPACING, origin=ORIGIN, direction=DIRECTION)
+    segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
+    left, right, heart = phantom.mask("left_lung"), phantom.mask("right_lung"), phantom.mask("heart")
+    ids = [sb.paint_segment(segmentation, volume, name, m) for name, m in (("left", left), ("right", right))]
+    # Disjoint segments may share one labelmap layer, told apart by their label values.
+    assert segmentation.GetSegmentation().GetNumberOfLayers() == 1
+    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[0], volume), left)
+    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[1], volume), right)
+    # A segment painted on a coarser grid (every second pixel): the export resamples it.
+    coarse = sb.add_cxr_volume(core.scene, np.zeros((ROWS // 2, COLS // 2), np.int16), "coarse",
+                               spacing=(SPACING[0] * 2, SPACING[1] * 2, 1.0), origin=ORIGIN, direction=DIRECTION)
+    ids.append(sb.paint_segment(segmentation, coarse, "heart", heart[::2, ::2]))
+    with monkeypatch.context() as m:
+        m.setattr(mrml, "_labelmap_on_grid", lambda *a: None)
+        exported = {i: logic.computeMasks(volume, segmentation, [i]).edit for i in ids}
+    for i in ids:  # whichever path each segment takes now, computeMasks gives the export's mask
+        direct = mrml._labelmap_on_grid(segmentation, i, volume)
+        assert direct is None or np.array_equal(direct, exported[i])
+        np.testing.assert_array_equal(logic.computeMasks(volume, segmentation, [i]).edit, exported[i])
+    assert mrml._labelmap_on_grid(segmentation, ids[2], volume) is None
+
+    transform = core.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    segmentation.SetAndObserveTransformNodeID(transform.GetID())
+    assert mrml._labelmap_on_grid(segmentation, ids[0], volume) is None  # the export handles transforms
