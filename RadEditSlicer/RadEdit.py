@@ -9,6 +9,7 @@ environment chosen in the Settings section).
 
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -28,9 +29,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-from RadEditLib import environment, mrml
+from RadEditLib import environment, mrml, panel
 from RadEditLib.logic import RadEditCoreLogic
-from RadEditLib.protocol import PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
+from RadEditLib.protocol import PAPER_PROMPTS, EditParameters, WorkerError, probe_environment, probe_outcome, probe_process
 
 MODULE_DIR = Path(__file__).resolve().parent
 #: A layout of three slice views side by side: original | edited | difference.
@@ -120,7 +121,22 @@ class RadEditParameterNode:
 
 
 class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """Mirrors ``RadEditLib.panel``'s decisions into the widgets; starts and polls background work.
+
+    Nothing here blocks the GUI thread: the edit, the export, the environment
+    probe and the job check are worker processes polled by QTimers (the job
+    is checked by the edit worker itself, before it loads the model), and
+    cancel only signals the process tree.  Masks are computed after the
+    segments stop changing (debounced) and reused until a chosen segment, the
+    choice or the image changes (``panel.MaskCache``).  They are computed on
+    the GUI thread (MRML and VTK objects are not thread-safe), straight from
+    the segments' labelmaps where those lie on the volume's grid (about
+    0.15 s for two segments of a 3000 x 2500 image), else through the
+    segmentations logic's export.
+    """
+
     POLL_MS = 200
+    MASKS_DEBOUNCE_MS = 300
 
     def __init__(self, parent=None) -> None:
         ScriptedLoadableModuleWidget.__init__(self, parent)
@@ -132,6 +148,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._updatingSegmentLists = False
         self._computingMasks = False
         self._listedSegments = {}
+        self._masks = None
         self._run = None
         self._pollTimer = qt.QTimer()
         self._pollTimer.setInterval(self.POLL_MS)
@@ -140,9 +157,13 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self._exportTimer = qt.QTimer()
         self._exportTimer.setInterval(self.POLL_MS)
         self._exportTimer.connect("timeout()", self.onPollExport)
+        self._probe = None
+        self._probeTimer = qt.QTimer()
+        self._probeTimer.setInterval(self.POLL_MS)
+        self._probeTimer.connect("timeout()", self.onPollProbe)
         self._overlapTimer = qt.QTimer()
         self._overlapTimer.setSingleShot(True)
-        self._overlapTimer.setInterval(300)
+        self._overlapTimer.setInterval(self.MASKS_DEBOUNCE_MS)
         self._overlapTimer.connect("timeout()", self.updateOverlap)
         self._loadingSettings = False
 
@@ -154,6 +175,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         uiWidget.setMRMLScene(slicer.mrmlScene)
 
         self.logic = RadEditLogic()
+        self._masks = panel.MaskCache(self.logic.computeMasks)
 
         self.ui.presetComboBox.addItem(_("Presets (RadEdit paper)..."), "")
         for label, prompt in PRESETS:
@@ -185,22 +207,27 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
-        if self._run is not None and not self._run.process.finished:
-            self.logic.cancel(self._run)
-        if self._export is not None:
-            self._export.process.cancel()
+        # Slicer is closing: no poll follows, so the tree is killed at once (outputs are atomic).
+        for process in (
+            self._run.process if self._run is not None else None,
+            self._export.process if self._export is not None else None,
+            self._probe,
+        ):
+            if process is not None and not process.finished:
+                process.cancel(grace=0.0)
         self._pollTimer.stop()
         self._exportTimer.stop()
+        self._probeTimer.stop()
+        self._overlapTimer.stop()
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
+        # Release the node (GUI connection, observer) once, through the one path that holds it:
+        # enter() then takes it again without removing an observer that is already gone.
+        self.setParameterNode(None)
 
     def onSceneStartClose(self, caller, event) -> None:
         self.setParameterNode(None)
@@ -224,6 +251,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def setParameterNode(self, inputParameterNode) -> None:
         if self._parameterNode:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
             self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self.onParameterNodeModified)
         self._parameterNode = inputParameterNode
         if self._parameterNode:
@@ -235,18 +263,24 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.observeSegmentation(self._parameterNode.segmentation if self._parameterNode else None)
         self.updateSegmentLists()
         self.updateButtons()
-        self._overlapTimer.start()
+        if not self._masks.current(self._parameterNode):
+            self._overlapTimer.start()  # a new prompt or guidance changes no mask: nothing to redo
 
     # -- segments --------------------------------------------------------------------
+    #: A paint stroke fires SourceRepresentationModified (SegmentModified only for the first
+    #: stroke into an empty segment), as the Segment Editor's own segment list observes.
+    SEGMENTATION_EVENTS = (
+        "SegmentAdded",
+        "SegmentRemoved",
+        "SegmentModified",
+        "SourceRepresentationModified",
+        "RepresentationModified",
+    )
+
     def observeSegmentation(self, segmentation) -> None:
         if segmentation is self._observedSegmentation:
             return
-        events = (
-            slicer.vtkSegmentation.SegmentAdded,
-            slicer.vtkSegmentation.SegmentRemoved,
-            slicer.vtkSegmentation.SegmentModified,
-            slicer.vtkSegmentation.RepresentationModified,
-        )
+        events = [getattr(slicer.vtkSegmentation, name) for name in self.SEGMENTATION_EVENTS]
         if self._observedSegmentation is not None:
             for event in events:
                 self.removeObserver(self._observedSegmentation, event, self.onSegmentationChanged)
@@ -259,31 +293,25 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         if self._computingMasks:
             return  # our own export of the segments, not an edit by the user
         self.updateSegmentLists()
+        self.updateButtons()
         self._overlapTimer.start()  # painting fires many events: recompute once it settles
 
     def updateSegmentLists(self) -> None:
-        """Mirror the segments (rebuilt only when they change) and the chosen ones."""
-        pn = self._parameterNode
-        segments = tuple(mrml.segment_names(pn.segmentation)) if pn and pn.segmentation else ()
-        chosen = (set(pn.editSegmentIds) if pn else set(), set(pn.keepSegmentIds) if pn else set())
+        """Mirror ``panel.segment_rows``: rebuilt only when the segments change, check states always."""
+        rows = panel.segment_rows(self._parameterNode)
+        segments = tuple((row.segment_id, row.name) for row in rows)
         self._updatingSegmentLists = True
         try:
-            for key, widget, ids in zip(("edit", "keep"), (self.ui.editSegmentsList, self.ui.keepSegmentsList), chosen):
+            for which, widget in zip(("edit", "keep"), (self.ui.editSegmentsList, self.ui.keepSegmentsList)):
                 # Rebuilding a list from its own itemChanged signal would delete
                 # the item being reported: only rebuild when the segments differ.
-                if segments != self._listedSegments.get(key):
+                if segments != self._listedSegments.get(which):
                     widget.clear()
-                    for segment_id, name in segments:
-                        item = qt.QListWidgetItem(name)
-                        item.setData(qt.Qt.UserRole, segment_id)
-                        item.setFlags(item.flags() | qt.Qt.ItemIsUserCheckable)
-                        widget.addItem(item)
-                    self._listedSegments[key] = segments
-                for row in range(widget.count):
-                    item = widget.item(row)
-                    state = qt.Qt.Checked if item.data(qt.Qt.UserRole) in ids else qt.Qt.Unchecked
-                    if item.checkState() != state:
-                        item.setCheckState(state)
+                    for row in rows:
+                        widget.addItem(panel.segment_item(qt, row, which))
+                    self._listedSegments[which] = segments
+                for index, row in enumerate(rows):
+                    panel.mirror_check_state(qt, widget.item(index), getattr(row, which))
         finally:
             self._updatingSegmentLists = False
 
@@ -302,25 +330,13 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self._parameterNode.keepSegmentIds = self._checked(self.ui.keepSegmentsList)
 
     def updateOverlap(self) -> None:
-        """Show how much of the edit region is also kept (keep wins there)."""
-        pn = self._parameterNode
-        if not pn or not pn.inputVolume or not pn.segmentation or not pn.editSegmentIds:
-            self.ui.masksLabel.text = _("Choose the input volume, the segmentation and at least one edit segment.")
-            return
+        """Show the masks' pixel counts (keep wins where both are chosen)."""
         self._computingMasks = True
         try:
-            masks = self.logic.computeMasks(pn.inputVolume, pn.segmentation, pn.editSegmentIds, pn.keepSegmentIds)
-        except Exception as exc:  # noqa: BLE001 - shown to the user, not raised
-            self.ui.masksLabel.text = str(exc)
-            return
+            masks, problem = self._masks.get(self._parameterNode)
         finally:
             self._computingMasks = False
-        text = _("Edit: {edit} px, keep: {keep} px.").format(edit=masks.edit_pixels, keep=masks.keep_pixels)
-        if masks.overlap_pixels:
-            text += " " + _(
-                "{n} px are in both an edit and a keep segment: they are kept (keep wins)."
-            ).format(n=masks.overlap_pixels)
-        self.ui.masksLabel.text = text
+        self.ui.masksLabel.text = panel.masks_text(masks, problem)
 
     # -- prompt ------------------------------------------------------------------------
     def onPreset(self, index: int) -> None:
@@ -333,17 +349,17 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def updateButtons(self) -> None:
         pn = self._parameterNode
         editing = self._run is not None and not self._run.process.finished
-        running = editing or self._export is not None
-        ready = bool(pn and pn.inputVolume and pn.segmentation and pn.editSegmentIds and pn.prompt.strip())
-        self.ui.applyButton.enabled = ready and not running
-        self.ui.applyButton.toolTip = (
-            _("Edit the input volume in the background") if ready else _("Choose a volume, a segmentation, edit segments and a prompt")
-        )
-        self.ui.cancelButton.enabled = editing
+        cancelling = editing and self._run.process.cancelling
+        busy = editing or self._export is not None
+        enabled, tip = panel.apply_enabled(pn, busy)
+        self.ui.applyButton.enabled = enabled
+        self.ui.applyButton.toolTip = _(tip)
+        self.ui.cancelButton.enabled = editing and not cancelling
         result = pn.resultVolume if pn else None
         has_result = bool(result and result.GetAttribute(mrml.ATTR_SOURCE_VOLUME))
-        self.ui.exportButton.enabled = has_result and not running
+        self.ui.exportButton.enabled = has_result and not busy
         self.ui.showComparisonButton.enabled = has_result
+        self.ui.checkEnvironmentButton.enabled = self._probe is None
 
     def parameters(self) -> EditParameters:
         pn = self._parameterNode
@@ -363,11 +379,21 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     def onApply(self) -> None:
         pn = self._parameterNode
         with slicer.util.tryWithErrorDisplay(_("The edit could not be started."), waitCursor=True):
+            self._computingMasks = True
+            try:
+                masks, problem = self._masks.get(pn)
+            finally:
+                self._computingMasks = False
+            if problem:
+                raise mrml.MaskProblem(problem)
+            # No blocking job check: the worker checks the job before it loads the model,
+            # and a problem comes back through onPoll as the worker's message.
             self._run = self.logic.startEdit(
-                pn.inputVolume, pn.segmentation, pn.editSegmentIds, pn.keepSegmentIds, self.parameters()
+                pn.inputVolume, pn.segmentation, pn.editSegmentIds, pn.keepSegmentIds, self.parameters(),
+                check=False, masks=masks,
             )
             self.ui.progressBar.value = 0
-            self.ui.progressBar.format = _("Starting") + " %p%"
+            self.ui.progressBar.format = _("Checking the job") + " %p%"
             self.ui.progressBar.show()
             self.ui.statusLabel.text = self._run.masks.summary()
             self._pollTimer.start()
@@ -381,26 +407,24 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         run.process.poll()
         progress = run.process.progress
         self.ui.progressBar.value = progress.percent
-        self.ui.progressBar.format = f"{progress.text} %p%"
+        if not run.process.cancelling:
+            self.ui.progressBar.format = f"{progress.text} %p%"
         if not run.process.finished:
             return
         self._pollTimer.stop()
         self._run = None
+        outcome = panel.edit_outcome(run.process.state, run.process.result, run.process.error_message)
         try:
-            if run.process.state == "done":
+            if outcome.kind == "done":
                 result = self.logic.finishEdit(run)
                 self._parameterNode.resultVolume = result
                 self.logic.showComparison(result)
-                summary = run.process.result or {}
-                self.ui.statusLabel.text = _("Done: {changed} pixels changed in {seconds} s.").format(
-                    changed=summary.get("changed_pixels", "?"), seconds=summary.get("seconds", "?")
-                )
-            elif run.process.state == "error":
+            else:
                 self.logic.discard(run)
-                self.ui.statusLabel.text = _("The edit failed.")
+            self.ui.statusLabel.text = _(outcome.status)
+            if outcome.error:
                 slicer.util.errorDisplay(
-                    _("RadEdit failed:") + "\n" + (run.process.error_message or ""),
-                    detailedText="\n".join(run.process.stderr_tail),
+                    _("RadEdit failed:") + "\n" + outcome.error, detailedText="\n".join(run.process.stderr_tail)
                 )
         except Exception as exc:  # noqa: BLE001
             logging.exception("RadEdit: loading the result failed")
@@ -410,14 +434,11 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.updateButtons()
 
     def onCancel(self) -> None:
+        """Signal the worker's process tree and return; onPoll settles it within CANCEL_GRACE_S."""
         if self._run is None:
             return
-        self._pollTimer.stop()
-        with slicer.util.WaitCursor():
-            self.logic.cancel(self._run)
-        self._run = None
-        self.ui.progressBar.hide()
-        self.ui.statusLabel.text = _("Cancelled; nothing was written.")
+        self.logic.cancel(self._run)
+        self.ui.progressBar.format = _("Cancelling") + " %p%"
         self.updateButtons()
 
     def onShowComparison(self) -> None:
@@ -502,22 +523,34 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.environmentLabel.text = ""
 
     def onCheckEnvironment(self) -> None:
-        with slicer.util.tryWithErrorDisplay(_("The RadEdit environment is not usable."), waitCursor=True):
-            self.ui.environmentLabel.text = _("Checking...")
-            slicer.app.processEvents()
-            try:
-                info = self.logic.checkEnvironment()
-            except WorkerError as exc:
-                self.ui.environmentLabel.text = str(exc)
-                raise
-            self.ui.environmentLabel.text = _(
-                "radedit_core {version}, torch {torch}, CUDA {cuda} ({python})"
-            ).format(
-                version=info.get("version"),
-                torch=info.get("torch") or _("missing"),
-                cuda=_("available") if info.get("cuda") else _("not available"),
-                python=info.get("executable"),
-            )
+        """Start the probe (it imports torch and initialises CUDA: seconds) and poll it."""
+        if self._probe is not None:
+            return
+        try:
+            self._probe = self.logic.startProbe()
+        except WorkerError as exc:
+            self.ui.environmentLabel.text = _(panel.environment_text(None, str(exc), self.logic.pythonMode()))
+            return
+        self.ui.environmentLabel.text = _(panel.environment_text(None))
+        self._probeTimer.start()
+        self.updateButtons()
+
+    def onPollProbe(self) -> None:
+        probe = self._probe
+        if probe is None:
+            self._probeTimer.stop()
+            return
+        probe.poll()
+        if not probe.finished:
+            return
+        self._probeTimer.stop()
+        self._probe = None
+        try:
+            info, problem = probe_outcome(probe, probe.command[0]), None
+        except WorkerError as exc:
+            info, problem = None, str(exc)
+        self.ui.environmentLabel.text = _(panel.environment_text(info, problem, self.logic.pythonMode()))
+        self.updateButtons()
 
     def onInstallDependencies(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Installing the dependencies failed."), waitCursor=True):
@@ -600,7 +633,12 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
         return environment.with_pythonpath(None, environment.bundled_core_parent(MODULE_DIR))
 
     def checkEnvironment(self) -> dict:
+        """Blocking probe (console, self-test); the panel uses :meth:`startProbe`."""
         return probe_environment(self.workerPython(), self.workerEnvironment())
+
+    def startProbe(self):
+        """The environment probe as a started, polled WorkerProcess (``probe_outcome`` reads it)."""
+        return probe_process(self.workerPython(), self.workerEnvironment()).start()
 
     # -- DICOM database ------------------------------------------------------------
     def _fileForInstance(self, uid: str) -> str:
@@ -637,10 +675,19 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
                 _("Slicer's Python cannot run RadEdit without replacing what Slicer ships: {problems}. "
                   "Choose 'External Python environment' in the Settings section.").format(problems="; ".join(problems))
             )
-        missing = environment.missing_requirements(requirements)
+        missing = environment.missing_requirements(environment.MODULE_REQUIREMENTS + requirements)
         need_torch = not environment.torch_installed()
         if not missing and not need_torch:
             return True
+        if need_torch:
+            # The PyTorch extension is not a hard dependency of RadEdit (an external environment
+            # needs none): it is only needed here, where Slicer's own Python runs the worker.
+            try:
+                import PyTorchUtils
+            except ImportError as exc:
+                raise WorkerError(
+                    _("Install the PyTorch extension (Extensions Manager), restart Slicer and try again.")
+                ) from exc
         if askConfirmation and not slicer.app.commandOptions().testingEnabled:
             text = _("RadEdit needs these Python packages in Slicer's Python:") + "\n\n"
             if need_torch:
@@ -650,14 +697,9 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
             if not slicer.util.confirmOkCancelDisplay(text):
                 return False
         if need_torch:
-            try:
-                import PyTorchUtils
-            except ImportError as exc:
-                raise WorkerError(
-                    _("Install the PyTorch extension (Extensions Manager), restart Slicer and try again.")
-                ) from exc
+            # The user has just confirmed torch too: PyTorchUtils must not ask a second time.
             torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(
-                askConfirmation=askConfirmation, torchVersionRequirement=environment.TORCH_SPECIFIER
+                askConfirmation=False, torchVersionRequirement=environment.TORCH_SPECIFIER
             )
             if torch is None:
                 return False
@@ -691,7 +733,16 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
             composite.SetForegroundVolumeID(None)
             composite.SetLabelVolumeID(None)
             widget.mrmlSliceNode().RotateToVolumePlane(volume)
-            widget.sliceLogic().FitSliceToAll()
+        # The new layout's views get their sizes when the event loop lays them out: fitting now
+        # would fit the old (or zero) sizes.  A zero timer runs after the pending layout events.
+        qt.QTimer.singleShot(0, lambda: self._fitViews(layoutManager, ("Red", "Yellow", "Green")))
+
+    @staticmethod
+    def _fitViews(layoutManager, views) -> None:
+        for view in views:
+            widget = layoutManager.sliceWidget(view)
+            if widget is not None:
+                widget.sliceLogic().FitSliceToAll()
 
 
 #
@@ -700,18 +751,26 @@ class RadEditLogic(ScriptedLoadableModuleLogic, RadEditCoreLogic):
 
 
 class RadEditTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer (``Slicer --testing``): the user's path with the tiny model.
+    """Runs inside Slicer (``Slicer --testing``, the Extensions Index's build machines included).
 
-    A synthetic chest X-ray is written as DICOM by radedit_core (in the worker's
-    Python), imported into a temporary DICOM database and loaded; two segments
-    are painted; the edit runs in the background process; the result must lie
-    on the input's grid; the export must add a derived series to the study.
+    ``test_RadEdit_panel`` needs no torch and no GPU: the module loads, its
+    widget builds, and the panel's decisions (segment lists and check
+    states, pixel counts after a paint, Apply enabling) hold on Slicer's own
+    scene and Qt.  ``test_RadEdit_masks_edit_export`` then asks the worker's
+    environment: where none is configured (a build machine) it reports the
+    worker as "not configured" and stops there; where one is, it runs the
+    user's path with the tiny model: a synthetic chest X-ray written as DICOM
+    by radedit_core, imported and loaded, two segments painted, the edit in
+    the background process, the result on the input's grid, the export as a
+    derived series of the same study.
     """
 
     def setUp(self):
         slicer.mrmlScene.Clear()
 
     def runTest(self):
+        self.setUp()
+        self.test_RadEdit_panel()
         self.setUp()
         self.test_RadEdit_masks_edit_export()
 
@@ -722,13 +781,59 @@ class RadEditTest(ScriptedLoadableModuleTest):
             [logic.workerPython(), "-c", code], check=True, env=logic.workerEnvironment(), capture_output=True, text=True
         )
 
+    def test_RadEdit_panel(self):
+        import numpy as np
+
+        self.delayDisplay("RadEdit panel without a worker")
+        widget = slicer.util.getModuleWidget("RadEdit")  # loads the module and builds its panel
+        self.assertIsNotNone(widget)
+        volume = slicer.util.addVolumeFromArray(np.zeros((1, 64, 48), np.int16), name="CXR")
+        segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+        segmentation.CreateDefaultDisplayNodes()
+        segmentation.SetReferenceImageGeometryParameterFromVolumeNode(volume)
+        editId = segmentation.GetSegmentation().AddEmptySegment("", "lung")
+        keepId = segmentation.GetSegmentation().AddEmptySegment("", "drain")
+        edit = np.zeros((1, 64, 48), np.uint8)
+        edit[0, 10:30, 5:20] = 1
+        slicer.util.updateSegmentBinaryLabelmapFromArray(edit, segmentation, editId, volume)
+
+        pn = RadEditLogic().getParameterNode()
+        pn.inputVolume, pn.segmentation = volume, segmentation
+        self.assertEqual([(r.name, r.edit, r.keep) for r in panel.segment_rows(pn)], [("lung", False, False), ("drain", False, False)])
+        self.assertFalse(panel.apply_enabled(pn, busy=False)[0])
+        # The items the panel builds are checkable: checking one chooses the segment.
+        item = panel.segment_item(qt, panel.segment_rows(pn)[0], "edit")
+        self.assertEqual(item.checkState(), qt.Qt.Unchecked)
+        self.assertIsNotNone(item.data(qt.Qt.CheckStateRole))
+        pn.editSegmentIds = [editId]
+        self.assertTrue(panel.apply_enabled(pn, busy=False)[0])
+        self.assertFalse(panel.apply_enabled(pn, busy=True)[0])
+
+        cache = panel.MaskCache(RadEditLogic().computeMasks)
+        masks, problem = cache.get(pn)
+        self.assertIsNone(problem)
+        self.assertEqual(masks.edit_pixels, 20 * 15)
+        pn.prompt = "No pneumothorax"  # a new prompt: no export
+        cache.get(pn)
+        self.assertEqual(cache.computed, 1)
+        edit[0, 40:50, 5:20] = 1  # a paint stroke
+        slicer.util.updateSegmentBinaryLabelmapFromArray(edit, segmentation, editId, volume)
+        masks, _problem = cache.get(pn)
+        self.assertEqual(masks.edit_pixels, 30 * 15)
+        self.delayDisplay("Panel logic passed")
+
     def test_RadEdit_masks_edit_export(self):
         import numpy as np
         from DICOMLib import DICOMUtils
 
         self.delayDisplay("Starting the RadEdit test")
         logic = RadEditLogic()
-        info = logic.checkEnvironment()
+        try:
+            info = logic.checkEnvironment()
+        except WorkerError as exc:
+            # A build machine without torch or a worker environment: the panel test above is the test.
+            self.delayDisplay(panel.environment_text(None, str(exc)) + " - the edit is not tested here")
+            return
         self.assertTrue(info.get("version"))
 
         work = Path(slicer.app.temporaryPath) / "RadEditTest"
@@ -777,6 +882,7 @@ class RadEditTest(ScriptedLoadableModuleTest):
             while not run.process.finished:
                 slicer.app.processEvents()
                 run.process.poll()
+                time.sleep(0.05)
             self.assertEqual(run.process.state, "done", run.process.error_message)
             result = logic.finishEdit(run)
             self.assertTrue(mrml.same_grid(result, volume))

@@ -32,7 +32,7 @@ from radedit_core.imaging.intensity import stored_value_map
 
 from RadEditLib import environment, mrml
 from RadEditLib.logic import RadEditCoreLogic
-from RadEditLib.protocol import PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
+from RadEditLib.protocol import CANCEL_GRACE_S, PAPER_PROMPTS, EditParameters, WorkerError, probe_environment
 
 PROMPT = PAPER_PROMPTS["normal"]
 ROWS, COLS = 176, 160
@@ -189,10 +189,19 @@ def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
         run.process.poll()
         time.sleep(0.05)
     pid = run.process.pid
-    logic.cancel(run)
+    t0 = time.perf_counter()
+    logic.cancel(run)  # what the module's Cancel button does: it returns at once ...
+    assert time.perf_counter() - t0 < 0.3
+    while not run.process.finished:  # ... and the poll timer settles it
+        assert time.perf_counter() - t0 < CANCEL_GRACE_S + 1.0
+        run.process.poll()
+        time.sleep(0.05)
     assert run.state == "cancelled" and run.process.returncode is not None
+    # SIGTERM reached the worker: it reported the cancel itself, well before the kill.
+    assert run.process.events[-1].kind == "cancelled"
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    logic.discard(run)
     assert not run.job_dir.exists()
     assert volume_nodes(logic.scene()) == ["CXR"]
 
@@ -287,6 +296,15 @@ def test_module_files_fit_together():
                 "add_subdirectory(RadEditSlicer)", "Slicer_EXTENSION_GENERATE_CONFIG", "Slicer_EXTENSION_CPACK"):
         assert key in top
     assert (sb.MODULE_DIR / "Resources" / "Icons" / "RadEdit.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Extensions Index: a licence file at the root (the project's MIT licence), a screenshot that is not the icon.
+    assert 'license = { text = "MIT" }' in (sb.REPO / "pyproject.toml").read_text()
+    assert (sb.REPO / "LICENSE.txt").read_text().startswith("MIT License")
+    assert "set(EXTENSION_LICENSE_FILE ${CMAKE_CURRENT_SOURCE_DIR}/LICENSE.txt)" in top
+    shots = re.search(r'set\(EXTENSION_SCREENSHOTURLS "([^"]+)"\)', top).group(1).split()
+    prefix = "https://raw.githubusercontent.com/radedit-toolkit/radedit/main/"
+    for url in shots:
+        assert url.startswith(prefix) and "Icons" not in url
+        assert (sb.REPO / url[len(prefix):]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # The in-Slicer self-test writes its study with this builder, in the worker's Python.
     from radedit_core.dicom.synthetic import write_synthetic_cxr_study
 
@@ -398,3 +416,34 @@ def test_export_needs_the_source_in_the_dicom_database(logic, scene_inputs):
         logic.exportDicom(result)
     with pytest.raises(WorkerError, match="is not a RadEdit result"):
         logic.exportDicom(fake)
+
+
+def test_masks_read_directly_equal_the_segmentations_logic_export(logic, core, phantom, monkeypatch):
+    """The scene-free path (the labelmap resampled onto the volume's grid) gives what
+    ExportSegmentsToLabelmapNode gives: for segments sharing a layer, for a segment painted
+    on another grid, and it steps aside for a transformed segmentation."""
+    core.clear()
+    volume = sb.add_cxr_volume(core.scene, np.zeros((ROWS, COLS), np.int16), "CXR", spacing=SPACING, origin=ORIGIN, direction=DIRECTION)
+    segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
+    left, right, heart = phantom.mask("left_lung"), phantom.mask("right_lung"), phantom.mask("heart")
+    ids = [sb.paint_segment(segmentation, volume, name, m) for name, m in (("left", left), ("right", right))]
+    # Disjoint segments may share one labelmap layer, told apart by their label values.
+    assert segmentation.GetSegmentation().GetNumberOfLayers() == 1
+    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[0], volume), left)
+    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[1], volume), right)
+    # A segment painted on a coarser grid (every second pixel): the export resamples it.
+    coarse = sb.add_cxr_volume(core.scene, np.zeros((ROWS // 2, COLS // 2), np.int16), "coarse",
+                               spacing=(SPACING[0] * 2, SPACING[1] * 2, 1.0), origin=ORIGIN, direction=DIRECTION)
+    ids.append(sb.paint_segment(segmentation, coarse, "heart", heart[::2, ::2]))
+    with monkeypatch.context() as m:
+        m.setattr(mrml, "_labelmap_on_grid", lambda *a: None)
+        exported = {i: logic.computeMasks(volume, segmentation, [i]).edit for i in ids}
+    for i in ids:  # whichever path each segment takes now, computeMasks gives the export's mask
+        direct = mrml._labelmap_on_grid(segmentation, i, volume)
+        assert direct is None or np.array_equal(direct, exported[i])
+        np.testing.assert_array_equal(logic.computeMasks(volume, segmentation, [i]).edit, exported[i])
+    assert mrml._labelmap_on_grid(segmentation, ids[2], volume) is None
+
+    transform = core.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
+    segmentation.SetAndObserveTransformNodeID(transform.GetID())
+    assert mrml._labelmap_on_grid(segmentation, ids[0], volume) is None  # the export handles transforms

@@ -248,6 +248,7 @@ VERIFIED_ON_PYPI = {
     "matplotlib", "onnx", "polygraphy", "scipy", "tensorrt",
     "pypng",  # installed from PyPI with pip (0.20220715.0), pure Python, not among Slicer's pins
     "timm", "torchxrayvision",  # the library predictors' extras (pip install resolved them, 2026-12-06)
+    "psutil",  # the module's own requirement (environment.MODULE_REQUIREMENTS); pip show: 7.2.2 from PyPI, 2026-12-06
     "monai", "nibabel", "numpy", "pillow", "pip", "pydicom", "pylibjpeg", "pylibjpeg-libjpeg", "pylibjpeg-openjpeg",
     "pylibjpeg-rle", "pynetdicom", "python-gdcm", "pyyaml", "safetensors", "simpleitk", "torch", "tqdm", "transformers",
 }
@@ -293,6 +294,7 @@ def test_install_hints_and_requirements_name_published_packages():
         apt_names |= install_hints(text, "apt-get install")
     pip_names |= {environment.requirement_name(r) for r in environment.read_requirements(REQUIREMENTS)}
     pip_names |= {environment.requirement_name(r) for r in pyproject_dependencies()}
+    pip_names |= {environment.requirement_name(r) for r in environment.MODULE_REQUIREMENTS}
     assert "hi-ml-multimodal" in pip_names and "dicom3tools" in apt_names  # the scan finds the hints
     assert pip_names <= VERIFIED_ON_PYPI, pip_names - VERIFIED_ON_PYPI
     assert apt_names <= VERIFIED_IN_DEBIAN, apt_names - VERIFIED_IN_DEBIAN
@@ -307,3 +309,20 @@ def test_install_hint_scanner():
     )
     assert install_hints(text, "pip install") == {"hi-ml-multimodal", "pip", "radedit-core"}
     assert install_hints(text, "apt-get install") == {"dicom3tools", "orthanc"}
+
+
+def test_the_pytorch_extension_is_a_dependency_exactly_where_slicers_python_is_the_default():
+    """CMakeLists.txt depends on PyTorch from the first Slicer release whose Python runs the worker."""
+    cmake = (REPO / "CMakeLists.txt").read_text()
+    threshold = re.search(r'set\(RADEDIT_SLICER_PYTHON_FROM "([0-9.]+)"\)', cmake).group(1)
+    assert re.search(
+        r'VERSION_GREATER_EQUAL RADEDIT_SLICER_PYTHON_FROM\)\s*set\(EXTENSION_DEPENDS "PyTorch"\)\s*else\(\)\s*'
+        r'set\(EXTENSION_DEPENDS "NA"\)', cmake
+    )
+    assert 'set(EXTENSION_DEPENDS "PyTorch")' not in cmake.split("find_package(Slicer REQUIRED)")[0]
+    for release in SLICER_RELEASES:
+        if release.ref == "main":
+            continue
+        minor = ".".join(release.ref.lstrip("v").split(".")[:2])
+        uses_slicer_python = not EXPECTED_PROBLEMS[release.ref]
+        assert (Version(minor) >= Version(threshold)) is uses_slicer_python, release.ref

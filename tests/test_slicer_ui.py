@@ -36,7 +36,7 @@ def test_the_code_reader_follows_widgets_and_ignores_comments_and_strings():
     assert ("signal", "currentPathChanged(QString)") in done("pythonPathLineEdit")
     assert {("property", "currentPath"), ("property", "filters")} <= done("exportDirectoryLineEdit")
     assert {("method", "itemData"), ("method", "setCurrentIndex"), ("signal", "activated(int)")} <= done("presetComboBox")
-    # Through `for key, widget, ids in zip(..., (self.ui.editSegmentsList, ...), ...)` and `self._checked(widget)`.
+    # Through `for which, widget in zip(..., (self.ui.editSegmentsList, ...))` and `self._checked(widget)`.
     for name in ("editSegmentsList", "keepSegmentsList"):
         assert {("property", "count"), ("method", "item"), ("method", "clear"), ("method", "addItem")} <= done(name)
     # `uiWidget = slicer.util.loadUI(...)`: the file's top widget.
@@ -162,7 +162,7 @@ def test_a_changed_ui_file_is_reported(tmp_path, mutation):
 
 CODE_MUTATIONS = {
     "mistyped widget": (
-        (r'self\.ui\.statusLabel\.text = _\("Cancelled', 'self.ui.statuslabel.text = _("Cancelled'),
+        (r"self\.ui\.statusLabel\.text = _\(outcome", "self.ui.statuslabel.text = _(outcome"),
         "self.ui.statuslabel: no widget named 'statuslabel' in RadEdit.ui",
     ),
     "mistyped signal": (

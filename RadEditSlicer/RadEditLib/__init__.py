@@ -4,6 +4,7 @@
 - :mod:`.environment`: which Python runs the worker, and what it needs
 - :mod:`.mrml`: segments -> masks, volumes <-> NRRD, result and difference volumes
 - :mod:`.logic`: :class:`~.logic.RadEditCoreLogic`, the module's logic without a GUI
+- :mod:`.panel`: what the panel shows, as functions of the parameter node and segmentation
 
 Importing the package imports nothing heavy; the submodules are imported
 where they are used (``mrml`` and ``logic`` need Slicer's MRML classes).

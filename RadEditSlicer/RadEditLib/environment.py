@@ -19,7 +19,7 @@ The default is Slicer's Python where it can run radedit_core without
 replacing anything Slicer ships (:func:`slicer_python_problems`: Python 3.10+
 and every installed distribution already satisfying the requirements, e.g.
 Slicer 5.12 with pydicom 3.0.2), else the external environment (Slicer 5.10
-ships pydicom 2.4.4, which radedit_core and highdicom cannot use; Slicer 5.8
+ships pydicom 2.4.4, which radedit_core and highdicom cannot use; Slicer 5.6 and 5.8
 ships Python 3.9).
 
 Plain Python: no Qt, no Slicer import at module level.
@@ -51,6 +51,17 @@ MIN_PYTHON = (3, 10)
 #: PyTorch extension's ``installTorch(torchVersionRequirement=...)``.
 TORCH_SPECIFIER = ">=2.3"
 TORCH_REQUIREMENT = "torch" + TORCH_SPECIFIER
+#: What the module itself (not the worker) needs in Slicer's Python, in every mode:
+#: psutil ends the worker's whole process tree on Cancel (PythonSlicer is a launcher
+#: that forwards no signal).  Slicer ships no psutil; until it is installed the
+#: worker's process group (POSIX) or ``taskkill /T`` (Windows) stands in.
+MODULE_REQUIREMENTS = ["psutil>=5.9"]
+#: The documented way to make an external environment (README / module docs): a checkout of
+#: the RadEdit repository, ``bash scripts/setup.sh`` there, then its ``.venv`` Python.
+EXTERNAL_SETUP = (
+    "set one up with 'bash scripts/setup.sh' in a RadEdit checkout and choose its "
+    ".venv/bin/python (Windows: .venv\\Scripts\\python.exe) as the external Python"
+)
 
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 

@@ -147,10 +147,21 @@ class RadEditCoreLogic:
         editSegmentIds: Sequence[str],
         keepSegmentIds: Sequence[str],
         parameters: EditParameters,
+        *,
+        check: bool = True,
+        masks: mrml.SegmentMasks | None = None,
     ) -> EditRun:
-        """Write the job folder (the volume and masks as NRRD on its grid, and job.json) and have the worker
-        check it: a bad parameter or input is a WorkerError with the worker's message, and no folder stays."""
-        masks = self.computeMasks(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds)
+        """Write the job folder (the volume and masks as NRRD on its grid, and job.json).
+
+        ``check``: have the worker check it first (blocking: scripts); a bad
+        parameter or input is a WorkerError with the worker's message, and no
+        folder stays.  The GUI passes ``check=False``: the edit worker checks
+        the job itself before it loads the model, and its error comes back
+        through the polled process.  ``masks``: masks already computed for
+        these segments (the panel's cache).
+        """
+        if masks is None:
+            masks = self.computeMasks(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds)
         root = self.workRoot()
         root.mkdir(parents=True, exist_ok=True)
         job_dir = Path(tempfile.mkdtemp(prefix="RadEdit-", dir=root))
@@ -177,7 +188,8 @@ class RadEditCoreLogic:
             )
             job["sidecar"] = str(sidecar)
             job_path = write_job(job_dir / "job.json", job)
-            check_job(self.workerPython(), job_path, env=self.workerEnvironment())
+            if check:
+                check_job(self.workerPython(), job_path, env=self.workerEnvironment())
         except BaseException:
             shutil.rmtree(job_dir, ignore_errors=True)
             raise
@@ -194,9 +206,14 @@ class RadEditCoreLogic:
             masks=masks,
         )
 
-    def startEdit(self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, on_event=None) -> EditRun:
-        """Start the edit in a background process and return at once."""
-        run = self.prepareEdit(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters)
+    def startEdit(
+        self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, on_event=None,
+        *, check: bool = True, masks: mrml.SegmentMasks | None = None,
+    ) -> EditRun:
+        """Start the edit in a background process and return (``check``, ``masks``: see :meth:`prepareEdit`)."""
+        run = self.prepareEdit(
+            volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters, check=check, masks=masks
+        )
         run.process = WorkerProcess(
             worker_command(self.workerPython(), run.job_path),
             task="edit",
@@ -211,10 +228,19 @@ class RadEditCoreLogic:
             raise
         return run
 
-    def cancel(self, run: EditRun) -> None:
-        """Stop the process and remove everything the run wrote."""
+    def cancel(self, run: EditRun, wait: bool = False) -> None:
+        """Stop the worker's whole process tree (see :meth:`WorkerProcess.cancel`).
+
+        Returns at once: the GUI keeps polling ``run.process`` and calls
+        :meth:`discard` when it has finished.  ``wait=True`` (scripts)
+        blocks until the tree is gone (at most ``CANCEL_GRACE_S`` and a
+        poll) and removes everything the run wrote.
+        """
         if run.process is not None:
             run.process.cancel()
+            if not wait and not run.process.finished:
+                return
+            run.process.wait()
         self.discard(run)
 
     def discard(self, run: EditRun) -> None:
@@ -275,7 +301,8 @@ class RadEditCoreLogic:
         dst.SetWindowLevel(src.GetWindow(), src.GetLevel())
         if src.GetColorNodeID():
             dst.SetAndObserveColorNodeID(src.GetColorNodeID())
-        if hasattr(src, "GetInvertDisplayScalarRange"):
+        # Slicer 5.10 and later (tests/slicer_api_refs.json): older ones cannot show an image inverted.
+        if hasattr(src, "GetInvertDisplayScalarRange") and hasattr(dst, "SetInvertDisplayScalarRange"):
             dst.SetInvertDisplayScalarRange(src.GetInvertDisplayScalarRange())
 
     def edit(self, volumeNode, segmentationNode, editSegmentIds, keepSegmentIds, parameters: EditParameters, timeout: float | None = None, difference: bool = True):

@@ -123,6 +123,10 @@ def read_volume(scene, path: str | Path, name: str):
     return node
 
 
+def _elements(matrix) -> np.ndarray:
+    return np.array([[matrix.GetElement(r, c) for c in range(4)] for r in range(4)])
+
+
 def ijk_to_ras(volume_node) -> np.ndarray:
     matrix = vtk.vtkMatrix4x4()
     volume_node.GetIJKToRASMatrix(matrix)
@@ -189,15 +193,20 @@ def segment_names(segmentation_node) -> list[tuple[str, str]]:
 def segment_mask(scene, segmentations_logic, segmentation_node, segment_ids: Sequence[str], reference_volume) -> np.ndarray:
     """Union of ``segment_ids`` as a bool array on ``reference_volume``'s own grid.
 
-    Each segment is exported on its own (overlapping segments stay whole) with
-    the segmentations logic, which resamples a segment painted on another
-    geometry onto the volume's.
+    Each segment is resampled on its own (overlapping segments stay whole)
+    onto the volume's grid: directly from its labelmap where it can
+    (:func:`_labelmap_on_grid`), else exported with the segmentations logic,
+    which also handles transforms and other source representations.
     """
     segmentation = segmentation_node.GetSegmentation()
     mask = np.zeros(single_slice(reference_volume).shape, dtype=bool)
     for segment_id in segment_ids:
         if segmentation.GetSegment(segment_id) is None:
             raise MaskProblem(f"segment '{segment_id}' is not in '{segmentation_node.GetName()}'")
+        direct = _labelmap_on_grid(segmentation_node, segment_id, reference_volume)
+        if direct is not None:
+            mask |= direct
+            continue
         before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
         labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__RadEditMask__")
         try:
@@ -214,6 +223,46 @@ def segment_mask(scene, segmentations_logic, segmentation_node, segment_ids: Seq
         finally:
             _remove_export_leftovers(scene, labelmap, before)
     return mask
+
+
+def _labelmap_on_grid(segmentation_node, segment_id: str, reference_volume) -> np.ndarray | None:
+    """The segment's binary labelmap resampled onto the volume's grid without scene nodes, or None.
+
+    What ``ExportSegmentsToLabelmapNode`` does for the common case (a
+    labelmap segment painted on the volume's own grid, as the Segment Editor
+    does, neither node under a transform: only the extent differs), with the
+    same resampler (``vtkOrientedImageDataResample``) but no
+    temporary volume, display node and colour table in the scene: about a
+    quarter of the time, and no scene events for other modules to answer.
+    Segments in a shared layer are told apart by their label value.  Other
+    cases (another grid, a closed-surface source, transforms) return None:
+    the export handles them.
+    """
+    if segmentation_node.GetParentTransformNode() is not None or reference_volume.GetParentTransformNode() is not None:
+        return None
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+    if labelmap is None or labelmap.GetPointData().GetScalars() is None:
+        return None
+    matrix = vtk.vtkMatrix4x4()
+    reference_volume.GetIJKToRASMatrix(matrix)
+    painted = vtk.vtkMatrix4x4()
+    labelmap.GetImageToWorldMatrix(painted)
+    if not np.allclose(_elements(painted), _elements(matrix), atol=1e-6, rtol=0):
+        return None  # painted on another grid: the export's resampling is the reference
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(reference_volume.GetImageData().GetExtent())
+    reference.SetImageToWorldMatrix(matrix)
+    resampled = slicer.vtkOrientedImageData()
+    if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+        labelmap, reference, resampled, False, True
+    ):
+        return None
+    if resampled.GetExtent() != reference.GetExtent():
+        return None
+    dims = resampled.GetDimensions()
+    values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    return values[0] == segment.GetLabelValue()
 
 
 def _remove_export_leftovers(scene, labelmap, before: set) -> None:

@@ -5,6 +5,8 @@ Python environment than Slicer's, and these pieces are tested headless.  The
 process is a plain :class:`subprocess.Popen` read by two daemon threads; the
 caller drains events with :meth:`WorkerProcess.poll` (from a QTimer in
 Slicer, so the GUI never blocks) or waits with :meth:`WorkerProcess.wait`.
+The short commands (environment probe, job check) are worker processes too,
+polled the same way: nothing the module starts runs on the GUI thread.
 """
 
 from __future__ import annotations
@@ -23,7 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+try:  # installed into Slicer's Python by the module (environment.MODULE_REQUIREMENTS)
+    import psutil
+except ImportError:  # until then the worker's process group stands in for its tree
+    psutil = None
+
 JOB_VERSION = 1
+#: Seconds between Cancel's SIGTERM and the SIGKILL of whatever of the worker's tree is left
+#: (Linux, macOS); Windows terminates the tree at once.  No process of it is alive after
+#: this plus one poll interval.
+CANCEL_GRACE_S = 3.0
+#: Seconds a finished process's output readers get to deliver the last lines.
+READER_GRACE_S = 1.0
 WORKER_MODULE = "radedit_core.worker"
 
 #: Prompts of the RadEdit paper (Sec. 5, App. 0.G).  radedit_core's
@@ -266,9 +279,19 @@ class WorkerError(RuntimeError):
 
 
 class WorkerProcess:
-    """One worker run: start, poll (non-blocking), cancel, wait.
+    """One worker run: start, poll (non-blocking), cancel (non-blocking), wait.
 
-    ``state`` goes ``"running"`` -> ``"done"`` | ``"error"`` | ``"cancelled"``.
+    ``state`` goes ``"running"`` -> ``"done"`` | ``"error"`` | ``"cancelled"``;
+    ``result`` holds the fields of the ``result_kind`` event (``"done"`` for
+    jobs, ``"probe"``/``"checked"`` for the short commands).
+
+    The command may be a launcher: ``PythonSlicer`` starts the real Python
+    as its child and forwards no signal.  So the worker runs in its own
+    process group (POSIX: a new session) and :meth:`cancel` signals the
+    whole process tree (psutil where installed, as SlicerMONAIAuto3DSeg
+    does; the process group or ``taskkill /T`` otherwise).  Nothing here
+    waits on the GUI thread: :meth:`cancel` signals and returns, and
+    :meth:`poll` kills what is left after :data:`CANCEL_GRACE_S`.
     """
 
     def __init__(
@@ -279,12 +302,14 @@ class WorkerProcess:
         env: dict[str, str] | None = None,
         cwd: str | Path | None = None,
         on_event: Callable[[WorkerEvent], None] | None = None,
+        result_kind: str = "done",
     ):
         self.command = list(command)
         self.task = task
         self.env = env
         self.cwd = None if cwd is None else str(cwd)
         self.on_event = on_event
+        self.result_kind = result_kind
         self.progress = Progress(task)
         self.events: list[WorkerEvent] = []
         self.result: dict[str, Any] | None = None
@@ -297,13 +322,22 @@ class WorkerProcess:
         self._threads: list[threading.Thread] = []
         self._process: subprocess.Popen | None = None
         self._cancel_requested = False
+        self._kill_at: float | None = None
+        self._ended_at: float | None = None
+        self._tree: dict[int, Any] = {}
+        self._killed = False
 
     # -- lifecycle ---------------------------------------------------------------
     def start(self) -> "WorkerProcess":
         kwargs: dict[str, Any] = {}
         if sys.platform == "win32":
-            # No console window flashing up over Slicer.
-            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0)
+            # No console window flashing up over Slicer; a group of its own for taskkill /T.
+            kwargs["creationflags"] = getattr(subprocess, "CREATE_NO_WINDOW", 0) | getattr(
+                subprocess, "CREATE_NEW_PROCESS_GROUP", 0
+            )
+        else:
+            # Its own session and process group: cancel reaches the launcher's children even without psutil.
+            kwargs["start_new_session"] = True
         try:
             self._process = subprocess.Popen(
                 self.command,
@@ -355,18 +389,37 @@ class WorkerProcess:
         return self.state in ("done", "error", "cancelled")
 
     @property
+    def cancelling(self) -> bool:
+        """Cancel was asked for and the tree has not ended yet."""
+        return self._cancel_requested and not self.finished
+
+    @property
     def pid(self) -> int | None:
         return None if self._process is None else self._process.pid
 
     def poll(self) -> list[WorkerEvent]:
-        """Events since the last call; settles ``state`` once the process has ended."""
+        """Events since the last call; settles ``state`` once the process tree has ended. Never blocks."""
         new = self._drain()
-        if self.state == "running" and self._process is not None and self._process.poll() is not None:
-            # The process ended: its last lines may still be in the readers.
-            for thread in self._threads:
-                thread.join(timeout=5)
-            new += self._drain()
-            self._settle(self._process.returncode)
+        if self.state != "running" or self._process is None:
+            return new
+        now = time.monotonic()
+        if self._cancel_requested:
+            self._track_tree()
+            if self._kill_at is not None and now >= self._kill_at:
+                self._signal_tree(kill=True)
+                self._kill_at = None
+        if self._process.poll() is None:
+            return new
+        if self._ended_at is None:
+            self._ended_at = now
+        if self._cancel_requested and self._tree_alive():
+            return new  # the launcher is gone but not yet its child: the next poll kills or settles
+        # The last lines may still be in the readers; a descendant that kept the pipe open
+        # (it outlived its launcher) is not waited for beyond READER_GRACE_S.
+        if any(t.is_alive() for t in self._threads) and now - self._ended_at < READER_GRACE_S:
+            return new
+        new += self._drain()
+        self._settle(self._process.returncode)
         return new
 
     def _drain(self) -> list[WorkerEvent]:
@@ -378,7 +431,7 @@ class WorkerProcess:
                 break
             self.events.append(event)
             self.progress.update(event)
-            if event.kind == "done":
+            if event.kind == self.result_kind:
                 self.result = event.fields
             elif event.kind == "error":
                 self.error_message = str(event.get("message", "unknown error"))
@@ -403,36 +456,97 @@ class WorkerProcess:
                 )
 
     def wait(self, timeout: float | None = None, interval: float = 0.05) -> str:
-        """Block until the process ends (headless use); returns ``state``."""
+        """Block until the process ends (scripts, tests; never the GUI thread); returns ``state``."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self.finished:
             self.poll()
             if self.finished:
                 break
-            if deadline is not None and time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline and not self._cancel_requested:
                 self.cancel()
+                self._wait_cancelled(interval)
                 raise WorkerError(f"the RadEdit worker did not finish within {timeout:g} s and was stopped")
             time.sleep(interval)
         return self.state
 
-    def cancel(self, grace: float = 5.0) -> None:
-        """End the process: SIGTERM (it removes what it was writing), then kill."""
-        if self._process is None or self.finished:
+    def _wait_cancelled(self, interval: float) -> None:
+        while not self.finished:
+            self.poll()
+            time.sleep(interval)
+
+    # -- cancel ----------------------------------------------------------------------
+    def cancel(self, grace: float | None = None) -> None:
+        """Ask the whole process tree to stop, and return at once.
+
+        Linux/macOS: SIGTERM to every process of the tree (the worker
+        removes what it was writing and exits); what is still alive
+        ``grace`` seconds later (default :data:`CANCEL_GRACE_S`) is killed
+        by the next :meth:`poll`.  Windows has no SIGTERM: the tree is
+        terminated at once (outputs are written atomically, so nothing
+        half-written is left).  Keep polling until :attr:`finished`.
+        """
+        if self._process is None or self.finished or self._cancel_requested:
             return
         self._cancel_requested = True
-        if self._process.poll() is None:
-            try:
-                if sys.platform == "win32":
-                    self._process.terminate()
-                else:
-                    self._process.send_signal(signal.SIGTERM)
-                self._process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self._process.kill()
-                self._process.wait()
-            except OSError:
-                pass
+        self._track_tree()
+        if sys.platform == "win32":
+            self._signal_tree(kill=True)
+        else:
+            self._signal_tree(kill=False)
+            self._kill_at = time.monotonic() + (CANCEL_GRACE_S if grace is None else grace)
         self.poll()
+
+    def tree_pids(self) -> list[int]:
+        """The process and the descendants seen so far (launcher children included)."""
+        self._track_tree()
+        return sorted(set(self._tree) | ({self._process.pid} if self._process is not None else set()))
+
+    def _track_tree(self) -> None:
+        """Remember every descendant while its parent lives: a reparented orphan is not found later."""
+        if psutil is None or self._process is None:
+            return
+        for pid in [self._process.pid, *self._tree]:
+            try:
+                proc = self._tree.get(pid) or psutil.Process(pid)
+                self._tree.setdefault(pid, proc)
+                for child in proc.children(recursive=True):
+                    self._tree.setdefault(child.pid, child)
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+
+    def _tree_alive(self) -> bool:
+        if psutil is not None:
+            return any(_alive(proc) for proc in self._tree.values())
+        if sys.platform == "win32" or self._killed:
+            return False  # SIGKILL cannot be caught: what is left are zombies awaiting their reaper
+        try:
+            os.killpg(self._process.pid, 0)
+        except (ProcessLookupError, PermissionError):
+            return False
+        return True
+
+    def _signal_tree(self, kill: bool) -> None:
+        self._killed = self._killed or kill
+        if psutil is not None:
+            for proc in list(self._tree.values()):
+                try:
+                    proc.kill() if kill else proc.terminate()
+                except (psutil.NoSuchProcess, psutil.AccessDenied):
+                    pass
+        if sys.platform == "win32":
+            if psutil is None:
+                subprocess.Popen(
+                    ["taskkill", "/PID", str(self._process.pid), "/T", "/F"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0),
+                )
+            return
+        # The process group catches what psutil has not seen yet (started after the last look).
+        try:
+            os.killpg(self._process.pid, signal.SIGKILL if kill else signal.SIGTERM)
+        except (ProcessLookupError, PermissionError):
+            pass
 
     @property
     def stderr_tail(self) -> list[str]:
@@ -446,24 +560,70 @@ class WorkerProcess:
         raise WorkerError(self.error_message or f"the RadEdit worker is {self.state}")
 
 
-def _run_worker(
-    command: list[str], python: str | Path, env: dict[str, str] | None, timeout: float, what: str
-) -> subprocess.CompletedProcess:
-    """Run a short worker command to its end (no console window on Windows); WorkerError if it cannot."""
+def _alive(proc) -> bool:
     try:
-        return subprocess.run(
-            command,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=timeout,
-            creationflags=getattr(subprocess, "CREATE_NO_WINDOW", 0) if sys.platform == "win32" else 0,
-        )
-    except FileNotFoundError as exc:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+# -- the short commands: probe and check ---------------------------------------------
+
+
+def probe_process(python: str | Path, env: dict[str, str] | None = None) -> WorkerProcess:
+    """``worker --probe`` as a :class:`WorkerProcess` (not started): poll it, then :func:`probe_outcome`."""
+    return WorkerProcess(worker_command(python, probe=True), task="probe", env=env, result_kind="probe")
+
+
+def check_process(python: str | Path, job_path: str | Path, env: dict[str, str] | None = None) -> WorkerProcess:
+    """``worker --check job.json`` as a :class:`WorkerProcess` (not started)."""
+    return WorkerProcess(worker_command(python, job_path, check=True), task="check", env=env, result_kind="checked")
+
+
+def _last_line(process: WorkerProcess) -> str:
+    tail = [line for line in process.stderr_tail if line.strip()]
+    return tail[-1] if tail else f"exit code {process.returncode}"
+
+
+def probe_outcome(process: WorkerProcess, python: str | Path) -> dict[str, Any]:
+    """What a finished probe means: the environment's facts, or a WorkerError saying what is missing."""
+    if process.state == "done" and process.result is not None:
+        info = process.result
+        if info.get("job_version") != JOB_VERSION:
+            raise WorkerError(
+                f"radedit_core {info.get('version')} in {python} speaks job version "
+                f"{info.get('job_version')}, this module needs {JOB_VERSION}; update one of them"
+            )
+        return info
+    if process.state == "cancelled":
+        raise WorkerError("the environment check was stopped")
+    reason = process.error_message if process.events and process.error_message else _last_line(process)
+    if "No module named" in reason and "radedit_core" in reason:
+        reason = "radedit_core is not installed there"
+    raise WorkerError(f"{python} cannot run the RadEdit worker: {reason}")
+
+
+def check_outcome(process: WorkerProcess, python: str | Path) -> None:
+    """What a finished job check means: nothing (the job is valid), or a WorkerError with the worker's message."""
+    if process.state == "done":
+        return
+    if process.state == "cancelled":
+        raise WorkerError("the job check was stopped")
+    if process.error_message and any(e.kind == "error" for e in process.events):
+        raise WorkerError(process.error_message)
+    raise WorkerError(f"{python} could not check the job: {_last_line(process)}")
+
+
+def _run_short(process: WorkerProcess, python: str | Path, timeout: float, what: str) -> WorkerProcess:
+    try:
+        process.start()
+    except WorkerError as exc:
         raise WorkerError(f"Python executable not found: {python}") from exc
-    except subprocess.TimeoutExpired as exc:
+    try:
+        process.wait(timeout=timeout)
+    except WorkerError as exc:
         raise WorkerError(f"{python} did not {what} within {timeout:g} s") from exc
+    return process
 
 
 def probe_environment(
@@ -471,22 +631,8 @@ def probe_environment(
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
 ) -> dict[str, Any]:
-    """Ask ``python`` what radedit_core it has; a WorkerError says what is missing."""
-    completed = _run_worker(worker_command(python, probe=True), python, env, timeout, "answer")
-    for line in completed.stdout.splitlines():
-        event = parse_event(line)
-        if event is not None and event.kind == "probe":
-            if event.get("job_version") != JOB_VERSION:
-                raise WorkerError(
-                    f"radedit_core {event.get('version')} in {python} speaks job version "
-                    f"{event.get('job_version')}, this module needs {JOB_VERSION}; update one of them"
-                )
-            return event.fields
-    detail = (completed.stderr or completed.stdout).strip().splitlines()
-    reason = detail[-1] if detail else f"exit code {completed.returncode}"
-    if "No module named" in reason and "radedit_core" in reason:
-        reason = "radedit_core is not installed there"
-    raise WorkerError(f"{python} cannot run the RadEdit worker: {reason}")
+    """Blocking :func:`probe_process` (scripts, tests): ask ``python`` what radedit_core it has."""
+    return probe_outcome(_run_short(probe_process(python, env), python, timeout, "answer"), python)
 
 
 def check_job(
@@ -495,18 +641,10 @@ def check_job(
     env: dict[str, str] | None = None,
     timeout: float = 120.0,
 ) -> None:
-    """Have the worker check a job without running it (no model, nothing written).
+    """Blocking :func:`check_process`: have the worker check a job without running it (no model, nothing written).
 
     Raises:
         WorkerError: with the worker's one-line message (an option out of
             range, an unreadable input, an existing output, ...).
     """
-    completed = _run_worker(worker_command(python, job_path, check=True), python, env, timeout, "check the job")
-    for line in completed.stdout.splitlines():
-        event = parse_event(line)
-        if event is not None and event.kind == "checked":
-            return
-        if event is not None and event.kind == "error":
-            raise WorkerError(str(event.get("message", "the job is not valid")))
-    detail = (completed.stderr or completed.stdout).strip().splitlines()
-    raise WorkerError(f"{python} could not check the job: {detail[-1] if detail else completed.returncode}")
+    check_outcome(_run_short(check_process(python, job_path, env), python, timeout, "check the job"), python)

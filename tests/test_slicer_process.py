@@ -1,0 +1,117 @@
+"""Cancel through a launcher: the worker's whole process tree ends, and the GUI never waits for it.
+
+Slicer's ``PythonSlicer`` is a launcher: it starts the real Python as its
+child and forwards no signal, so a SIGTERM to it alone would leave the edit
+running.  The launcher here does the same (it ignores SIGTERM and waits for
+its child); the module's cancel must still end every process of the tree
+within :data:`CANCEL_GRACE_S` (plus a poll), while ``cancel()`` itself
+returns at once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import psutil
+import pytest
+import slicer_bootstrap as sb
+
+from RadEditLib import protocol
+from RadEditLib.logic import RadEditCoreLogic
+from RadEditLib.protocol import CANCEL_GRACE_S, PAPER_PROMPTS, EditParameters, WorkerProcess
+from radedit_core.synthetic import chest_phantom, quantise
+
+#: What the GUI may spend in one cancel() call (it runs on Slicer's GUI thread).
+GUI_BUDGET_S = 0.3
+
+LAUNCHER = """\
+import signal, subprocess, sys
+signal.signal(signal.SIGTERM, signal.SIG_IGN)  # like PythonSlicer: nothing is forwarded
+child = subprocess.Popen([sys.executable, *sys.argv[1:]])
+sys.exit(child.wait())
+"""
+
+
+@pytest.fixture
+def launcher(tmp_path):
+    path = tmp_path / "PythonSlicer"
+    path.write_text(f"#!{sys.executable}\n" + LAUNCHER)
+    path.chmod(0o755)
+    return path
+
+
+def _descendants_once_started(process: WorkerProcess, count: int, timeout: float = 60.0) -> list[psutil.Process]:
+    deadline = time.monotonic() + timeout
+    while True:
+        tree = psutil.Process(process.pid).children(recursive=True)
+        if len(tree) >= count:
+            return tree
+        assert time.monotonic() < deadline, "the launcher did not start its child"
+        time.sleep(0.05)
+
+
+def _cancel_and_time(process: WorkerProcess) -> tuple[float, float]:
+    """(seconds cancel() took, seconds until poll() settled the run)."""
+    t0 = time.perf_counter()
+    process.cancel()
+    call = time.perf_counter() - t0
+    while not process.finished:
+        slow = time.perf_counter()
+        process.poll()
+        assert time.perf_counter() - slow < GUI_BUDGET_S  # poll never blocks either
+        assert time.perf_counter() - t0 < CANCEL_GRACE_S + 2.0, "the tree outlived the stated time"
+        time.sleep(0.05)
+    return call, time.perf_counter() - t0
+
+
+def _gone(procs) -> bool:
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            pass
+    return True
+
+
+@pytest.mark.parametrize("with_psutil", [True, False], ids=["psutil", "process-group"])
+def test_a_stubborn_tree_behind_a_launcher_is_killed_after_the_grace(launcher, monkeypatch, with_psutil):
+    if not with_psutil:  # the module before psutil is installed into Slicer's Python
+        monkeypatch.setattr(protocol, "psutil", None)
+    # The child ignores SIGTERM too (inherited from the launcher): only the kill after the grace ends it.
+    process = WorkerProcess([str(launcher), "-c", "import time; print('up', flush=True); time.sleep(600)"])
+    process.start()
+    tree = [psutil.Process(process.pid), *_descendants_once_started(process, 1)]
+    call, total = _cancel_and_time(process)
+    assert call < GUI_BUDGET_S
+    assert CANCEL_GRACE_S - 0.2 <= total < CANCEL_GRACE_S + 1.0
+    assert process.state == "cancelled"
+    assert _gone(tree)
+
+
+def test_cancel_through_a_launcher_stops_the_real_worker(launcher, tmp_path, tiny_model_dir):
+    core = sb.bootstrap()
+    phantom = chest_phantom(128, 112, seed=3)
+    volume = sb.add_cxr_volume(core.scene, quantise(phantom.image, 12).astype(np.int16), "CXR")
+    segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
+    lungs = sb.paint_segment(segmentation, volume, "lungs", phantom.mask("left_lung", "right_lung"))
+    logic = RadEditCoreLogic(core.scene, core.segmentations_logic, python=launcher, work_root=tmp_path / "work")
+    parameters = EditParameters(prompt=PAPER_PROMPTS["normal"], steps=40, model="tiny", device="cpu", dtype="float32", dilate=0)
+    run = logic.startEdit(volume, segmentation, [lungs], [], parameters)
+    deadline = time.monotonic() + 120
+    while not any(e.get("stage") == "edit" for e in run.process.events):
+        assert not run.process.finished, run.process.error_message
+        assert time.monotonic() < deadline
+        run.process.poll()
+        time.sleep(0.05)
+    tree = [psutil.Process(run.process.pid), *psutil.Process(run.process.pid).children(recursive=True)]
+    assert len(tree) == 2  # the launcher and the Python that runs the edit
+    call, _ = _cancel_and_time(run.process)
+    assert call < GUI_BUDGET_S
+    assert run.state == "cancelled" and _gone(tree)
+    # The worker got the SIGTERM the launcher would not forward, and reported its cancel itself.
+    assert run.process.events[-1].kind == "cancelled"
+    logic.discard(run)
+    assert not run.job_dir.exists() and not run.output_path.exists()
