@@ -41,3 +41,15 @@ def test_directives_are_checked():
     assert both.givens == ["orthanc"] and both.compile_only == "needs a GPU; and the weights"
     with pytest.raises(ValueError, match="unknown example directive"):
         parse_directives("replce a b", "x")
+
+
+MAIN_JOB = ("bash scripts/setup.sh && .venv/bin/python -m monai.bundle run edit "
+            "--config_file monai_bundle/configs/inference.json")
+
+
+def test_main_job_command_is_the_readmes_first():
+    """getting-started.md skips its copy of the main job because README.md runs the same words."""
+    readme = [e.parsed.source.strip() for e in SYBIL.parse(ROOT / "README.md") if e.parsed.language == "bash"]
+    started = [e.parsed.source.strip() for e in SYBIL.parse(ROOT / "docs" / "getting-started.md")
+               if e.parsed.language == "bash"]
+    assert readme[0] == MAIN_JOB and started[0] == MAIN_JOB
