@@ -284,7 +284,7 @@ def install_hints(text: str, command: str) -> set[str]:
 
 
 def test_install_hints_and_requirements_name_published_packages():
-    files = [REPO / "README.md", REPO / "pyproject.toml"]
+    files = [REPO / "README.md", REPO / "pyproject.toml", *sorted((REPO / "docs").rglob("*.md"))]  # the README moved to docs/
     for folder in ("radedit_core", "RadEditSlicer", "monai_bundle", "scripts"):
         files += [p for p in (REPO / folder).rglob("*") if p.suffix in {".py", ".txt", ".md", ".sh", ".json", ".yaml"}]
     pip_names, apt_names = set(), set()

@@ -10,10 +10,16 @@ where xhat_{t-1} is the inverted latent at the level x_{t-1} now has (x0 after
 the last step).  Because the keep paste comes last, keep wins where the two
 masks overlap.
 
-``reference_compat=True`` reproduces the released pipeline instead: the keep
-paste uses the inverted latent of the *input* level x_t (one step late, so
-residual noise stays in kept regions), and a second paste puts that latent
-everywhere outside the edit mask, so the keep mask has no effect.
+``reference_compat=True`` reproduces the released pipeline's pastes instead:
+the keep paste uses the inverted latent of the *input* level x_t (one step
+late, so residual noise stays in kept regions), and a second paste puts that
+latent everywhere outside the edit mask.  So the keep mask has no effect
+outside the edit mask, but where it overlaps the edit mask the kept latent is
+the late inverted one: the result is the late latent wherever m_keep = 1 or
+m_edit = 0.  The last step is not reproduced: the reference implementations
+use a zero noise map where sigma = 0 (their final latent is the step mean mu),
+while this reverse pass keeps that step's residual x0 - mu_inv in both modes
+(the residual form below), so that a null edit returns x0.
 """
 
 from __future__ import annotations

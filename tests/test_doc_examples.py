@@ -1,0 +1,55 @@
+"""Every example of the README and the documentation runs (issue 18): one test per page, its
+blocks in order in one working folder, on the demo model and the bundled data, with the small
+sizes each block's directive comment states (tests/doc_examples.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.doc_examples import PAGES, ROOT, SYBIL, make_workspace, page_is_slow, parse_directives
+from tests.orthanc_server import orthanc  # noqa: F401 - the PACS examples' server (given orthanc)
+
+
+def _page_param(path):
+    marks = [pytest.mark.slow] if page_is_slow(path) else []
+    return pytest.param(path, id=path.relative_to(ROOT).as_posix(), marks=marks)
+
+
+@pytest.mark.parametrize("page", [_page_param(p) for p in PAGES])
+def test_page_examples(page, tmp_path, monkeypatch, request):
+    document = SYBIL.parse(page)
+    folder = make_workspace(tmp_path)
+    document.namespace["__workspace__"] = folder
+    document.namespace["__request__"] = request
+    monkeypatch.chdir(folder)
+    for example in document:
+        example.evaluate()
+
+
+def test_every_python_and_bash_block_is_collected():
+    """The collector sees every ```python/```bash fence (indented ones in lists included)."""
+    for page in PAGES:
+        text = page.read_text()
+        fences = sum(1 for line in text.splitlines() if line.strip() in ("```python", "```bash"))
+        collected = sum(1 for e in SYBIL.parse(page) if e.parsed.language in ("python", "bash"))
+        assert collected == fences, page
+
+
+def test_directives_are_checked():
+    assert parse_directives('replace "--n 1000" "--n 6"; slow', "x").replacements == [("--n 1000", "--n 6")]
+    both = parse_directives('given orthanc; compile-only: needs a GPU; and the weights', "x")
+    assert both.givens == ["orthanc"] and both.compile_only == "needs a GPU; and the weights"
+    with pytest.raises(ValueError, match="unknown example directive"):
+        parse_directives("replce a b", "x")
+
+
+MAIN_JOB = ("bash scripts/setup.sh && .venv/bin/python -m monai.bundle run edit "
+            "--config_file monai_bundle/configs/inference.json")
+
+
+def test_main_job_command_is_the_readmes_first():
+    """getting-started.md skips its copy of the main job because README.md runs the same words."""
+    readme = [e.parsed.source.strip() for e in SYBIL.parse(ROOT / "README.md") if e.parsed.language == "bash"]
+    started = [e.parsed.source.strip() for e in SYBIL.parse(ROOT / "docs" / "getting-started.md")
+               if e.parsed.language == "bash"]
+    assert readme[0] == MAIN_JOB and started[0] == MAIN_JOB
