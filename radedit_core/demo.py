@@ -23,6 +23,7 @@ from .edit_request import EditRequest, prepare_edit
 from .fileio import check_writable, remove
 from .imaging.image import Geometry
 from .imaging.io import write_image
+from .phantom_world import WorldConfig, sample_case
 from .settings import PAPER_PROMPTS, EditSettings, cli_name
 
 
@@ -38,8 +39,6 @@ def sample_dir() -> Path:
 
 def sample_phantom_case():
     """The bundled sample's phantom-world case (:class:`radedit_core.phantom_world.Case`), rendered again."""
-    from .phantom_world import WorldConfig, sample_case  # noqa: PLC0415
-
     return sample_case(WorldConfig(rows=SAMPLE_SHAPE[0], columns=SAMPLE_SHAPE[1]), SAMPLE_CASE_SEED)
 
 

@@ -17,6 +17,8 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .dicom import choose_series_number, locate_dicom_image
+from .dicom.writing import check_series_description, uid_prefix
 from .errors import ConfigError
 from .fileio import check_writable
 from .imaging.compositing import check_edit_mask_in_crop
@@ -105,8 +107,6 @@ def prepare_edit(
     if select is not None and not is_dicom:
         raise ConfigError(f"{name('select')} picks an image in a DICOM folder; {image_path} is not DICOM")
     if is_dicom:
-        from .dicom import locate_dicom_image  # noqa: PLC0415 - pydicom only for DICOM input
-
         image_path, headers = locate_dicom_image(image_path, select)
     source = read_image(image_path)
     if fmt == "dicom":
@@ -126,9 +126,6 @@ def prepare_edit(
 def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
     """The derived series' options, checked, with the SeriesNumber chosen from what the study uses."""
     from dataclasses import replace  # noqa: PLC0415
-
-    from .dicom import choose_series_number  # noqa: PLC0415
-    from .dicom.writing import check_series_description, uid_prefix  # noqa: PLC0415
 
     if source.format != "dicom":
         raise ConfigError(

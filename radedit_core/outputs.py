@@ -32,6 +32,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fileio import OutputGroup, full_suffix
+from .settings import cli_name
 
 #: format -> its file suffixes (the first is the one used when a name is made).
 OUTPUT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -114,7 +115,7 @@ def check_output_settings(fmt: str, source: Any, jpeg_quality: int | None, name:
         ConfigError: naming the option.
     """
     if name is None:
-        from .settings import cli_name as name  # noqa: PLC0415
+        name = cli_name
     if fmt != "jpeg":
         if jpeg_quality is not None:
             raise ConfigError(f"{name('jpeg_quality')} applies to JPEG output only; the output format is {fmt}")

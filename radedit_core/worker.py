@@ -61,7 +61,9 @@ from pathlib import Path
 from typing import Any, Callable, TextIO
 
 from ._version import __version__
-from .errors import ConfigError, InputError, RadEditError
+from .errors import ConfigError, InputError, MaskError, RadEditError
+from .fileio import check_writable
+from .settings import EditSettings, ModelOptions, bundle_name
 
 JOB_VERSION = 1
 #: Exit code of a cancelled job (128 + SIGTERM, what a shell reports).
@@ -167,8 +169,6 @@ def check_edit(job: dict[str, Any]):
     from dataclasses import replace  # noqa: PLC0415
 
     from .edit_request import prepare_edit  # noqa: PLC0415
-    from .fileio import check_writable  # noqa: PLC0415
-    from .settings import EditSettings, ModelOptions, bundle_name  # noqa: PLC0415
 
     from .models.spec import ModelSpec  # noqa: PLC0415
 
@@ -345,7 +345,6 @@ class ExportedEdit:
 def _export_result(source, stored, job, provenance) -> ExportedEdit:
     import numpy as np  # noqa: PLC0415
 
-    from .errors import MaskError  # noqa: PLC0415
     from .imaging.io import read_image  # noqa: PLC0415
     from .imaging.masks import EditMasks  # noqa: PLC0415
 

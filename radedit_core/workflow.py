@@ -29,7 +29,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
+from ._version import __version__
 from .edit_request import EditRequest, prepare_edit
+from .errors import ConfigError
 from .fileio import OutputGroup, check_writable
 from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
@@ -37,11 +39,10 @@ from .imaging.io import write_image_file
 from .imaging.masks import EditMasks, make_masks
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
+from .outputs import DicomOutputOptions, WrittenOutput, output_notes, sidecar_path, write_edit
 from .pipelines.base import ProgressCallback
-from .errors import ConfigError
 from .pipelines.pipeline_radedit import RadEditPipeline, RadEditPipelineOutput
 from .pipelines.pipeline_radedit_generation import RadEditGenerationPipeline
-from .outputs import DicomOutputOptions, WrittenOutput, output_notes, sidecar_path, write_edit
 from .provenance import edit_provenance, header, image_notes, warn_notes
 from .settings import BATCH_KEYS, PAPER_PROMPTS, EditSettings, GenerateSettings, ModelOptions
 
@@ -460,6 +461,59 @@ def edit_file(
     return run_edit(editor, request, callback)[0]
 
 
+def make_edit_result(
+    source: SourceImage,
+    edited: np.ndarray,
+    *,
+    edit_mask: np.ndarray | None = None,
+    keep_mask: np.ndarray | None = None,
+    prompts: Sequence[str] = ("No acute cardiopulmonary process",),
+    seed: int = 0,
+    model_name: str = "synthetic-edit",
+    mask_paths: tuple[str | None, str | None] = ("edit_mask.png", None),
+    soft: bool = False,
+):
+    """An :class:`EditResult` around given edited values, without a model.
+
+    For testing writers and PACS round trips quickly: ``edited`` are stored
+    values in MONOCHROME2 polarity on ``source``'s grid (as
+    ``RadEditor.edit`` returns them); the provenance has the fields a real
+    edit records (settings, masks, model name, version).
+    """
+    edited = np.asarray(edited)
+    if edited.shape != source.shape:
+        raise ValueError(f"edited values {edited.shape} are not on the source grid {source.shape}")
+    low, high = source.value_range
+    edited = np.clip(edited, low, high).astype(source.dtype)
+    edit = np.ones(source.shape, np.float32) if edit_mask is None else np.asarray(edit_mask, dtype=np.float32)
+    keep = None if keep_mask is None else np.asarray(keep_mask, dtype=np.float32)
+    if not soft:
+        edit = (edit > 0).astype(np.float32)
+        keep = None if keep is None else (keep > 0).astype(np.float32)
+    masks = EditMasks(edit=edit, keep=keep, soft=soft)
+    settings = EditSettings(prompts=list(prompts), seed=seed, steps=20, soft_masks=soft)
+    empty = np.zeros((0, 0), dtype=np.float32)
+    result = EditResult(
+        source=source,
+        image=source.with_array(edited),
+        masks=masks,
+        transform=ModelSpaceTransform.fit(source),
+        model_input=empty,
+        model_output=empty,
+        unet_evaluations=0,
+        unet_calls=0,
+    )
+    result.provenance = {
+        "tool": "radedit_core",
+        "version": __version__,
+        "input": {"path": None if source.path is None else str(source.path), "format": source.format},
+        "masks": {"edit": mask_paths[0], "keep": mask_paths[1], **masks.summary()},
+        "model": {"name": model_name},
+        "settings": settings.to_dict(),
+    }
+    return result
+
+
 __all__ = [
     "EditRequest",
     "EditResult",
@@ -467,6 +521,7 @@ __all__ = [
     "ModelInputs",
     "check_generate_output",
     "generate_files",
+    "make_edit_result",
     "PAPER_PROMPTS",
     "RadEditor",
     "edit_file",

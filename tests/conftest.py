@@ -1,5 +1,23 @@
-"""Shared fixtures: the tiny model (real classes, loaded through the real loader),
-pipelines on the CPU, and synthetic chest X-rays."""
+"""Shared fixtures: the models (real classes, loaded through the real loader),
+pipelines on the CPU, and synthetic chest X-rays.
+
+Two models, both session-scoped (loaded once per test process, shared by every module):
+
+* the **micro model** (``tests/micro_model.py``): the demo model's classes, configurations
+  and folder layout at a 128 x 128 model space, written at session start in under a second,
+  an edit about ten times faster than the demo model.  Use it for tests of mechanics: call
+  counts, shapes, masks, I/O, DICOM writing, batching, resume, CLI plumbing, settings.
+  Fixtures: ``micro_model_dir`` (the folder: ``--model <it>`` on a command line),
+  ``micro_components``, ``micro_pipe`` (a ``RadEditPipeline``), ``micro_editor`` (a
+  ``RadEditor``), ``micro_model_inputs`` (the phantom's image, lung and pacemaker masks
+  in its model space).
+* the **demo model** (``--model tiny``, ``radedit_core/data/demo_model``): for tests of what an
+  edit does and of figures the documentation states (exact reconstruction, fast-path
+  agreement, the replication).  Fixtures: ``tiny_model_dir``, ``components``, ``edit_pipe``,
+  ``editor``, ``model_inputs`` (512 x 512).
+
+Session fixtures are per process: under ``pytest -n 2`` each worker builds its own.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +33,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # OMP_NUM_THREADS decides when set: on a shared 2-core machine two threads per process make the
-# UNet calls 10-25 times slower than one.
-torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or max(1, min(2, os.cpu_count() or 1))))
+# UNet calls 10-25 times slower than one.  Under pytest-xdist (-n N) each worker is one process
+# with one thread: N workers share the cores already.
+_THREADS = os.environ.get("OMP_NUM_THREADS") or (1 if os.environ.get("PYTEST_XDIST_WORKER") else None)
+torch.set_num_threads(int(_THREADS or max(1, min(2, os.cpu_count() or 1))))
 
 
 @pytest.fixture(scope="module")
@@ -71,6 +91,40 @@ def editor(components):
 
 
 @pytest.fixture(scope="session")
+def micro_model_dir(tmp_path_factory) -> Path:
+    """The micro model's folder (see the module docstring and ``tests/micro_model.py``)."""
+    from micro_model import write_micro_model
+
+    return write_micro_model(tmp_path_factory.mktemp("micro_model") / "micro")
+
+
+@pytest.fixture(scope="session")
+def micro_components(micro_model_dir):
+    from radedit_core.models.loading import load_components
+    from radedit_core.models.spec import ModelSpec
+
+    return load_components(ModelSpec.from_folder(micro_model_dir), device="cpu", dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def micro_pipe(micro_components):
+    from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
+
+    pipe = RadEditPipeline.from_components(micro_components)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+@pytest.fixture(scope="session")
+def micro_editor(micro_components):
+    from radedit_core.workflow import RadEditor
+
+    ed = RadEditor(micro_components)
+    ed.set_progress(False)
+    return ed
+
+
+@pytest.fixture(scope="session")
 def phantom():
     from radedit_core.synthetic import chest_phantom
 
@@ -80,16 +134,26 @@ def phantom():
 @pytest.fixture(scope="session")
 def model_inputs(phantom):
     """Model-space image and masks of the phantom: (image, lung, pacemaker)."""
+    return _model_inputs(phantom, 512)
+
+
+def _model_inputs(phantom, size: int):
     from radedit_core.imaging.image import SourceImage
     from radedit_core.imaging.transform import ModelSpaceTransform
     from radedit_core.synthetic import quantise
 
     src = SourceImage.from_array(quantise(phantom.image, 12), value_range=(0, 4095))
-    tf = ModelSpaceTransform.fit(src)
+    tf = ModelSpaceTransform.fit(src, size)
     image = tf.image_to_model(src.array)
     lung = tf.mask_to_model(phantom.mask("left_lung").astype(np.float32))
     device = tf.mask_to_model(phantom.mask("pacemaker").astype(np.float32))
     return image, lung, device
+
+
+@pytest.fixture(scope="session")
+def micro_model_inputs(phantom, micro_pipe):
+    """Like ``model_inputs``, in the micro model's model space (128 x 128)."""
+    return _model_inputs(phantom, micro_pipe.model_resolution)
 
 
 class UNetCallCounter:

@@ -122,7 +122,8 @@ def dicom_set(folder: Path) -> Path:
     provenance note names the patient: the report must show none of them.
     """
     from radedit_core.dicom import read_dicom_image, write_derived_series
-    from radedit_core.dicom.synthetic import StudyInfo, make_cxr, make_edit_result
+    from radedit_core.dicom.synthetic import StudyInfo, make_cxr
+    from radedit_core.workflow import make_edit_result
 
     folder.mkdir(parents=True, exist_ok=True)
     study = StudyInfo.new("stress-privacy", **PATIENT)

@@ -45,9 +45,9 @@ def data(tmp_path) -> Path:
     return folder
 
 
-def run_edit(editor, **kwargs):
+def run_edit(micro_editor, **kwargs):
     kwargs.setdefault("settings", SETTINGS)
-    return EditBatch(editor=editor, **kwargs).run()
+    return EditBatch(editor=micro_editor, **kwargs).run()
 
 
 def test_json_and_csv_datalists_give_the_same_items(data, tmp_path):
@@ -141,20 +141,20 @@ def test_bad_run_settings_are_config_errors():
     assert edit_settings({"prompt": ["a", "b"], "guidance": [4]}).weights == [4.0, 4.0]
 
 
-def test_a_mask_of_another_size_in_any_row_stops_the_run_before_any_output(data, tmp_path, editor):
+def test_a_mask_of_another_size_in_any_row_stops_the_run_before_any_output(data, tmp_path, micro_editor):
     Image.fromarray(np.ones((10, 12), np.uint8)).save(data / "small.png")
     rows = json.loads((data / "list.json").read_text())
     rows[2]["edit_mask"] = "small.png"
     (data / "mismatch.json").write_text(json.dumps(rows))
     with pytest.raises(MaskError) as err:
-        run_edit(editor, datalist=data / "mismatch.json", output_dir=tmp_path / "out")
+        run_edit(micro_editor, datalist=data / "mismatch.json", output_dir=tmp_path / "out")
     assert str(err.value).startswith(f"{data / 'mismatch.json'}: row 3: {data / 'small.png'}: mask size 12x10")
     assert not (tmp_path / "out").exists()  # not even the first, valid rows
 
 
-def test_rerun_skips_done_items_and_a_changed_setting_is_a_conflict(data, tmp_path, editor):
+def test_rerun_skips_done_items_and_a_changed_setting_is_a_conflict(data, tmp_path, micro_editor):
     out = tmp_path / "out"
-    first = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    first = run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     assert (first.done, first.skipped, first.failed) == (3, 0, 0)
     stamps = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     for record in first.records:
@@ -163,34 +163,34 @@ def test_rerun_skips_done_items_and_a_changed_setting_is_a_conflict(data, tmp_pa
         assert sidecar["settings"]["steps"] == 6
         assert Path(record["output"]).exists()
 
-    again = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    again = run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     assert (again.done, again.skipped) == (0, 3)
     assert all(stamps[p.name] == p.stat().st_mtime_ns for p in out.iterdir() if p.name.startswith("cxr"))
 
     with pytest.raises(OutputError) as err:
-        run_edit(editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7})
+        run_edit(micro_editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7})
     assert "exists from another run (settings.steps: 6 -> 7)" in str(err.value)
     assert "overwrite" in str(err.value)
 
-    replaced = run_edit(editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7}, overwrite=True)
+    replaced = run_edit(micro_editor, datalist=data / "list.json", output_dir=out, settings={**SETTINGS, "steps": 7}, overwrite=True)
     assert replaced.done == 3
     assert json.loads(Path(replaced.records[0]["sidecar"]).read_text())["settings"]["steps"] == 7
 
 
-def test_leftovers_of_a_killed_run_are_redone(data, tmp_path, editor):
+def test_leftovers_of_a_killed_run_are_redone(data, tmp_path, micro_editor):
     out = tmp_path / "out"
-    summary = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    summary = run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     a, b, c = (Path(r["output"]) for r in summary.records)
     Path(summary.records[0]["sidecar"]).unlink()  # killed between output and sidecar
     a.with_name(f".{a.name}.x1y2.part.png").write_bytes(b"half")  # killed inside an atomic write
     b.unlink()  # lost output, stale sidecar
-    resumed = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    resumed = run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     assert [r["status"] for r in resumed.records] == ["done", "done", "skipped"]
     assert not list(out.glob(".*part*"))
     assert a.exists() and b.exists() and c.exists()
 
 
-def test_a_failing_item_is_recorded_the_others_finish_and_a_rerun_retries_it(data, tmp_path, editor, monkeypatch):
+def test_a_failing_item_is_recorded_the_others_finish_and_a_rerun_retries_it(data, tmp_path, micro_editor, monkeypatch):
     out = tmp_path / "out"
     items = edit_items(datalist=data / "list.json", settings=SETTINGS, output_dir=out)
     doomed = items[1].id
@@ -203,20 +203,20 @@ def test_a_failing_item_is_recorded_the_others_finish_and_a_rerun_retries_it(dat
 
     monkeypatch.setattr(EditBatch, "process", flaky)
     with pytest.raises(RadEditError, match=rf"1 of 3 items failed \(first: {doomed}: RuntimeError"):
-        run_edit(editor, datalist=data / "list.json", output_dir=out)
+        run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     manifest = read_manifest(out)
     assert [r["status"] for r in manifest["items"]] == ["done", "failed", "done"]
     assert manifest["counts"] == {"done": 2, "failed": 1}
     assert not items[1].output.exists() and not items[1].sidecar.exists()
 
     monkeypatch.setattr(EditBatch, "process", real)
-    retry = run_edit(editor, datalist=data / "list.json", output_dir=out)
+    retry = run_edit(micro_editor, datalist=data / "list.json", output_dir=out)
     assert [r["status"] for r in retry.records] == ["skipped", "done", "skipped"]
 
 
-def test_manifest_json_and_csv_agree(data, tmp_path, editor):
+def test_manifest_json_and_csv_agree(data, tmp_path, micro_editor):
     out = tmp_path / "out"
-    summary = run_edit(editor, datalist=data / "list.csv", output_dir=out)
+    summary = run_edit(micro_editor, datalist=data / "list.csv", output_dir=out)
     manifest = read_manifest(out)
     assert manifest["kind"] == "edit" and manifest["world_size"] == 1 and manifest["processed_per_rank"] == [3]
     assert manifest["source"] == str(data / "list.csv")
@@ -228,18 +228,18 @@ def test_manifest_json_and_csv_agree(data, tmp_path, editor):
     assert [int(r["row"]) for r in rows] == [1, 2, 3]
 
 
-def test_single_image_run_matches_edit_file(tmp_path, editor):
+def test_single_image_run_matches_edit_file(tmp_path, micro_editor):
     from radedit_core.workflow import edit_file
 
     sample = sample_dir()
     summary = run_edit(
-        editor, input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png",
+        micro_editor, input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png",
         keep_mask=sample / "pacemaker_mask.png", output_dir=tmp_path / "out",
     )  # fmt: skip
     record = summary.records[0]
     assert record["row"] == 0 and record["status"] == "done"
     direct = tmp_path / "direct.png"
-    edit_file(editor, sample / "cxr.png", direct, edit_settings(SETTINGS),
+    edit_file(micro_editor, sample / "cxr.png", direct, edit_settings(SETTINGS),
               sample / "lungs_mask.png", sample / "pacemaker_mask.png")  # fmt: skip
     assert np.array_equal(np.asarray(Image.open(record["output"])), np.asarray(Image.open(direct)))
 
@@ -278,16 +278,16 @@ def test_torchrun_without_the_distributed_overlay_is_refused(monkeypatch):
     assert batch.init_distributed("cpu").world == 1  # no torchrun variables: one process
 
 
-def test_generate_batch_items_seeds_and_resume(tmp_path, editor):
+def test_generate_batch_items_seeds_and_resume(tmp_path, micro_editor):
     items = generate_items(prompt=["No acute process", "Small effusion"], num_images=2, settings={"steps": 4, "seed": 5})
     assert [i.settings.seed for i in items] == [5, 6, 5, 6]
     assert len({i.id for i in items}) == 4
     out = tmp_path / "gen"
-    job = dict(prompt="No acute process", num_images=2, settings={"steps": 4}, output_dir=out, editor=editor)
+    job = dict(prompt="No acute process", num_images=2, settings={"steps": 4}, output_dir=out, editor=micro_editor)
     first = GenerateBatch(**job).run()
     assert first.done == 2
     image = np.asarray(Image.open(first.records[0]["output"]))
-    assert image.shape == (512, 512) and image.dtype == np.uint8
+    assert image.shape == (micro_editor.pipe.model_resolution,) * 2 and image.dtype == np.uint8
     sidecar = json.loads(Path(first.records[0]["sidecar"]).read_text())
     assert sidecar["prompt"] == "No acute process" and sidecar["settings"]["guidance"] == 7.5
     assert GenerateBatch(**job).run().skipped == 2
@@ -317,14 +317,14 @@ def study(tmp_path_factory):
     return write_study(tmp_path_factory.mktemp("study"), kinds=("CR",), seg=True, seg_segments=("lungs", "pacemaker"))
 
 
-def test_seg_segments_as_edit_and_keep_masks_give_a_derived_series(study, tmp_path, editor):
+def test_seg_segments_as_edit_and_keep_masks_give_a_derived_series(study, tmp_path, micro_editor):
     import pydicom
 
     out = tmp_path / "out"
     rows = [{"image": study.images[0].name, "edit_mask": f"{study.seg.name}#lungs",
              "keep_mask": f"{study.seg.name}::pacemaker"}]  # fmt: skip
     (study.folder / "list.json").write_text(json.dumps(rows))
-    summary = run_edit(editor, datalist=study.folder / "list.json", output_dir=out,
+    summary = run_edit(micro_editor, datalist=study.folder / "list.json", output_dir=out,
                        settings={**SETTINGS, "keep_mode": "pixel", "dilate": 0})  # fmt: skip
     record = summary.records[0]
     assert record["edit_mask"] == f"{study.seg}#lungs" and record["keep_mask"] == f"{study.seg}#pacemaker"
@@ -341,25 +341,25 @@ def test_seg_segments_as_edit_and_keep_masks_give_a_derived_series(study, tmp_pa
     assert edited.StudyInstanceUID == source.StudyInstanceUID
 
 
-def test_an_unknown_segment_or_label_is_an_error_before_any_output(study, tmp_path, editor):
+def test_an_unknown_segment_or_label_is_an_error_before_any_output(study, tmp_path, micro_editor):
     out = tmp_path / "out"
     with pytest.raises(MaskError, match=r"seg.dcm: no segment 'lung' \(segments: 1 'lungs', 2 'pacemaker'\)"):
-        run_edit(editor, input=study.folder, edit_mask=f"{study.seg}#lung", output_dir=out)
+        run_edit(micro_editor, input=study.folder, edit_mask=f"{study.seg}#lung", output_dir=out)
     with pytest.raises(MaskError, match=r"lungs_mask.png: label value\(s\) 1 do not occur in the mask"):
-        run_edit(editor, input=sample_dir() / "cxr.png", edit_mask=f"{sample_dir() / 'lungs_mask.png'}#1", output_dir=out)
+        run_edit(micro_editor, input=sample_dir() / "cxr.png", edit_mask=f"{sample_dir() / 'lungs_mask.png'}#1", output_dir=out)
     assert not out.exists()
 
 
-def test_resuming_a_run_made_with_the_old_defaults_reports_the_settings_difference(data, tmp_path, editor):
+def test_resuming_a_run_made_with_the_old_defaults_reports_the_settings_difference(data, tmp_path, micro_editor):
     # radedit_core 0.1 wrote <id>.json beside <id>.png, and its defaults were dilate 0 and keep mode latent.
     out = tmp_path / "out"
     old = {**SETTINGS, "dilate": 0, "keep_mode": "latent"}
-    run_edit(editor, datalist=data / "list.json", output_dir=out, settings=old)
+    run_edit(micro_editor, datalist=data / "list.json", output_dir=out, settings=old)
     for sidecar in out.glob("*.png.json"):
         sidecar.rename(out / sidecar.name.replace(".png.json", ".json"))
     with pytest.raises(OutputError) as err:
-        run_edit(editor, datalist=data / "list.json", output_dir=out)  # today's defaults
+        run_edit(micro_editor, datalist=data / "list.json", output_dir=out)  # today's defaults
     text = str(err.value)
     assert "settings.dilate: 0 -> 5" in text and "settings.keep_mode: 'latent' -> 'pixel'" in text
-    again = run_edit(editor, datalist=data / "list.json", output_dir=out, settings=old)
+    again = run_edit(micro_editor, datalist=data / "list.json", output_dir=out, settings=old)
     assert again.skipped == 3 and again.done == 0  # the old sidecars still mark those items done

@@ -17,6 +17,8 @@ from PIL import Image
 from radedit_core.demo import sample_dir
 
 FAST = ["--steps", "20", "--model", "tiny", "--device", "cpu", "-q"]
+#: FAST without the model: the plumbing tests add ``--model <micro_model_dir>`` (conftest).
+MECHANICS = ["--steps", "20", "--device", "cpu", "-q"]
 
 
 def radedit(*args, env_home=None, check=False):
@@ -48,12 +50,13 @@ def inputs(tmp_path):
     return folder
 
 
-def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home):
+def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home, micro_model_dir):
     out = tmp_path / "out" / "edited.png"
     proc = radedit(
         "edit", "--image", inputs / "cxr.png", "--edit-mask", inputs / "lungs_mask.png",
         "--keep-mask", inputs / "pacemaker_mask.png", "--prompt", "Moderate pulmonary edema",
-        "--keep-mode", "pixel", "--dilate", "5", "--seed", "3", "--output", out, *FAST,
+        "--keep-mode", "pixel", "--dilate", "5", "--seed", "3", "--output", out, *MECHANICS,
+        "--model", micro_model_dir,
         env_home=radedit_home, check=True,
     )
     assert "wrote" in proc.stdout
@@ -73,7 +76,7 @@ def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home):
     assert meta["input"]["sha256"] == hashlib.sha256((inputs / "cxr.png").read_bytes()).hexdigest()
 
 
-def test_edit_nifti_keeps_geometry_and_dtype(tmp_path, radedit_home):
+def test_edit_nifti_keeps_geometry_and_dtype(tmp_path, radedit_home, micro_model_dir):
     from radedit_core.synthetic import chest_phantom, quantise
 
     ph = chest_phantom(300, 260, seed=1)
@@ -86,7 +89,7 @@ def test_edit_nifti_keeps_geometry_and_dtype(tmp_path, radedit_home):
     sitk.WriteImage(mask, str(tmp_path / "mask.nii.gz"))
     out = tmp_path / "edited.nii.gz"
     radedit("edit", "--image", tmp_path / "cxr.nii.gz", "--edit-mask", tmp_path / "mask.nii.gz",
-            "--prompt", "New right upper lobe consolidation", "--output", out, *FAST,
+            "--prompt", "New right upper lobe consolidation", "--output", out, *MECHANICS, "--model", micro_model_dir,
             env_home=radedit_home, check=True)
     res = sitk.ReadImage(str(out))
     assert res.GetSize() == img.GetSize() and res.GetPixelID() == img.GetPixelID()

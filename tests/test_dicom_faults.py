@@ -31,7 +31,8 @@ from radedit_core.dicom import decoding
 from radedit_core.dicom.decoding import decode_stored_values
 from radedit_core.dicom.luts import read_lut
 from radedit_core.dicom.reading import is_radedit_output, read_header, voi_lut
-from radedit_core.dicom.synthetic import make_cxr, make_edit_result, save_dataset, voi_lut_entries, write_study
+from radedit_core.dicom.synthetic import make_cxr, save_dataset, voi_lut_entries, write_study
+from radedit_core.workflow import make_edit_result
 from radedit_core.dicom.validate import dciodvfy_executable, validate_dicom
 from radedit_core.errors import InputError, MaskError
 from radedit_core.imaging.io import read_mask_array

@@ -24,7 +24,8 @@ from radedit_core.dicom import (
     write_derived_series,
 )
 from radedit_core.dicom.sop import MULTIFRAME_SC_SOP_CLASSES, SECONDARY_CAPTURE
-from radedit_core.dicom.synthetic import StudyInfo, make_cxr, make_edit_result, save_dataset, write_study
+from radedit_core.dicom.synthetic import StudyInfo, make_cxr, save_dataset, write_study
+from radedit_core.workflow import make_edit_result
 from radedit_core.dicom.validate import dciodvfy_executable, validate_dicom
 from radedit_core.dicom.writing import FIRST_DERIVED_SERIES_NUMBER, PATIENT_AND_STUDY_ATTRIBUTES
 from radedit_core.errors import ConfigError, OutputError

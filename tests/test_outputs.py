@@ -46,7 +46,7 @@ def test_files_and_folders_get_the_mode_a_plain_write_would(tmp_path, umask, mas
     assert mode(tmp_path / "series") == 0o777 & ~mask
 
 
-def test_an_edit_and_a_batch_write_with_the_umask(tmp_path, umask, editor):
+def test_an_edit_and_a_batch_write_with_the_umask(tmp_path, umask, micro_editor):
     from radedit_core.batch import EditBatch
     from radedit_core.demo import sample_dir
 
@@ -54,7 +54,7 @@ def test_an_edit_and_a_batch_write_with_the_umask(tmp_path, umask, editor):
     sample = sample_dir()
     out = tmp_path / "batch"
     EditBatch(input=sample / "cxr.png", edit_mask=sample / "lungs_mask.png", settings={"prompt": "x", "steps": 3},
-              output_dir=out, editor=editor).run()  # fmt: skip
+              output_dir=out, editor=micro_editor).run()  # fmt: skip
     files = sorted(p for p in out.rglob("*") if p.is_file())
     assert {p.suffix for p in files} == {".png", ".json", ".csv"}
     assert {mode(p) for p in files} == {0o640}
@@ -99,7 +99,7 @@ def test_every_output_has_its_own_sidecar():
     assert legacy_sidecar_path("x.nii.gz") == Path("x.json")
 
 
-def test_nifti_and_dicom_outputs_of_one_name_both_run(tmp_path, editor):
+def test_nifti_and_dicom_outputs_of_one_name_both_run(tmp_path, micro_editor):
     from radedit_core.dicom.synthetic import write_study
     from radedit_core.outputs import DicomOutputOptions
     from radedit_core.settings import EditSettings
@@ -108,8 +108,8 @@ def test_nifti_and_dicom_outputs_of_one_name_both_run(tmp_path, editor):
     study = write_study(tmp_path / "study", seg=True)
     settings = EditSettings(prompts=["x"], steps=3)
     seg = f"{study.seg}#lungs"
-    edit_file(editor, study.images[0], tmp_path / "x.nii.gz", settings, edit_mask_path=seg)
-    edit_file(editor, study.images[0], tmp_path / "x", settings, edit_mask_path=seg, dicom=DicomOutputOptions())
+    edit_file(micro_editor, study.images[0], tmp_path / "x.nii.gz", settings, edit_mask_path=seg)
+    edit_file(micro_editor, study.images[0], tmp_path / "x", settings, edit_mask_path=seg, dicom=DicomOutputOptions())
     assert json.loads((tmp_path / "x.nii.gz.json").read_text())["output"]["format"] == "nifti"
     assert json.loads((tmp_path / "x.json").read_text())["output"]["format"] == "dicom"
 

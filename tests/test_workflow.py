@@ -24,9 +24,9 @@ def source(phantom):
     )
 
 
-def test_output_keeps_grid_dtype_range_and_untouched_margins(editor, phantom, source):
+def test_output_keeps_grid_dtype_range_and_untouched_margins(micro_editor, phantom, source):
     lungs = phantom.mask("right_lung", "left_lung")
-    res = editor.edit(source, lungs, None, EditSettings(["Moderate pulmonary edema"], **FAST))
+    res = micro_editor.edit(source, lungs, None, EditSettings(["Moderate pulmonary edema"], **FAST))
     out = res.image
     assert out.shape == source.shape and out.dtype == source.dtype and out.geometry == source.geometry
     assert out.array.min() >= 0 and out.array.max() <= 4095
@@ -37,24 +37,24 @@ def test_output_keeps_grid_dtype_range_and_untouched_margins(editor, phantom, so
     assert res.unet_evaluations == 2 * (12 - int(12 * 0.3))
 
 
-def test_pixel_keep_mode_is_bit_identical_inside_keep(editor, phantom, source):
+def test_pixel_keep_mode_is_bit_identical_inside_keep(micro_editor, phantom, source):
     keep = phantom.mask("pacemaker")
     settings = EditSettings(["No acute cardiopulmonary process"], keep_mode="pixel", dilate=2, **FAST)
-    res = editor.edit(source, phantom.mask("left_lung"), keep, settings)
+    res = micro_editor.edit(source, phantom.mask("left_lung"), keep, settings)
     kept = res.masks.keep > 0
     assert kept.sum() > keep.sum()  # dilated
     assert np.array_equal(res.image.array[kept], source.array[kept])
-    latent_only = editor.edit(source, phantom.mask("left_lung"), keep,
+    latent_only = micro_editor.edit(source, phantom.mask("left_lung"), keep,
                               EditSettings(["No acute cardiopulmonary process"], keep_mode="latent", dilate=2, **FAST))
     assert not np.array_equal(latent_only.image.array[kept], source.array[kept])
 
 
-def test_detail_modes(editor, phantom, source):
+def test_detail_modes(micro_editor, phantom, source):
     # One formula (radedit_core.imaging.compositing): out = src + f * [(E_v - R_v) + r * (R_v - src)],
     # the modes differ only in r, where the source's detail gives way to the model's image.
     edit = phantom.mask("right_lung")
     res = {
-        d: editor.edit(source, edit, None, EditSettings(["New right upper lobe consolidation"], detail=d, dilate=0,
+        d: micro_editor.edit(source, edit, None, EditSettings(["New right upper lobe consolidation"], detail=d, dilate=0,
                                                         **FAST))
         for d in DETAIL_MODES
     }  # fmt: skip
@@ -79,9 +79,9 @@ def test_detail_modes(editor, phantom, source):
     assert res["everywhere"].compositing["detail_replaced_pixels"] == 0
 
 
-def test_progress_callback_reports_each_stage(editor, phantom, source):
+def test_progress_callback_reports_each_stage(micro_editor, phantom, source):
     events = []
-    editor.edit(source, phantom.mask("left_lung"), None, EditSettings(["x"], **FAST), callback=lambda *e: events.append(e))
+    micro_editor.edit(source, phantom.mask("left_lung"), None, EditSettings(["x"], **FAST), callback=lambda *e: events.append(e))
     stages = {s for s, _, _ in events}
     assert stages == {"invert", "edit"}
     edit_events = [e for e in events if e[0] == "edit"]
@@ -89,16 +89,16 @@ def test_progress_callback_reports_each_stage(editor, phantom, source):
     assert events[[s for s, *_ in events].index("edit") - 1] == ("invert", 9, 9)
 
 
-def test_provenance_records_what_went_in(editor, phantom, source):
+def test_provenance_records_what_went_in(micro_editor, phantom, source):
     settings = EditSettings(["a", "b"], weights=[10.0, -2.0], seed=11, invert_prompt="c", **FAST)
-    res = editor.edit(source, phantom.mask("left_lung"), phantom.mask("pacemaker"), settings)
+    res = micro_editor.edit(source, phantom.mask("left_lung"), phantom.mask("pacemaker"), settings)
     p = res.provenance
     assert p["settings"]["prompts"] == ["a", "b"] and p["settings"]["weights"] == [10.0, -2.0]
     assert p["settings"]["seed"] == 11 and p["settings"]["invert_prompt"] == "c"
     assert p["masks"]["keep_pixels"] > 0 and p["masks"]["overlap_pixels"] >= 0
     assert p["model"]["scheduler"]["timestep_spacing"] == "trailing"
     assert p["model"]["dtype"] == "float32" and p["model"]["vae_dtype"] == "float32"
-    assert p["transform"]["model_size"] == 512
+    assert p["transform"]["model_size"] == micro_editor.pipe.model_resolution == 128
 
 
 def test_settings_validation():

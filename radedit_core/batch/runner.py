@@ -47,12 +47,14 @@ from typing import Any, Callable, Iterator
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
-from ..fileio import check_writable
+from ..fileio import OutputGroup, check_writable
+from ..provenance import header
 from ..settings import BatchOptions, ModelOptions, bundle_name, coerce, is_missing, row_name
 from .datalist import Problems, _errors_to_exception
 from .distributed import Ranks, _rebuild, rank_device
 from .items import Item, _canonical, edit_items, generate_fingerprint_settings, generate_items
 from .manifest import MANIFEST_JSON, _conflict_message, _remove_leftovers, item_state, write_manifest
+from .sizing import auto_batch_size
 
 log = logging.getLogger("radedit.batch")
 
@@ -414,8 +416,6 @@ class EditBatch(_Batch):
         """Batches of items that can share a pipeline pass, in datalist order within each group."""
         size = self.batch_options.batch_size
         if size == "auto":
-            from .sizing import auto_batch_size  # noqa: PLC0415
-
             prompts = max((len(item.settings.prompts) for item, _ in mine), default=1)
             size = auto_batch_size(editor.pipe, prompts)
         self.resolved_batch_size = size
@@ -510,10 +510,8 @@ class GenerateBatch(_Batch):
         }
 
     def process(self, editor: Any, item: Item, overwrite: bool) -> None:
-        from ..fileio import OutputGroup  # noqa: PLC0415
         from ..imaging.image import Geometry  # noqa: PLC0415
         from ..imaging.io import write_image_file  # noqa: PLC0415
-        from ..provenance import header  # noqa: PLC0415
         from ..workflow import model_image_to_array  # noqa: PLC0415
 
         s = item.settings

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import load_editor
-from .options import add_model_options
+from .options import add_model_options, model_options_from_args
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..demo import prepare_demo, run_demo  # noqa: PLC0415
-    from .options import model_options_from_args  # noqa: PLC0415
 
     request = prepare_demo(args.output, steps=args.steps, overwrite=args.overwrite)
     model = model_options_from_args(args)

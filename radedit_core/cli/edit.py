@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..imaging.mask_ref import parse_mask_ref
+from ..settings import cli_name
 from .common import load_editor
-from .options import add_edit_options, add_model_options
+from .options import (
+    add_edit_options,
+    add_model_options,
+    dicom_options_from_args,
+    edit_settings_from_args,
+    model_options_from_args,
+)
 
 
 def add_parser(sub) -> None:
@@ -74,9 +82,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..edit_request import prepare_edit  # noqa: PLC0415
-    from ..imaging.mask_ref import parse_mask_ref  # noqa: PLC0415
-    from ..settings import cli_name  # noqa: PLC0415
-    from .options import dicom_options_from_args, edit_settings_from_args, model_options_from_args  # noqa: PLC0415
 
     # 1. every option, then every input and output, before the model loads
     settings = edit_settings_from_args(args)

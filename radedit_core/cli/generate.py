@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .common import load_editor
-from .options import add_generate_options, add_model_options
+from .options import add_generate_options, add_model_options, generate_settings_from_args, model_options_from_args
 
 
 def add_parser(sub) -> None:
@@ -18,7 +18,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     from ..workflow import check_generate_output, generate_files  # noqa: PLC0415
-    from .options import generate_settings_from_args, model_options_from_args  # noqa: PLC0415
 
     settings = generate_settings_from_args(args)
     model = model_options_from_args(args)

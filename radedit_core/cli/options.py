@@ -9,7 +9,17 @@ from __future__ import annotations
 
 import argparse
 
-from ..settings import EDIT_DEFAULTS, GENERATE_DEFAULTS, MODEL_DEFAULTS, EditSettings, GenerateSettings, ModelOptions, cli_name
+from ..outputs import DicomOutputOptions
+from ..settings import (
+    EDIT_DEFAULTS,
+    GENERATE_DEFAULTS,
+    MODEL_DEFAULTS,
+    EditSettings,
+    GenerateSettings,
+    ModelOptions,
+    cli_name,
+    coerce,
+)
 
 D = EDIT_DEFAULTS
 
@@ -123,8 +133,5 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
 
 def dicom_options_from_args(args: argparse.Namespace):
     """The derived-series options (``--uid-root``, ``--series-number``, ``--series-description``, ``--write-seg``)."""
-    from ..outputs import DicomOutputOptions  # noqa: PLC0415
-    from ..settings import coerce  # noqa: PLC0415
-
     number = None if args.series_number is None else coerce("--series-number", args.series_number, "int")
     return DicomOutputOptions(args.uid_root, number, args.series_description, bool(args.write_seg))

@@ -5,9 +5,19 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..errors import ConfigError
+from ..pacs import PacsServer
+from ..pacs.round_trip import pacs_edit, prepare_pacs_edit
 from ..pacs.server import DEFAULT_AET, DEFAULT_TIMEOUT
+from ..settings import coerce
 from .common import load_editor
-from .options import add_edit_options, add_model_options
+from .options import (
+    add_edit_options,
+    add_model_options,
+    dicom_options_from_args,
+    edit_settings_from_args,
+    model_options_from_args,
+)
 
 
 def add_parser(sub) -> None:
@@ -48,12 +58,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError  # noqa: PLC0415
-    from ..pacs import PacsServer  # noqa: PLC0415
-    from ..pacs.round_trip import pacs_edit, prepare_pacs_edit  # noqa: PLC0415
-    from ..settings import coerce  # noqa: PLC0415
-    from .options import dicom_options_from_args, edit_settings_from_args, model_options_from_args  # noqa: PLC0415
-
     # Everything that can be checked without the network is checked first.
     settings = edit_settings_from_args(args)
     model = model_options_from_args(args)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from ..errors import ConfigError
+from ..phantom_world import WorldConfig, write_dataset
+from ..phantom_world.dataset import SPLITS
 
 
 def _splits(text: str) -> dict[str, float]:
-    from ..phantom_world.dataset import SPLITS  # noqa: PLC0415
-
     parts = [p.strip() for p in text.split(",")]
     if len(parts) != len(SPLITS):
         raise argparse.ArgumentTypeError(f"give {len(SPLITS)} fractions for {', '.join(SPLITS)}, e.g. 0.8,0.1,0.1")
@@ -40,9 +41,6 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..errors import ConfigError  # noqa: PLC0415
-    from ..phantom_world import WorldConfig, write_dataset  # noqa: PLC0415
-
     config = WorldConfig.from_yaml(args.config) if args.config else WorldConfig()
     if args.print_config:
         sys.stdout.write(config.to_yaml())

@@ -14,7 +14,11 @@ import argparse
 import os
 from pathlib import Path
 
+from ..batch.distributed import destroy_distributed, init_distributed
 from ..settings import EDIT_DEFAULTS as D
+from ..stress.build import StressBuild
+from ..stress.commands import add_evaluate_parser, add_report_parser
+from ..stress.run import load_stress_config, run_stress
 from .options import add_model_options
 
 _BUILD_EDIT_KEYS = ("guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
@@ -60,9 +64,6 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run_build(args: argparse.Namespace) -> int:
-    from ..batch.distributed import destroy_distributed, init_distributed  # noqa: PLC0415
-    from ..stress.build import StressBuild  # noqa: PLC0415
-
     settings = {k: getattr(args, k) for k in _BUILD_EDIT_KEYS}
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
@@ -85,8 +86,6 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_stress_config(args: argparse.Namespace) -> int:
-    from ..stress.run import load_stress_config, run_stress  # noqa: PLC0415
-
     options = load_stress_config(args.config)
     if args.quiet:
         options["progress"] = False
@@ -96,8 +95,6 @@ def run_stress_config(args: argparse.Namespace) -> int:
 
 
 def add_parser(sub) -> None:
-    from ..stress.commands import add_evaluate_parser, add_report_parser  # noqa: PLC0415
-
     p = sub.add_parser(
         "stress",
         help="stress-test sets: build (edit recipes), evaluate a model, report",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from ..training.arguments import add_train_arguments, options_from_args
+
 
 def add_parser(sub) -> None:
-    from ..training.arguments import add_train_arguments  # noqa: PLC0415 - generated from TrainSettings
-
     p = sub.add_parser(
         "train",
         help="train the latent diffusion model on a datalist",
@@ -17,8 +17,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training import train_from_mapping  # noqa: PLC0415
-    from ..training.arguments import options_from_args  # noqa: PLC0415
+    from ..training.engine import train_from_mapping  # noqa: PLC0415 - torch, diffusers and MONAI
 
     print(train_from_mapping(options_from_args(args)))
     return 0

@@ -26,34 +26,15 @@ from pydicom import config
 from pydicom.dataset import Dataset
 from pydicom.valuerep import validate_value
 
+from .attributes import ACQUISITION_EQUIPMENT, UNPAIRED_BODY_PARTS, copied_keywords
+from .luts import Lut
 from .sop import DX_SOP_CLASSES
 
 _CODE_ITEM_TYPE1 = ("CodeValue", "CodingSchemeDesignator", "CodeMeaning")
 _SPACINGS = ("PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing")
 #: DX Anatomy Imaged / DX Detector attributes of Type 1 that only the source can give.
 _DX_TYPE1 = ("ImageLaterality", "AnatomicRegionSequence", "ImagerPixelSpacing")
-#: Body Part Examined terms of unpaired structures (PS3.16 Annex L: laterality "U"),
-#: for which General Series Laterality (Type 2C, PS3.3 C.7.3.1) must be absent.
-UNPAIRED_BODY_PARTS = frozenset(
-    """ABDOMEN ABDOMENPELVIS AORTA BACK BLADDER BRAIN CEREBELLUM CSPINE CTSPINE CERVIX CHEST CHESTABDOMEN
-    CHESTABDPELVIS CIRCLEOFWILLIS COCCYX COLON CORONARYARTERY DUODENUM WHOLEBODY ESOPHAGUS FACE GALLBLADDER HEAD
-    HEADNECK HEART ILEUM ILIUM JAW JEJUNUM LARYNX LIVER LSPINE LSSPINE MAXILLA MEDIASTINUM MOUTH NECK NECKCHEST
-    NECKCHESTABDOMEN NECKCHESTABDPELV NOSE PANCREAS PELVIS PENIS PHARYNX PROSTATE RECTUM SKULL SPINE SPLEEN SSPINE
-    STERNUM STOMACH THYMUS THYROID TONGUE TRACHEA TSPINE TLSPINE URETER URETHRA UTERUS VAGINA VULVA""".split()
-)
 _TEXT_VRS = {"AE", "AS", "CS", "DA", "DS", "DT", "IS", "LO", "LT", "PN", "SH", "ST", "TM", "UC", "UI", "UR", "UT"}
-
-
-def copied_keywords(sop_class: str) -> list[str]:
-    """Keywords of the source attributes a derived instance of ``sop_class`` carries unchanged."""
-    from . import writing  # noqa: PLC0415 - writing imports the reader, which imports this lazily
-
-    keywords = list(writing.PATIENT_AND_STUDY_ATTRIBUTES)
-    keywords += writing.GENERAL_SERIES_COPIED + writing.GENERAL_ACQUISITION + writing.GENERAL_IMAGE_COPIED
-    keywords += writing.PIXEL_SPACING_ATTRIBUTES + writing.PATIENT_GEOMETRY
-    keywords += writing.DX_MODULES_COPIED if sop_class in DX_SOP_CLASSES else writing.CR_SERIES_AND_IMAGE
-    keywords += ("TimezoneOffsetFromUTC", "AcquisitionContextSequence", "PixelPaddingValue", "PixelPaddingRangeLimit")
-    return list(dict.fromkeys(keywords))
 
 
 def _value_problem(element: pydicom.DataElement, name: str) -> str | None:
@@ -101,8 +82,13 @@ def _spacing_problem(ds: Dataset, keyword: str) -> str | None:
     return f"{keyword} '{shown}' is not two positive numbers; the reader ignores it"
 
 
-def inherited_problems(ds: Dataset) -> list[str]:
-    """One note per problem the derived instance inherits from ``ds`` (see the module docstring)."""
+def inherited_problems(ds: Dataset, voi_lut: Lut | None = None) -> list[str]:
+    """One note per problem the derived instance inherits from ``ds`` (see the module docstring).
+
+    ``voi_lut``: the source's first VOI LUT item as the reader decoded it
+    (:func:`radedit_core.dicom.reading.voi_lut`), None when it has none or it
+    cannot be read.
+    """
     sop_class = str(ds.get("SOPClassUID", ""))
     problems: list[str] = []
     for keyword in copied_keywords(sop_class):
@@ -113,7 +99,7 @@ def inherited_problems(ds: Dataset) -> list[str]:
         if keyword in ds:
             problems.extend(_walk(ds[keyword], keyword))
     problems.extend(_laterality_problems(ds, sop_class))
-    notes = _equipment_notes(ds) + _lut_notes(ds, sop_class)
+    notes = _equipment_notes(ds) + _lut_notes(voi_lut, sop_class)
     if sop_class in DX_SOP_CLASSES:
         for keyword in _DX_TYPE1:
             value = ds.get(keyword)
@@ -125,17 +111,9 @@ def inherited_problems(ds: Dataset) -> list[str]:
     return [problem + suffix for problem in dict.fromkeys(problems)] + notes
 
 
-def _lut_notes(ds: Dataset, sop_class: str) -> list[str]:
+def _lut_notes(lut: Lut | None, sop_class: str) -> list[str]:
     """VOI LUTs the derived image re-encodes differently (the displayed image stays the same)."""
-    from .reading import voi_lut  # noqa: PLC0415
-
-    if sop_class not in DX_SOP_CLASSES or not ds.get("VOILUTSequence"):
-        return []
-    try:
-        lut = voi_lut(ds)
-    except (ValueError, TypeError, AttributeError):
-        return []
-    if lut is None or lut.bits >= 10:
+    if sop_class not in DX_SOP_CLASSES or lut is None or lut.bits >= 10:
         return []
     return [
         f"VOI LUT with {lut.bits}-bit entries in a DX image (C.8.11.3.1.5 wants 10 to 16): a derived image gets "
@@ -158,8 +136,6 @@ def _laterality_problems(ds: Dataset, sop_class: str) -> list[str]:
 
 def _equipment_notes(ds: Dataset) -> list[str]:
     """What of the source's equipment cannot be listed in a derived image's Contributing Equipment."""
-    from .writing import ACQUISITION_EQUIPMENT  # noqa: PLC0415
-
     notes = []
     if not str(ds.get("Manufacturer", "") or "").strip():
         known = [f"{k} '{ds.get(k)}'" for k in ACQUISITION_EQUIPMENT if str(ds.get(k, "") or "").strip()]

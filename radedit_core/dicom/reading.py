@@ -58,6 +58,7 @@ from pydicom.uid import UID, DeflatedExplicitVRLittleEndian
 
 from ..errors import InputError
 from ..imaging.image import Geometry, SourceImage
+from .conformance import inherited_problems
 from .decoding import _short, decode_stored_values, high_bit_shift, stored_value_range
 from .luts import Lut, is_little_endian, read_lut
 from .sop import (
@@ -969,9 +970,11 @@ def read_dicom_image(path: str | Path, select: str | None = None) -> SourceImage
     numbers = {h.series_number for h in context if h.study_uid == study_uid and h.series_number is not None}
     if _int_or_none(ds.get("SeriesNumber")) is not None:
         numbers.add(int(ds.SeriesNumber))
-    from .conformance import inherited_problems  # noqa: PLC0415 - conformance needs the writer's module lists
-
-    notes.extend(inherited_problems(ds))
+    try:
+        first_voi_lut = voi_lut(ds)
+    except (ValueError, TypeError, AttributeError):
+        first_voi_lut = None  # a VOI LUT the reader cannot decode gets no re-encoding note
+    notes.extend(inherited_problems(ds, first_voi_lut))
     del ds.PixelData  # the pixels live in the array; the header is what writers need
     return SourceImage(
         array=array,

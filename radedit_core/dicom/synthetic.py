@@ -48,6 +48,7 @@ from pydicom.uid import (
 
 from ..synthetic import Phantom, chest_phantom
 from .jpeg_lossless import encode_jpeg_lossless
+from .seg import build_segmentation
 from .sop import (
     CR_IMAGE,
     DX_FOR_PRESENTATION,
@@ -527,8 +528,6 @@ def make_seg_dataset(
     Known names get their SNOMED CT codes ("lungs", "pacemaker", ...); see
     :data:`radedit_core.dicom.seg.SEGMENT_CODES`.
     """
-    from .seg import build_segmentation  # noqa: PLC0415
-
     seg = build_segmentation(
         image,
         masks,
@@ -625,64 +624,6 @@ def write_synthetic_cxr_study(folder: str | Path, rows: int = 320, columns: int 
     return write_study(folder, kinds=("CR",), rows=rows, columns=columns, **kwargs).images
 
 
-def make_edit_result(
-    source,
-    edited: np.ndarray,
-    *,
-    edit_mask: np.ndarray | None = None,
-    keep_mask: np.ndarray | None = None,
-    prompts: Sequence[str] = ("No acute cardiopulmonary process",),
-    seed: int = 0,
-    model_name: str = "synthetic-edit",
-    mask_paths: tuple[str | None, str | None] = ("edit_mask.png", None),
-    soft: bool = False,
-):
-    """An :class:`~radedit_core.workflow.EditResult` around given edited values, without a model.
-
-    For testing writers and PACS round trips quickly: ``edited`` are stored
-    values in MONOCHROME2 polarity on ``source``'s grid (as
-    ``RadEditor.edit`` returns them); the provenance has the fields a real
-    edit records (settings, masks, model name, version).
-    """
-    from .._version import __version__  # noqa: PLC0415
-    from ..imaging.masks import EditMasks  # noqa: PLC0415
-    from ..imaging.transform import ModelSpaceTransform  # noqa: PLC0415
-    from ..workflow import EditResult, EditSettings  # noqa: PLC0415
-
-    edited = np.asarray(edited)
-    if edited.shape != source.shape:
-        raise ValueError(f"edited values {edited.shape} are not on the source grid {source.shape}")
-    low, high = source.value_range
-    edited = np.clip(edited, low, high).astype(source.dtype)
-    edit = np.ones(source.shape, np.float32) if edit_mask is None else np.asarray(edit_mask, dtype=np.float32)
-    keep = None if keep_mask is None else np.asarray(keep_mask, dtype=np.float32)
-    if not soft:
-        edit = (edit > 0).astype(np.float32)
-        keep = None if keep is None else (keep > 0).astype(np.float32)
-    masks = EditMasks(edit=edit, keep=keep, soft=soft)
-    settings = EditSettings(prompts=list(prompts), seed=seed, steps=20, soft_masks=soft)
-    empty = np.zeros((0, 0), dtype=np.float32)
-    result = EditResult(
-        source=source,
-        image=source.with_array(edited),
-        masks=masks,
-        transform=ModelSpaceTransform.fit(source),
-        model_input=empty,
-        model_output=empty,
-        unet_evaluations=0,
-        unet_calls=0,
-    )
-    result.provenance = {
-        "tool": "radedit_core",
-        "version": __version__,
-        "input": {"path": None if source.path is None else str(source.path), "format": source.format},
-        "masks": {"edit": mask_paths[0], "keep": mask_paths[1], **masks.summary()},
-        "model": {"name": model_name},
-        "settings": settings.to_dict(),
-    }
-    return result
-
-
 __all__ = [
     "PRIVATE_CREATOR",
     "SOP_CLASS_OF_KIND",
@@ -692,7 +633,6 @@ __all__ = [
     "WRITABLE_TRANSFER_SYNTAXES",
     "make_cxr",
     "make_cxr_dataset",
-    "make_edit_result",
     "make_seg_dataset",
     "save_dataset",
     "stored_range",

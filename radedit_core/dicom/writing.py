@@ -60,6 +60,22 @@ from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import atomic_directory
 from ..imaging.image import SourceImage
+from .attributes import (  # the module lists shared with the reader's conformance checks
+    ACQUISITION_EQUIPMENT,
+    CLINICAL_TRIAL_STUDY_MODULE,
+    CLINICAL_TRIAL_SUBJECT_MODULE,
+    CR_SERIES_AND_IMAGE,
+    DX_MODULES_COPIED,
+    GENERAL_ACQUISITION,
+    GENERAL_IMAGE_COPIED,
+    GENERAL_SERIES_COPIED,
+    GENERAL_STUDY_MODULE,
+    PATIENT_AND_STUDY_ATTRIBUTES,
+    PATIENT_GEOMETRY,
+    PATIENT_MODULE,
+    PATIENT_STUDY_MODULE,
+    PIXEL_SPACING_ATTRIBUTES,
+)
 from .decoding import high_bit_shift
 from .luts import encode_lut_item, is_little_endian, read_lut, widen
 from .reading import LAYOUT_KEEPING_SOP_CLASSES, ModalityMap, read_voi, stored_value_range, voi_lut
@@ -76,110 +92,11 @@ from .sop import (
     sop_class_name,
 )
 
-# -- modules copied from the source ---------------------------------------------------
+# -- the writer's own ----------------------------------------------------------------
 
-PATIENT_MODULE = (
-    "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence", "TypeOfPatientID",
-    "PatientBirthDate", "PatientBirthTime", "PatientBirthDateInAlternativeCalendar",
-    "PatientDeathDateInAlternativeCalendar", "PatientAlternativeCalendar", "PatientSex",
-    "ReferencedPatientPhotoSequence", "QualityControlSubject", "ReferencedPatientSequence",
-    "OtherPatientIDs", "OtherPatientIDsSequence", "OtherPatientNames", "EthnicGroup", "EthnicGroupCodeSequence",
-    "PatientComments", "PatientSpeciesDescription", "PatientSpeciesCodeSequence", "PatientBreedDescription",
-    "PatientBreedCodeSequence", "BreedRegistrationSequence", "StrainDescription", "StrainNomenclature",
-    "StrainCodeSequence", "StrainAdditionalInformation", "StrainStockSequence", "GeneticModificationsSequence",
-    "ResponsiblePerson", "ResponsiblePersonRole", "ResponsibleOrganization", "PatientIdentityRemoved",
-    "DeidentificationMethod", "DeidentificationMethodCodeSequence", "SourcePatientGroupIdentificationSequence",
-    "GroupOfPatientsIdentificationSequence",
-)  # fmt: skip
-CLINICAL_TRIAL_SUBJECT_MODULE = (
-    "ClinicalTrialSponsorName", "ClinicalTrialProtocolID", "ClinicalTrialProtocolName", "ClinicalTrialSiteID",
-    "ClinicalTrialSiteName", "ClinicalTrialSubjectID", "ClinicalTrialSubjectReadingID",
-    "ClinicalTrialProtocolEthicsCommitteeName", "ClinicalTrialProtocolEthicsCommitteeApprovalNumber",
-)  # fmt: skip
-GENERAL_STUDY_MODULE = (
-    "StudyInstanceUID", "StudyDate", "StudyTime", "ReferringPhysicianName",
-    "ReferringPhysicianIdentificationSequence", "ConsultingPhysicianName",
-    "ConsultingPhysicianIdentificationSequence", "StudyID", "AccessionNumber", "IssuerOfAccessionNumberSequence",
-    "StudyDescription", "PhysiciansOfRecord", "PhysiciansOfRecordIdentificationSequence",
-    "NameOfPhysiciansReadingStudy", "PhysiciansReadingStudyIdentificationSequence", "RequestingServiceCodeSequence",
-    "ReferencedStudySequence", "ProcedureCodeSequence", "ReasonForPerformedProcedureCodeSequence",
-)  # fmt: skip
-PATIENT_STUDY_MODULE = (
-    "AdmittingDiagnosesDescription", "AdmittingDiagnosesCodeSequence", "PatientAge", "PatientSize",
-    "PatientWeight", "PatientBodyMassIndex", "MeasuredAPDimension", "MeasuredLateralDimension",
-    "PatientSizeCodeSequence", "MedicalAlerts", "Allergies", "SmokingStatus", "PregnancyStatus",
-    "LastMenstrualDate", "PatientState", "Occupation", "AdditionalPatientHistory", "AdmissionID",
-    "IssuerOfAdmissionIDSequence", "ServiceEpisodeID", "IssuerOfServiceEpisodeIDSequence",
-    "ServiceEpisodeDescription", "PatientSexNeutered", "ReasonForVisit", "ReasonForVisitCodeSequence",
-)  # fmt: skip
-CLINICAL_TRIAL_STUDY_MODULE = (
-    "ClinicalTrialTimePointID", "ClinicalTrialTimePointDescription", "ClinicalTrialTimePointTypeCodeSequence",
-    "LongitudinalTemporalOffsetFromEvent", "LongitudinalTemporalEventType", "ConsentForClinicalTrialUseSequence",
-)  # fmt: skip
-#: Every attribute of the patient- and study-level modules above, in order.
-PATIENT_AND_STUDY_ATTRIBUTES = (
-    PATIENT_MODULE + CLINICAL_TRIAL_SUBJECT_MODULE + GENERAL_STUDY_MODULE + PATIENT_STUDY_MODULE
-    + CLINICAL_TRIAL_STUDY_MODULE
-)  # fmt: skip
 _TYPE2_PATIENT_STUDY = (
     "PatientName", "PatientID", "PatientBirthDate", "PatientSex",
     "StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber",
-)  # fmt: skip
-
-# The derived image shows the same exposure: acquisition, positioning and
-# technique attributes still describe it and are copied when present.
-GENERAL_SERIES_COPIED = ("Laterality", "BodyPartExamined", "PatientPosition")
-GENERAL_ACQUISITION = ("AcquisitionDate", "AcquisitionTime", "AcquisitionDateTime", "AcquisitionNumber")
-GENERAL_IMAGE_COPIED = ("PatientOrientation", "RecognizableVisualFeatures", "ImageLaterality")
-PIXEL_SPACING_ATTRIBUTES = (
-    "PixelSpacing", "ImagerPixelSpacing", "NominalScannedPixelSpacing", "PixelSpacingCalibrationType",
-    "PixelSpacingCalibrationDescription", "EstimatedRadiographicMagnificationFactor", "PixelAspectRatio",
-)  # fmt: skip
-#: Not in the CR/DX/SC IODs, but kept when an archive put them there: they place the grid.
-PATIENT_GEOMETRY = (
-    "ImagePositionPatient",
-    "ImageOrientationPatient",
-    "FrameOfReferenceUID",
-    "PositionReferenceIndicator",
-)
-CR_SERIES_AND_IMAGE = (
-    "ViewPosition", "FilterType", "CollimatorGridName", "FocalSpots", "PlateType", "PhosphorType",
-    "KVP", "PlateID", "DistanceSourceToDetector", "DistanceSourceToPatient", "ExposureTime", "XRayTubeCurrent",
-    "Exposure", "ExposureInuAs", "GeneratorPower", "AcquisitionDeviceProcessingDescription",
-    "AcquisitionDeviceProcessingCode", "CassetteOrientation", "CassetteSize", "ExposuresOnPlate",
-    "RelativeXRayExposure", "ExposureIndex", "TargetExposureIndex", "DeviationIndex", "Sensitivity",
-)  # fmt: skip
-DX_MODULES_COPIED = (
-    # DX Anatomy Imaged
-    "AnatomicRegionSequence", "PrimaryAnatomicStructureSequence",
-    # DX Image (the pixel-describing ones are set explicitly)
-    "AcquisitionDeviceProcessingDescription", "AcquisitionDeviceProcessingCode", "CalibrationImage",
-    # DX Detector
-    "DetectorType", "DetectorConfiguration", "DetectorDescription", "DetectorMode", "DetectorID",
-    "DateOfLastDetectorCalibration", "TimeOfLastDetectorCalibration", "ExposuresOnDetectorSinceLastCalibration",
-    "ExposuresOnDetectorSinceManufactured", "DetectorTimeSinceLastExposure", "DetectorActiveTime",
-    "DetectorActivationOffsetFromExposure", "DetectorBinning", "DetectorElementPhysicalSize",
-    "DetectorElementSpacing", "DetectorActiveShape", "DetectorActiveDimensions", "DetectorActiveOrigin",
-    "DetectorManufacturerName", "DetectorManufacturerModelName", "DetectorConditionsNominalFlag",
-    "DetectorTemperature", "FieldOfViewOrigin", "FieldOfViewRotation", "FieldOfViewHorizontalFlip",
-    # DX Positioning
-    "ProjectionEponymousNameCodeSequence", "ViewPosition", "ViewCodeSequence", "PatientOrientationCodeSequence",
-    "PatientGantryRelationshipCodeSequence", "DistanceSourceToPatient", "DistanceSourceToDetector",
-    "PositionerType", "PositionerPrimaryAngle", "PositionerSecondaryAngle", "DetectorPrimaryAngle",
-    "DetectorSecondaryAngle", "ColumnAngulation", "TableType", "TableAngle", "BodyPartThickness",
-    "CompressionForce",
-    # X-Ray Acquisition Dose, Generation, Filtration, Grid
-    "KVP", "XRayTubeCurrent", "XRayTubeCurrentInuA", "ExposureTime", "ExposureTimeInuS", "Exposure",
-    "ExposureInuAs", "DistanceSourceToEntrance", "ImageAndFluoroscopyAreaDoseProduct", "EntranceDose",
-    "EntranceDoseInmGy", "ExposedArea", "OrganDose", "OrganExposed", "HalfValueLayer", "XRayOutput",
-    "CommentsOnRadiationDose", "RelativeXRayExposure", "ExposureIndex", "TargetExposureIndex", "DeviationIndex",
-    "FilterType", "FilterMaterial", "FilterThicknessMinimum", "FilterThicknessMaximum", "FocalSpots",
-    "AnodeTargetMaterial", "RectificationType", "GeneratorPower", "Grid", "GridAbsorbingMaterial",
-    "GridSpacingMaterial", "GridThickness", "GridPitch", "GridAspectRatio", "GridPeriod", "GridFocalDistance",
-)  # fmt: skip
-ACQUISITION_EQUIPMENT = (
-    "Manufacturer", "InstitutionName", "InstitutionAddress", "StationName", "InstitutionalDepartmentName",
-    "ManufacturerModelName", "DeviceSerialNumber", "SoftwareVersions",
 )  # fmt: skip
 
 SOURCE_IMAGE_PURPOSE = codes.DCM.SourceImageForImageProcessingOperation  # (121322, DCM)

@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import SimpleITK as sitk
 
+from ..dicom import read_dicom_image, read_dicom_mask
+from ..dicom.reading import add_note, reader_convention_geometries
 from ..errors import InputError, MaskError, OutputError
 from ..fileio import atomic_path, full_suffix
 from .image import Geometry, SourceImage, dtype_value_range
@@ -144,8 +146,6 @@ def read_image(path: str | Path) -> SourceImage:
         raise InputError(path, "file does not exist")
     fmt = image_format(path)
     if fmt == "dicom":
-        from ..dicom import read_dicom_image  # noqa: PLC0415 - optional heavy import
-
         return read_dicom_image(path)
     notes: list[str] = []
     if fmt == "jpeg":
@@ -372,8 +372,6 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
     path = Path(path)
     fmt = image_format(path)
     if fmt == "dicom":
-        from ..dicom import read_dicom_mask  # noqa: PLC0415
-
         return read_dicom_mask(path, like, select=select, soft=soft)
     if fmt == "jpeg":
         raise MaskError(
@@ -527,8 +525,6 @@ def _same_grid(a: Geometry, like: SourceImage) -> bool:
         return True
     if like.format != "dicom":
         return False
-    from ..dicom.reading import add_note, reader_convention_geometries  # noqa: PLC0415 - DICOM only
-
     for x, y in like.metadata.get("alternative_spacings", []):
         spacing = (x, y) + tuple(like.geometry.spacing[2:])
         if _same_placement(a, replace(like.geometry, spacing=spacing)):

@@ -32,28 +32,18 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..settings import coerce
+from .catalog import (  # re-exported: callers read the named models' facts from the spec module too
+    BIOVIL_T_REVISION,
+    RADEDIT_REVISION,
+    RADEDIT_SCHEDULER,
+    SDXL_VAE_REVISION,
+    SPEC_FILENAME,
+    demo_model_dir,
+)
+from .tiny import ensure_tiny_model
 
-SPEC_FILENAME = "radedit_model.json"
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
-
-# Commits of the published weights, pinned so that a cache or a download always
-# resolves to the files this code was written against.  They are the revisions
-# recorded for these repositories in public RadEdit reproduction code; override
-# them in a spec file if your snapshot is another one.
-RADEDIT_REVISION = "e8ebd31396ff8553c34084b98b5defb8ebea2817"
-SDXL_VAE_REVISION = "6f5909a7e596173e25d4e97b07fd19cdf9611c76"
-BIOVIL_T_REVISION = "692f09e9be1bfe5fdd5f3efdd0e1eca7d2c10b23"
-
-#: The model card's DDIMScheduler settings.  Everything else is the diffusers
-#: default: 1000 training steps and Ho et al.'s linear betas 1e-4..0.02 (the
-#: paper's "linear schedule", App. 0.D), not Stable Diffusion's 0.00085..0.012.
-RADEDIT_SCHEDULER = {
-    "beta_schedule": "linear",
-    "clip_sample": False,
-    "prediction_type": "epsilon",
-    "timestep_spacing": "trailing",
-    "steps_offset": 1,
-}
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 
@@ -113,8 +103,6 @@ def check_scheduler(config: dict[str, Any], where: str) -> dict[str, Any]:
 
 def check_text_settings(text: Any, where: str) -> "TextSettings":
     """``text`` of a spec: ``max_length`` an integer >= 1, ``pass_attention_mask`` a boolean (parsed strictly)."""
-    from ..settings import coerce  # noqa: PLC0415
-
     if not isinstance(text, dict):
         raise ConfigError(f"{where}: 'text' must be a mapping (max_length, pass_attention_mask)")
     unknown = sorted(set(text) - {"max_length", "pass_attention_mask"})
@@ -253,7 +241,6 @@ class ModelSpec:
                 candidate = base / source
                 if source.startswith(("./", "../")) or candidate.exists():
                     source = str(candidate.resolve())
-            from ..settings import coerce  # noqa: PLC0415
 
             found = ComponentSource(
                 source=source,
@@ -325,12 +312,8 @@ class ModelSpec:
         if model is None or str(model) == "radedit":
             return cls.radedit()
         if str(model) == "tiny":
-            from .tiny import demo_model_dir  # noqa: PLC0415 - avoids a cycle
-
             return cls.from_folder(demo_model_dir())
         if str(model) == "tiny-random":
-            from .tiny import ensure_tiny_model  # noqa: PLC0415
-
             return cls.from_folder(ensure_tiny_model())
         path = Path(model).expanduser()
         if path.is_file():

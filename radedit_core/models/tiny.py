@@ -21,18 +21,19 @@ those.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from .._version import __version__
 from ..fileio import atomic_directory
-from ..errors import ModelNotFoundError
-from .spec import RADEDIT_SCHEDULER, SPEC_FILENAME
-
-#: The bundled demo model, written by scripts/train_demo_model.py.
-DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "data" / "demo_model"
-
-TINY_VERSION = 4  # bump when the architecture or initialisation changes
+from .catalog import (  # DEMO_MODEL_DIR, demo_model_dir and radedit_home stay importable from here
+    DEMO_MODEL_DIR,
+    RADEDIT_SCHEDULER,
+    SPEC_FILENAME,
+    TINY_VERSION,
+    demo_model_dir,
+    radedit_home,
+    tiny_random_dir,
+)
 
 #: Paper-shaped configuration (App. 0.D) scaled down: 64x64 latents for 512
 #: images, an epsilon UNet with cross-attention, four levels (64, 32, 16 and
@@ -101,8 +102,21 @@ def _vocabulary() -> list[str]:
     return specials + words + chars + pieces
 
 
-def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
-    """Write the tiny model into ``folder`` (created; must not exist)."""
+def write_tiny_model(
+    folder: str | Path,
+    seed: int = 0,
+    *,
+    unet: dict | None = None,
+    vae: dict | None = None,
+    name: str | None = None,
+) -> Path:
+    """Write the tiny model into ``folder`` (created; must not exist).
+
+    ``unet``/``vae``: other configurations of the same classes (default
+    :data:`TINY_UNET`, :data:`TINY_VAE`; the tests' micro model is smaller);
+    ``name``: the spec's model name.  Text encoder, tokenizer and scheduler are
+    always the tiny model's.
+    """
     import torch  # noqa: PLC0415 - only when a model is written
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel  # noqa: PLC0415
     from transformers import BertConfig, BertModel, BertTokenizerFast  # noqa: PLC0415
@@ -112,9 +126,9 @@ def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     gen_state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        UNet2DConditionModel(**TINY_UNET).save_pretrained(folder / "unet")
+        UNet2DConditionModel(**(TINY_UNET if unet is None else unet)).save_pretrained(folder / "unet")
         torch.manual_seed(seed + 1)
-        AutoencoderKL(**TINY_VAE).save_pretrained(folder / "vae")
+        AutoencoderKL(**(TINY_VAE if vae is None else vae)).save_pretrained(folder / "vae")
         vocab = _vocabulary()
         torch.manual_seed(seed + 2)
         BertModel(BertConfig(vocab_size=len(vocab), **TINY_TEXT)).save_pretrained(folder / "text_encoder")
@@ -130,7 +144,7 @@ def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     )
     DDIMScheduler(**RADEDIT_SCHEDULER).save_pretrained(folder / "scheduler")
     spec = {
-        "name": f"radedit-tiny-v{TINY_VERSION}",
+        "name": name or f"radedit-tiny-v{TINY_VERSION}",
         "unet": {"source": ".", "subfolder": "unet"},
         "vae": {"source": ".", "subfolder": "vae"},
         "text_encoder": {"source": ".", "subfolder": "text_encoder"},
@@ -146,14 +160,9 @@ def write_tiny_model(folder: str | Path, seed: int = 0) -> Path:
     return folder
 
 
-def radedit_home() -> Path:
-    """Where generated models live: $RADEDIT_HOME or ~/.cache/radedit."""
-    return Path(os.environ.get("RADEDIT_HOME", Path.home() / ".cache" / "radedit")).expanduser()
-
-
 def ensure_tiny_model(seed: int = 0) -> Path:
     """Return the tiny model folder, writing it once (atomically) if absent."""
-    folder = radedit_home() / "models" / f"tiny-v{TINY_VERSION}-seed{seed}"
+    folder = tiny_random_dir(seed)
     if (folder / SPEC_FILENAME).exists():
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -169,12 +178,14 @@ def ensure_tiny_model(seed: int = 0) -> Path:
     return folder
 
 
-def demo_model_dir() -> Path:
-    """The bundled demo model folder (``--model tiny``)."""
-    if not (DEMO_MODEL_DIR / SPEC_FILENAME).exists():
-        raise ModelNotFoundError(
-            f"{DEMO_MODEL_DIR}: the bundled demo model is missing from this installation; "
-            "reinstall radedit_core or write it with scripts/train_demo_model.py --out <folder> "
-            "and pass --model <folder>"
-        )
-    return DEMO_MODEL_DIR
+__all__ = [
+    "DEMO_MODEL_DIR",
+    "TINY_TEXT",
+    "TINY_UNET",
+    "TINY_VAE",
+    "TINY_VERSION",
+    "demo_model_dir",
+    "ensure_tiny_model",
+    "radedit_home",
+    "write_tiny_model",
+]

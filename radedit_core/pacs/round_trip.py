@@ -16,11 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
+from ..dicom import read_dicom_image, read_dicom_mask, write_derived_series
 from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
+from ..dicom.writing import check_series_description, uid_prefix
 from ..errors import ConfigError, InputError, OutputError, PacsError
-from ..fileio import check_writable
+from ..fileio import OutputGroup, check_writable
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
-from ..outputs import DicomOutputOptions
+from ..outputs import DicomOutputOptions, sidecar_path
+from ..provenance import warn_notes
 from ..settings import EditSettings
 from .operations import fetch_study, find_instances, find_study, store_instances
 from .server import SEGMENTATION, _UID_RE, PacsServer
@@ -68,7 +71,6 @@ def _read_mask(server: PacsServer, study_uid: str, ref: MaskRef | None, image, e
             server, f"study {study_uid}: mask series {ref.series_uid} holds {len(segs)} SEG instances; "
             "keep one per series"
         )
-    from ..dicom import read_dicom_mask  # noqa: PLC0415
 
     with _remote_names(server, study_uid, segs[0]):
         return read_dicom_mask(segs[0].path, image, select=ref.select, soft=soft)
@@ -123,9 +125,6 @@ def prepare_pacs_edit(
     overwrite: bool = False,
 ) -> PacsEditRequest:
     """Everything that can be checked without the network: UIDs, masks, the DICOM options, the local output."""
-    from ..dicom.writing import check_series_description, uid_prefix  # noqa: PLC0415
-    from ..outputs import sidecar_path  # noqa: PLC0415
-
     study_uid = check_uid(study, "--study")
     select = check_uid(select, "--select")
     edit_ref = parse_mask_ref(edit_mask, name="--edit-mask", allow_study=True)
@@ -165,11 +164,6 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
     masks are read (so that a missing study or a bad mask is reported before
     the model loads). Nothing is left locally unless ``request.output`` is set.
     """
-    from ..dicom import read_dicom_image, write_derived_series  # noqa: PLC0415
-    from ..fileio import OutputGroup  # noqa: PLC0415
-    from ..outputs import sidecar_path  # noqa: PLC0415
-    from ..provenance import warn_notes  # noqa: PLC0415
-
     server, study_uid = request.server, request.study_uid
     with tempfile.TemporaryDirectory(prefix="radedit-pacs-") as tmp_name:
         tmp = Path(tmp_name)

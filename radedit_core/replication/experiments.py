@@ -59,6 +59,7 @@ import numpy as np
 import torch
 
 from ..imaging import masks
+from ..imaging.transform import ModelSpaceTransform
 from ..phantom_world import Case, render_case, sample_case
 from ..settings import PAPER_PROMPTS, EditSettings
 from ..stress.metrics import (
@@ -433,7 +434,6 @@ class Replication:
         return out
 
     def diffedit_masks(self, cases: list[Case], images, sources: np.ndarray) -> dict[str, Any]:
-        from ..imaging.transform import ModelSpaceTransform  # noqa: PLC0415
         from ..pipelines.diffedit_mask import diffedit_mask, latent_mask_to_source  # noqa: PLC0415
 
         c = self.config

@@ -50,6 +50,7 @@ from ..batch.items import Item, _source_format, _stem, item_id
 from ..batch.manifest import _read_sidecar
 from ..batch.runner import BatchSummary, _Batch
 from ..errors import ConfigError, InputError, RadEditError
+from ..imaging.image import Geometry
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
 from ..settings import EditSettings, bundle_name, coerce, is_missing, row_name
@@ -410,7 +411,6 @@ class StressBuild(_Batch):
 
     def _refs(self, plan: Plan, edit: np.ndarray, keep: np.ndarray | None, write: bool) -> tuple[Any, Any]:
         """The masks as the edit reads them: the row's own file, or a derived file (written when ``write``)."""
-        from ..imaging.image import Geometry  # noqa: PLC0415
         from ..imaging.io import write_image  # noqa: PLC0415
 
         refs = []

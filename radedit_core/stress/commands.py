@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from .stress_set import read_stress_set
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,7 +63,6 @@ def run_evaluate(args: argparse.Namespace) -> int:
     """Check the set, load the predictor, evaluate; prints the results folder."""
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .predictors import load_predictor  # noqa: PLC0415
-    from .stress_set import read_stress_set  # noqa: PLC0415
 
     # Options and the set first: bad input is reported before a model is loaded.
     if args.batch_size is not None and args.batch_size < 1:

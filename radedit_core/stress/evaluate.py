@@ -44,7 +44,7 @@ from ..errors import ConfigError, InputError, OutputError
 from ..fileio import atomic_path, write_json
 from ..imaging.io import read_image, read_mask_array
 from ..scoring import PAPER_SCORE_THRESHOLD
-from .metrics import ClassificationTable, Outcomes, SourceBootstrap, summarise
+from .metrics import ClassificationTable, Outcomes, SourceBootstrap, segmentation_scores, summarise
 from .predictors import Predictor
 from .stress_set import SWEEP_COLUMNS, SetRow, StressSet, read_stress_set
 
@@ -162,8 +162,6 @@ def _spacing_rc(image) -> tuple[tuple[float, float], str]:
 def _score_segmentation(
     row: SetRow, image, probabilities: np.ndarray, predictor: Predictor, classes: Sequence[str], output: Path
 ) -> dict[str, Any]:
-    from .metrics import segmentation_scores  # noqa: PLC0415
-
     masks = predictor.to_source_grid(probabilities, image)
     spacing, unit = _spacing_rc(image)
     scores: dict[str, Any] = {}

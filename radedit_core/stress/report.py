@@ -37,7 +37,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..fileio import atomic_path
 from ..imaging.io import read_image, read_mask_array
 from .evaluate import PREDICTIONS_CSV, read_results
@@ -531,8 +531,6 @@ def write_report(
     folder = folder if folder.is_dir() else folder.parent
     output = Path(output) if output is not None else folder / "report.html"
     if output.exists() and not overwrite:
-        from ..errors import OutputError  # noqa: PLC0415
-
         raise OutputError(f"{output}: output already exists (pass --overwrite to replace it)")
     predictions = _read_predictions(folder)
     set_path = Path(set_dir) if set_dir is not None else Path(results["set"]["path"])

@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
+from ..batch.datalist import read_datalist
 from ..errors import ConfigError, InputError
 from ..settings import EDIT_SPECS, coerce, is_missing
 
@@ -135,7 +136,6 @@ def stress_options(data: Mapping[str, Any], base: str | Path | None = None, sour
 
 def check_predictor_before_editing(predictor: Any, datalist: str | Path, id_column: str = "id") -> None:
     """The trial forward pass on the datalist's first image (wrong output shape, NaN outputs: one-line errors)."""
-    from ..batch.datalist import read_datalist  # noqa: PLC0415
     from .build import _source_image  # noqa: PLC0415
 
     rows = read_datalist(datalist)

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
+from ..models.tiny import TINY_UNET, TINY_VAE
 from .noise import seed_for
 
 
@@ -59,7 +60,6 @@ def load_start_components(settings, device: torch.device):
     from diffusers import AutoencoderKL, UNet2DConditionModel  # noqa: PLC0415
 
     from ..models.loading import load_components  # noqa: PLC0415
-    from ..models.tiny import TINY_UNET, TINY_VAE  # noqa: PLC0415
 
     components = load_components(
         settings.model, device=device, dtype="float32", vae_dtype="float32", trust_remote_code=settings.trust_remote_code

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .. import errors
 from ..errors import ConfigError
 from ..models.loading import resolve_device
 
@@ -92,8 +93,6 @@ class DistributedContext:
 
 
 def _remote_error(name: str, message: str, exit_code: int) -> Exception:
-    from .. import errors  # noqa: PLC0415
-
     cls = getattr(errors, name, None)
     if isinstance(cls, type) and issubclass(cls, errors.RadEditError):
         # The same kind (and exit code); its constructor's signature differs by class.

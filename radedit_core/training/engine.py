@@ -36,9 +36,11 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import write_json
+from .autoencoder import AutoencoderObjective
 from .checkpoint import TrainState, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .components import load_start_components, model_resolution, noise_scheduler_from, scheduler_settings
 from .data import GlobalBatchSampler, collate, make_loader, model_space_dataset, read_training_datalist
+from .denoising import DenoisingObjective
 from .distributed import DistributedContext, init_distributed, wrap_ddp
 from .fid import features, frechet_distance, load_feature_extractor
 from .output import write_model_folder
@@ -303,11 +305,7 @@ class Trainer:
     # -- pieces ------------------------------------------------------------------
     def _objective(self, components, noise_scheduler):
         if self.settings.stage == "vae":
-            from .autoencoder import AutoencoderObjective  # noqa: PLC0415
-
             return AutoencoderObjective(components, self.settings)
-        from .denoising import DenoisingObjective  # noqa: PLC0415
-
         return DenoisingObjective(components, self.settings, noise_scheduler)
 
     def _mixed_precision(self, ctx: DistributedContext) -> str:
