@@ -52,16 +52,15 @@ from ..batch.runner import BatchSummary, _Batch
 from ..errors import ConfigError, InputError, RadEditError
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
-from ..settings import EditSettings, bundle_name, coerce, is_missing, row_name
+from ..settings import EditSettings, bundle_name, coerce, is_missing, parse_split, row_name
 from .recipes import MASK_PREFIX, Recipe, RecipeBook, Region, check_recipes, load_recipes, region_digest
-from .stress_set import TASKS, StressSet, is_identifying, write_stress_set
+from .stress_set import SHAM_SUFFIX, TASKS, StressSet, is_identifying, write_stress_set
 
 log = logging.getLogger("radedit.stress")
 
 EDITS_DIR = "edits"
 MASKS_DIR = "masks"
 SCORE_MODES = ("auto", "required", "off")
-SHAM_SUFFIX = ":sham"
 _ROW_ID_CHARS = "letters, digits, '_', '.' or '-'"
 
 
@@ -174,6 +173,10 @@ class StressBuild(_Batch):
     Args:
         datalist: JSON (MONAI-style) or CSV rows with ``image``, ``mask_<label>``
             columns, 0/1 label columns, a report column and any subgroup columns.
+        split: the lists of a MONAI datalist to read (default: every list;
+            :data:`~radedit_core.settings.DATALIST_RULE`).
+        self_contained: copy the real images and masks into ``<set>/real/``
+            (default: the set refers to them by paths relative to the set folder).
         recipes: a recipe file or a :class:`RecipeBook`.
         task: ``classification`` (rows get ``label``) or ``segmentation``
             (rows get the source's ``mask_<class>``).
@@ -202,6 +205,8 @@ class StressBuild(_Batch):
         *,
         datalist: Any,
         recipes: Any,
+        split: Any = None,
+        self_contained: Any = False,
         task: Any = "classification",
         classes: Any = None,
         subgroups: Any = None,
@@ -218,6 +223,8 @@ class StressBuild(_Batch):
     ):
         super().__init__(**common)
         self.datalist = None if is_missing(datalist) else str(datalist)
+        self.split = parse_split(split)
+        self.self_contained = coerce("self_contained", False if self_contained is None else self_contained, "bool")
         self.recipes_source = recipes
         self.task = task
         self.classes = classes
@@ -267,7 +274,8 @@ class StressBuild(_Batch):
     def build_items(self) -> list[Item]:
         self._check_options()
         book: RecipeBook = self.book
-        rows = read_datalist(self.datalist)
+        rows = read_datalist(self.datalist, self.split)
+        self.lists_read = rows.describe()
         base = Path(self.datalist).parent
         if self.task == "classification" and not self.classes:
             self.classes = book.label_names()
@@ -339,6 +347,7 @@ class StressBuild(_Batch):
                 raise ConfigError(f"{item.where}: repeats {seen[item.id.lower()].where} (same id {item.id})")
             seen[item.id.lower()] = item
         self.items = items
+        rows.announce()  # once the rows check out: a bad row stays a one-line error
         return items
 
     def _label_masks(self, recipe: Recipe, row: Row, base: Path) -> dict[str, MaskRef]:
@@ -600,7 +609,8 @@ class StressBuild(_Batch):
         provenance = {
             "builder": "radedit stress build",
             "radedit_core": __version__,
-            "datalist": str(Path(self.datalist).resolve()),
+            "datalist": _relative_to(Path(self.datalist), self.output_dir),
+            "datalist_lists": getattr(self, "lists_read", None),
             "recipes": self.book.to_dict(),
             "model": self._model_fingerprint(),
             "settings_overrides": dict(self.settings),
@@ -613,6 +623,7 @@ class StressBuild(_Batch):
         stress_set = write_stress_set(
             self.output_dir, rows, task=self.task, classes=self.classes, name=None if is_missing(self.name) else str(self.name),
             qc=qc, provenance=provenance, subgroups=self.subgroups, overwrite=True,
+            copy_from=Path(self.datalist).parent if self.self_contained else None,
         )  # fmt: skip
         return stress_set, (accepted, rejected)
 
@@ -636,6 +647,15 @@ def _apply_filters(plan: Plan, qc: Mapping[str, Any]) -> tuple[bool, list[str]]:
         if change < f["min_edit_change"]:
             reasons.append(f"mean change in the edit region {change:.4f} < min_edit_change {f['min_edit_change']:g}")
     return not reasons, reasons
+
+
+def _relative_to(path: Path, folder: Path) -> str:
+    import os  # noqa: PLC0415
+
+    try:
+        return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(path.resolve())
 
 
 def _split(value: Any) -> Any:
