@@ -265,8 +265,10 @@ class StressBuild(_Batch):
                 raise ConfigError(f"subgroups: column '{column}' identifies patients; it cannot be a subgroup")
         self.id_column = str(self.id_column or "id")
         self.text_column = str(self.text_column or "report")
-        # The command line's edit settings on their own first, so that a bad one is named as typed.
-        EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
+        # The command line's edit settings on their own first, so that a bad one is named as typed;
+        # kept as the settings layer parsed them (numbers, not the command line's text).
+        checked = EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
+        self.settings = {k: getattr(checked, {"guidance": "weights", "prompt": "prompts"}.get(k, k)) for k in self.settings}
         self.book = (
             self.recipes_source if isinstance(self.recipes_source, RecipeBook) else load_recipes(self.recipes_source)
         )
@@ -608,6 +610,7 @@ class StressBuild(_Batch):
             qc["filters_not_applied"] = f"min_score ({status})"
         provenance = {
             "builder": "radedit stress build",
+            "edit_settings": _settings_per_recipe(self.items, self.plans),
             "radedit_core": __version__,
             "datalist": _relative_to(Path(self.datalist), self.output_dir),
             "datalist_lists": getattr(self, "lists_read", None),
@@ -647,6 +650,23 @@ def _apply_filters(plan: Plan, qc: Mapping[str, Any]) -> tuple[bool, list[str]]:
         if change < f["min_edit_change"]:
             reasons.append(f"mean change in the edit region {change:.4f} < min_edit_change {f['min_edit_change']:g}")
     return not reasons, reasons
+
+
+#: The settings the report's summary states per recipe (as numbers).
+SUMMARY_SETTINGS = ("steps", "skip_ratio", "weights", "seed", "dilate", "keep_mode", "detail", "inversion")
+
+
+def _settings_per_recipe(items: Sequence[Item], plans: Mapping[str, Plan]) -> dict[str, dict[str, Any]]:
+    """Per recipe (shams apart), each summary setting: its one value, or the sorted values a sweep used."""
+    out: dict[str, dict[str, list]] = {}
+    for item in items:
+        values = out.setdefault(plans[item.id].recipe_name, {})
+        for key in SUMMARY_SETTINGS:
+            value = getattr(item.settings, key)
+            value = value[0] if key == "weights" and len(set(value)) == 1 else value
+            if value not in values.setdefault("guidance" if key == "weights" else key, []):
+                values["guidance" if key == "weights" else key].append(value)
+    return {r: {k: v[0] if len(v) == 1 else sorted(v, key=str) for k, v in values.items()} for r, values in out.items()}
 
 
 def _relative_to(path: Path, folder: Path) -> str:
