@@ -60,9 +60,10 @@ def design_effect(values: np.ndarray, clusters: np.ndarray) -> float:
     c = int(index.max()) + 1
     mean_size = n / c
     residual = values - values.mean()
-    iid = float((residual**2).sum()) / n**2
-    if iid <= 1e-15 or c < 2:
+    if n < 2 or c < 2 or float((residual**2).sum()) <= 1e-15:
         return max(1.0, mean_size)
+    # both with their small-sample factor, so that one row per source gives exactly 1
+    iid = float((residual**2).sum()) / (n * (n - 1))
     per_cluster = np.bincount(index, weights=residual, minlength=c)
     robust = float((per_cluster**2).sum()) / n**2 * c / (c - 1)
     return max(1.0, robust / iid)
