@@ -189,7 +189,8 @@ def _fail(path: Path, where: str, problem: str) -> InputError:
 
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
+    # normalised lexically: "../data/p001.png" of a set names the file, not a path through the set folder
+    return p if p.is_absolute() else Path(os.path.normpath(base / p))
 
 
 def _mask_ref(base: Path, value: str) -> tuple[Path, Path | MaskRef]:
