@@ -43,6 +43,12 @@ DEFAULT_INVERT_GUIDANCE = 3.5
 #: change alone is added); ``decoded``: nowhere, the released pipeline's plain decoded image.
 DETAIL_MODES = ("unchanged", "outside-edit", "everywhere", "decoded")
 DEFAULT_DETAIL = "unchanged"
+#: What each detail mode means, in the words every front end's help shows (one vocabulary).
+DETAIL_HELP = (
+    "where the source's own full-resolution detail is kept when compositing the edit: unchanged "
+    "(wherever the edit did not change the image), outside-edit (outside the edit mask), everywhere (the "
+    "change alone is added), decoded (nowhere: the released pipeline's plain decoded image, for comparison)"
+)
 #: Model card's text-to-image settings.
 DEFAULT_GENERATE_STEPS = 100
 DEFAULT_GENERATE_GUIDANCE = 7.5
@@ -592,6 +598,41 @@ class ModelOptions:
 MODEL_DEFAULTS = ModelOptions()
 
 
+# -- datalists ------------------------------------------------------------------------------------
+
+#: The lists of a MONAI (decathlon-style) datalist, in the order they are read.
+DATALIST_LISTS = ("training", "validation", "testing")
+#: The rule every reader of a datalist follows (stress build, batch runs, the bundle, stress run).
+DATALIST_RULE = (
+    "a JSON datalist that is an object of lists (MONAI: training, validation, testing) is read whole by "
+    "default, every list in that order; split names the lists to read (one or several, comma-separated). "
+    "A plain JSON list of rows, an object with one 'items' or 'data' list, and a CSV are read whole"
+)
+_SPLIT = re.compile(r"^[A-Za-z0-9_.-]+$")
+
+
+def parse_split(value: Any, name: str = "split") -> list[str] | None:
+    """The datalist lists to read (``None``: every list, :data:`DATALIST_RULE`).
+
+    ``"testing"``, ``"training,validation"`` or a list of names.
+
+    Raises:
+        ConfigError: naming ``name``, for an empty or malformed list name or a repeated one.
+    """
+    if is_missing(value):
+        return None
+    names = coerce(name, value, "strs")
+    if isinstance(names, str):
+        names = names.split(",")
+    names = [n.strip() for n in names]
+    for n in names:
+        if not _SPLIT.match(n):
+            raise ConfigError(f"{name}: {n!r} is not a datalist list name (e.g. training, validation, testing)")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{name}: repeated list names in {names}")
+    return names
+
+
 # -- how front ends spell the options ---------------------------------------------------------
 
 _CLI_NAMES = {"prompts": "--prompt", "weights": "--guidance", "num_images": "--num-images"}
@@ -631,6 +672,9 @@ __all__ = [
     "DEFAULT_GENERATE_STEPS",
     "DEFAULT_GUIDANCE",
     "DEFAULT_INVERT_GUIDANCE",
+    "DATALIST_LISTS",
+    "DATALIST_RULE",
+    "DETAIL_HELP",
     "DETAIL_MODES",
     "EDIT_DEFAULTS",
     "EditSettings",
@@ -649,6 +693,7 @@ __all__ = [
     "coerce",
     "edit_settings",
     "is_missing",
+    "parse_split",
     "prefixed",
     "range_problem",
     "row_name",

@@ -73,12 +73,12 @@ def contract_batch(images: list[np.ndarray]) -> torch.Tensor:
     return torch.stack([to_contract(SourceImage.from_array(a.astype(np.float32)), spec) for a in images])
 
 
-def world_images(n: int, seed: int, **config) -> tuple[torch.Tensor, torch.Tensor]:
+def world_images(n: int, seed: int, label: str = "pneumothorax", **config) -> tuple[torch.Tensor, torch.Tensor]:
     from radedit_core.phantom_world import WorldConfig, sample_case
 
     world = WorldConfig.from_dict({**TRAIN_WORLD, **config})
     cases = [sample_case(world, seed * 1_000_003 + k) for k in range(n)]
-    return contract_batch([c.image for c in cases]), torch.tensor([float(c.labels["pneumothorax"]) for c in cases])
+    return contract_batch([c.image for c in cases]), torch.tensor([float(c.labels[label]) for c in cases])
 
 
 def train(x: torch.Tensor, y: torch.Tensor, l2: float = 0.01) -> RandomFeatureClassifier:
@@ -119,6 +119,15 @@ def weak_and_strong(folder: Path, n: int = 150) -> tuple[Path, Path]:
     weak = train(*world_images(n, seed=1))
     strong = train(*world_images(n, seed=2, **UNBIASED))
     return save(weak, folder / "weak.ts", "weak (learned the drain)"), save(strong, folder / "strong.ts", "strong")
+
+
+def drain_detector(folder: Path, n: int = 600) -> Path:
+    """A pure shortcut: trained to see the chest drain (drains independent of the pneumothorax), saved as a
+    *pneumothorax* classifier.  Right on a world where every pneumothorax has its drain, wrong on every edit
+    that removes the pneumothorax and keeps the drain."""
+    # 600 cases and a light penalty: it then sees every drain of the 40-case README world (a faint one too)
+    model = train(*world_images(n, seed=3, label="drain", **UNBIASED), l2=0.001)
+    return save(model, folder / "drain_detector.ts", "drain detector posing as a pneumothorax classifier")
 
 
 # -- broken predictors (entry points) for the error tests ------------------------------------

@@ -111,5 +111,8 @@ def test_radedit_demo_removes_the_pneumothorax_of_the_sample_and_keeps_the_drain
     edited = np.asarray(Image.open(out / "edited.png")).astype(np.int64)
     drain, ptx = _mask("drain"), _mask("pneumothorax")
     assert np.array_equal(edited[drain], source[drain]) and (edited[ptx & ~drain] != source[ptx & ~drain]).mean() > 0.5
-    strip = np.asarray(Image.open(out / "comparison.png"))
-    assert strip.shape == (source.shape[0], 3 * source.shape[1] + 16)
+    # the comparison picture: three named panels at the source's size, the prompt, the masks outlined
+    picture = np.asarray(Image.open(out / "comparison.png").convert("RGB")).astype(int)
+    assert picture.shape[0] >= source.shape[0] and picture.shape[1] >= 3 * source.shape[1]
+    for colour in ((0xFF, 0xD0, 0x00), (0x00, 0xD0, 0xFF)):  # edit mask (yellow), keep mask (cyan)
+        assert (np.abs(picture - np.array(colour)).sum(axis=2) < 40).sum() > 200, colour

@@ -142,7 +142,8 @@ def test_set_round_trip_normalises_labels_and_writes_the_manifest(cls_set, tmp_p
     ]
     out = write_stress_set(tmp_path / "forms", rows, task="classification", classes=["normal", "opacity"])
     assert [r.labels for r in out.rows] == [{"normal": 0, "opacity": 1}, {"normal": 1, "opacity": 0}, {"opacity": 1}]
-    assert out.rows[0].image == image  # outside the set folder: kept absolute
+    # outside the set folder: stored relative to it (a set moves with its sources), read back as the same file
+    assert out.rows[0].image == image and not Path(out.rows[0].values["image"]).is_absolute()
 
 
 @pytest.mark.parametrize(
@@ -589,10 +590,10 @@ def test_cli_helpers_evaluate_and_stop_on_bad_input(cls_set, seg_set, tmp_path, 
                  "--resamples", "200", "--device", "cpu", "--batch-size", "4", "--report", "--no-images"]) == 0  # fmt: skip
     assert capsys.readouterr().out.split() == [str(out / "results.json"), str(out / "report.html")]
     assert json.loads((out / "results.json").read_text())["predictor"]["batch_size"] == 4
-    assert "original, edited" not in (out / "report.html").read_text()
+    assert "around the edit region" not in (out / "report.html").read_text()
     assert _cli(["report", "--results", str(out), "--output", str(tmp_path / "r.html"), "--gallery-size", "1"]) == 0
     assert capsys.readouterr().out.strip() == str(tmp_path / "r.html")
-    assert (tmp_path / "r.html").read_text().count('alt="original, edited') == 1
+    assert (tmp_path / "r.html").read_text().count('alt="edited, around the edit region"') == 1
     # bad input: one line, the project's exit code, nothing written
     cases = [
         (["--set", str(seg_set), "--predictor", str(ts)], ConfigError, "a classification predictor cannot be evaluated on the segmentation set"),

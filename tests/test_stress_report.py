@@ -25,9 +25,13 @@ RESAMPLES = 200
 DATA_URI = re.compile(r"data:image/png;base64,[A-Za-z0-9+/=]+")
 #: Reports the browser check loads: runs after the load event and records every image's state.
 PROBE = (
-    "<script>window.addEventListener('load', () => document.body.setAttribute('data-probe', JSON.stringify("
-    "Array.from(document.images, i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt]))));</script>"
+    "<script>window.addEventListener('load', () => { document.body.setAttribute('data-probe', JSON.stringify("
+    "Array.from(document.images, i => [i.complete, i.naturalWidth, i.naturalHeight, i.alt, "
+    "i.getBoundingClientRect().width]))); document.body.setAttribute('data-scroll', JSON.stringify("
+    "[document.documentElement.scrollWidth, document.documentElement.clientWidth])); });</script>"
 )
+#: The width the report must fit without horizontal scrolling.
+PAGE_WIDTH = 1280
 
 
 @pytest.fixture(scope="module")
@@ -62,17 +66,21 @@ def chromium() -> str:
     return exe
 
 
-def render(report: Path, tmp_path: Path) -> tuple[list[list], np.ndarray]:
-    """(every <img>: complete, naturalWidth, naturalHeight, alt) and a screenshot, from headless chromium."""
+def render(report: Path, tmp_path: Path, scroll: list | None = None) -> tuple[list[list], np.ndarray]:
+    """(every <img>: complete, naturalWidth, naturalHeight, alt, shown width) and a screenshot, from headless
+    chromium in a 1280 px wide window; ``scroll`` receives [page scroll width, window width]."""
     exe = chromium()
     flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
              f"--user-data-dir={tmp_path / 'chromium-profile'}"]  # fmt: skip
     probe = tmp_path / "probe.html"
     probe.write_text(report.read_text(encoding="utf-8").replace("</body>", PROBE + "</body>"), encoding="utf-8")
-    dom = subprocess.run([exe, *flags, "--dump-dom", probe.as_uri()], capture_output=True, text=True, timeout=120).stdout
+    dom = subprocess.run([exe, *flags, f"--window-size={PAGE_WIDTH},2000", "--dump-dom", probe.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout  # fmt: skip
     match = re.search(r'data-probe="([^"]*)"', dom)
     assert match, "the report did not finish loading in chromium"
     images = json.loads(html.unescape(match.group(1)))
+    if scroll is not None:
+        scroll.extend(json.loads(html.unescape(re.search(r'data-scroll="([^"]*)"', dom).group(1))))
     shot = tmp_path / "screenshot.png"
     subprocess.run([exe, *flags, f"--screenshot={shot}", "--window-size=1280,2000", report.as_uri()],
                    capture_output=True, timeout=120, check=True)  # fmt: skip
@@ -90,15 +98,22 @@ def test_report_renders_in_chromium_with_every_image_loaded(cls_results, tmp_pat
     text = report.read_text(encoding="utf-8")
     _assert_self_contained(text)
     # the paper-style table: real vs synthetic with CIs, differences and flip rates
-    assert "Real + synthetic (pooled)" in text and "remove-opacity" in text and "Flip rate (%)" in text
-    assert "100.0 [100.0, 100.0]" in text and "-100.0 [-100.0, -100.0]" in text  # real, and Δ of the edits
+    assert "Real + edits (pooled, no shams)" in text and "remove-opacity" in text and "Flip rate (%)" in text
+    # 100 % and -100 points on a few images are not certainties: the intervals keep a width
+    assert "100.0 [100.0, 100.0]" not in text and "-100.0 [-100.0, -100.0]" not in text
+    assert re.search(r"100\.0 \[\d\d\.\d, 100\.0\]", text) and "Wilson score interval" in text
     assert "editing score 0.12 &lt; 0.2" in text  # the filtered-out edit and its reason
     assert "guidance sweep" in text  # a dose-response curve
-    images, shot = render(report, tmp_path)
-    gallery = [i for i in images if i[3].startswith("original, edited")]
-    assert len(images) >= 6 and len(gallery) == 8
-    for complete, width, height, alt in images:
+    assert "<h2>Quality control</h2>" in text and "SSIM" in text and "removed by" in text
+    scroll: list = []
+    images, shot = render(report, tmp_path, scroll)
+    assert scroll[0] <= scroll[1] <= PAGE_WIDTH, f"the page scrolls sideways at {PAGE_WIDTH} px: {scroll}"
+    crops = [i for i in images if i[3] == "edited, around the edit region"]
+    assert len(images) >= 6 and len(crops) == 8
+    assert all(i[4] >= 384 for i in images if "around the edit region" in i[3]), "gallery crops under 384 px"
+    for complete, width, height, alt, _ in images:
         assert complete and width > 0 and height > 0, alt
+    Image.fromarray(shot.astype(np.uint8)).save(cls_results / "screenshot.png")
     assert shot.std() > 20 and np.mean(shot < 200) > 0.02, "the screenshot is blank"
     with pytest.raises(OutputError):
         write_report(cls_results)
@@ -110,8 +125,8 @@ def test_segmentation_report_renders_with_mask_galleries(seg_results, tmp_path):
     _assert_self_contained(text)
     assert "HD95 (mm)" in text and "add-consolidation" in text and "Δ Dice vs sources" in text
     images, shot = render(report, tmp_path)
-    assert len([i for i in images if i[3].startswith("original, edited")]) == 3
-    assert all(complete and width > 0 for complete, width, _, _ in images)
+    assert len([i for i in images if i[3] == "edited, around the edit region"]) == 3
+    assert all(complete and width > 0 for complete, width, _, _, _ in images)
     assert shot.std() > 20
 
 
@@ -119,8 +134,9 @@ def test_no_images_leaves_every_picture_of_an_image_out(cls_results, tmp_path):
     with_images = write_report(cls_results, tmp_path / "full.html", gallery_size=2).read_text(encoding="utf-8")
     without = write_report(cls_results, tmp_path / "share.html", include_images=False).read_text(encoding="utf-8")
     alts = re.findall(r'<img [^>]*alt="([^"]*)"', without)
-    assert alts and not any(a.startswith("original, edited") for a in alts)  # only plots of figures remain
-    assert len(DATA_URI.findall(with_images)) == len(alts) + 2
+    assert alts and not any("edit region" in a or "whole image" in a for a in alts)  # only plots of figures remain
+    # two gallery rows of six panels (crops and whole images) and their one colour scale
+    assert len(DATA_URI.findall(with_images)) == len(alts) + 2 * 6 + 1
     assert "--no-images" in without and "case00-no-opacity-g5" in without  # the table of changes stays
 
 

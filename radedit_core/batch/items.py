@@ -187,6 +187,7 @@ def edit_items(
     edit_mask: str | Path | None = None,
     keep_mask: str | Path | None = None,
     datalist: str | Path | None = None,
+    split: Any = None,
     settings: dict[str, Any] | None = None,
     global_edit: bool = False,
     output_dir: str | Path = ".",
@@ -199,7 +200,8 @@ def edit_items(
     datalist row may override the prompt and the columns of
     :data:`EDIT_OVERRIDES`.  Relative paths in a datalist are relative to the
     datalist's folder.  An ``input`` ending in .json/.csv is taken as the
-    datalist.
+    datalist; ``split`` names the lists of a MONAI datalist to read (default:
+    every list, :data:`~radedit_core.settings.DATALIST_RULE`).
     """
     run_settings = dict(settings or {})
     # The run's own settings must be valid whether or not every row brings a prompt.
@@ -213,7 +215,7 @@ def edit_items(
         rows = [Row(0, {"image": str(input), "edit_mask": edit_mask, "keep_mask": keep_mask}, "")]
         base, source = None, None
     else:
-        rows = read_datalist(datalist)
+        rows = read_datalist(datalist, split)
         base, source = Path(str(datalist)).parent, Path(str(datalist))
     global_default = coerce("global_edit", global_edit, "bool")
     problems = Problems()
@@ -273,6 +275,8 @@ def edit_items(
         items.append(item)
     _check_unique(items, problems)
     problems.raise_if_any(source)
+    if hasattr(rows, "announce"):
+        rows.announce()  # once the rows check out: a bad row stays a one-line error
     return items
 
 
@@ -280,6 +284,7 @@ def generate_items(
     *,
     prompt: str | Sequence[str] | None = None,
     datalist: str | Path | None = None,
+    split: Any = None,
     settings: dict[str, Any] | None = None,
     num_images: Any = 1,
     bits: Any = 8,
@@ -298,7 +303,7 @@ def generate_items(
         rows = [Row(k, {"prompt": p}, f"prompt {k}") for k, p in enumerate(prompts, start=1)]
         source = None
     else:
-        rows = read_datalist(datalist)
+        rows = read_datalist(datalist, split)
         source = Path(datalist)
     problems = Problems()
     items: list[Item] = []
@@ -338,6 +343,8 @@ def generate_items(
             items.append(item)
     _check_unique(items, problems)
     problems.raise_if_any(source)
+    if hasattr(rows, "announce"):
+        rows.announce()  # once the rows check out: a bad row stays a one-line error
     return items
 
 

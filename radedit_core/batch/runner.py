@@ -342,6 +342,7 @@ class EditBatch(_Batch):
         edit_mask: Any = None,
         keep_mask: Any = None,
         datalist: Any = None,
+        split: Any = None,
         settings: dict[str, Any] | None = None,
         global_edit: Any = False,
         output_format: str = "auto",
@@ -354,6 +355,7 @@ class EditBatch(_Batch):
         self.edit_mask = None if is_missing(edit_mask) else str(edit_mask)
         self.keep_mask = None if is_missing(keep_mask) else str(keep_mask)
         self.datalist = None if is_missing(datalist) else str(datalist)
+        self.split = split
         self.settings = dict(settings or {})
         self.global_edit = global_edit
         self.output_format = output_format or "auto"
@@ -371,6 +373,7 @@ class EditBatch(_Batch):
             edit_mask=self.edit_mask,
             keep_mask=self.keep_mask,
             datalist=self.datalist,
+            split=self.split,
             settings=self.settings,
             global_edit=self.global_edit,
             output_dir=self.output_dir,
@@ -475,6 +478,7 @@ class GenerateBatch(_Batch):
         *,
         prompt: Any = None,
         datalist: Any = None,
+        split: Any = None,
         settings: dict[str, Any] | None = None,
         num_images: Any = 1,
         bits: Any = 8,
@@ -483,6 +487,7 @@ class GenerateBatch(_Batch):
         super().__init__(**common)
         self.prompt = prompt
         self.datalist = None if is_missing(datalist) else str(datalist)
+        self.split = split
         self.settings = dict(settings or {})
         self.num_images = num_images
         self.bits = bits
@@ -494,6 +499,7 @@ class GenerateBatch(_Batch):
         return generate_items(
             prompt=self.prompt,
             datalist=self.datalist,
+            split=self.split,
             settings=self.settings,
             num_images=self.num_images,
             bits=self.bits,
@@ -548,9 +554,9 @@ _COMMON_IDS = (
 )  # fmt: skip
 #: How the UNet runs: PyTorch (eager or ``compile``), or TensorRT through ``unet_wrapper``.
 UNET_BACKENDS = ("torch", "tensorrt")
-EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "global_edit", "output_format", "batch_size",
+EDIT_OPTION_IDS = ("input", "edit_mask", "keep_mask", "datalist", "split", "global_edit", "output_format", "batch_size",
                    *_EDIT_SETTING_IDS, *_COMMON_IDS)  # fmt: skip
-GENERATE_OPTION_IDS = ("prompt", "datalist", "num_images", "bits", *_GENERATE_SETTING_IDS, *_COMMON_IDS)
+GENERATE_OPTION_IDS = ("prompt", "datalist", "split", "num_images", "bits", *_GENERATE_SETTING_IDS, *_COMMON_IDS)
 
 
 def batch_from_options(kind: str, options: dict[str, Any]) -> "_Batch":
@@ -570,6 +576,7 @@ def batch_from_options(kind: str, options: dict[str, Any]) -> "_Batch":
             edit_mask=options.get("edit_mask"),
             keep_mask=options.get("keep_mask"),
             datalist=options.get("datalist"),
+            split=options.get("split"),
             global_edit=options.get("global_edit") or False,
             output_format=options.get("output_format") or "auto",
             batch_size=options.get("batch_size"),
@@ -579,6 +586,7 @@ def batch_from_options(kind: str, options: dict[str, Any]) -> "_Batch":
     return GenerateBatch(
         prompt=options.get("prompt"),
         datalist=options.get("datalist"),
+        split=options.get("split"),
         num_images=1 if options.get("num_images") is None else options["num_images"],
         bits=8 if options.get("bits") is None else options["bits"],
         settings={k: options.get(k) for k in _GENERATE_SETTING_IDS},

@@ -11,6 +11,8 @@ import argparse
 
 from ..outputs import DicomOutputOptions
 from ..settings import (
+    DATALIST_RULE,
+    DETAIL_HELP,
     EDIT_DEFAULTS,
     GENERATE_DEFAULTS,
     MODEL_DEFAULTS,
@@ -52,6 +54,11 @@ def add_model_options(p: argparse.ArgumentParser, default_model: str = MODEL_DEF
     g.add_argument("--compile", action="store_true", default=None, help="torch.compile the UNet (GPU fast path)")
 
 
+def add_split_option(p: argparse.ArgumentParser) -> None:
+    """``--split``: which lists of a MONAI datalist are read (the one rule, :data:`~radedit_core.settings.DATALIST_RULE`)."""
+    p.add_argument("--split", metavar="LIST[,LIST]", help=f"datalist lists to read: {DATALIST_RULE} [default: every list]")
+
+
 def add_edit_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("editing")
     g.add_argument("--prompt", action="append", required=True, help="edit prompt; repeat for several prompts")
@@ -74,13 +81,7 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--dilate", metavar="PX", help=f"dilate both masks by PX pixels (paper: 5) [default: {D.dilate}]")
     g.add_argument("--soft-masks", action="store_true", default=None, help="treat masks as soft weights in [0, 1]")
-    g.add_argument(
-        "--detail",
-        help="where the source's own full-resolution detail is kept when compositing the edit: unchanged "
-        "(wherever the edit did not change the image), outside-edit (outside the edit mask), everywhere (the "
-        "change alone is added), decoded (nowhere: the released pipeline's plain decoded image, for comparison) "
-        f"[default: {D.detail}]",
-    )
+    g.add_argument("--detail", help=f"{DETAIL_HELP} [default: {D.detail}]")
     g.add_argument(
         "--reference-compat",
         action="store_true",

@@ -15,11 +15,12 @@ import os
 from pathlib import Path
 
 from ..batch.distributed import destroy_distributed, init_distributed
+from ..settings import DETAIL_HELP
 from ..settings import EDIT_DEFAULTS as D
 from ..stress.build import StressBuild
 from ..stress.commands import add_evaluate_parser, add_report_parser
 from ..stress.run import load_stress_config, run_stress
-from .options import add_model_options
+from .options import add_model_options, add_split_option
 
 _BUILD_EDIT_KEYS = ("guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
                     "keep_mode", "dilate", "detail", "inversion_batch_size")  # fmt: skip
@@ -37,13 +38,14 @@ def _add_build_edit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inversion", help=f"ddpm or ddim [default: {D.inversion}]")
     g.add_argument("--keep-mode", help=f"pixel or latent [default: {D.keep_mode}]")
     g.add_argument("--dilate", metavar="PX", help=f"dilate both masks by PX pixels [default: the recipe's, else {D.dilate}]")
-    g.add_argument("--detail", help=f"outside-edit, everywhere, none [default: {D.detail}]")
+    g.add_argument("--detail", help=f"{DETAIL_HELP} [default: {D.detail}]")
     g.add_argument("--inversion-batch-size", help="timesteps per UNet call when inverting")
 
 
 def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datalist", required=True, type=Path,
                    help="real images (JSON/CSV): image, mask_<label> columns, 0/1 label columns, a report column")  # fmt: skip
+    add_split_option(p)
     p.add_argument("--recipes", required=True, type=Path, help="recipe file (YAML/JSON; see README 'Stress tests')")
     p.add_argument("--output", required=True, type=Path, help="the set folder (an interrupted build resumes in it)")
     p.add_argument("--task", default="classification", choices=["classification", "segmentation"],
@@ -59,6 +61,9 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="the set's name [default: the folder's]")
     p.add_argument("--output-format", default="auto", help="auto (the source's), png, nifti, nrrd, dicom [default: auto]")
     p.add_argument("--overwrite", action="store_true", help="redo edits made with other settings")
+    p.add_argument("--self-contained", action="store_true", default=None,
+                   help="copy the real images and their masks into the set (<set>/real/), so that the set folder "
+                   "alone can be moved or shared [default: off: the set refers to them by paths relative to it]")  # fmt: skip
     _add_build_edit_options(p)
     add_model_options(p, default_model="tiny")
 
@@ -70,7 +75,7 @@ def run_build(args: argparse.Namespace) -> int:
         init_distributed(args.device or "auto")
     try:
         summary = StressBuild(
-            datalist=args.datalist, recipes=args.recipes, task=args.task, classes=args.classes,
+            datalist=args.datalist, split=args.split, self_contained=args.self_contained, recipes=args.recipes, task=args.task, classes=args.classes,
             subgroups=args.subgroups, id_column=args.id_column, text_column=args.text_column, score=args.score,
             score_weights=args.score_weights, settings=settings, output_format=args.output_format, name=args.name,
             model=args.model, device=args.device, dtype=args.dtype, vae_dtype=args.vae_dtype,

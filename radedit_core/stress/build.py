@@ -53,16 +53,15 @@ from ..errors import ConfigError, InputError, RadEditError
 from ..imaging.image import Geometry
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
-from ..settings import EditSettings, bundle_name, coerce, is_missing, row_name
+from ..settings import EditSettings, bundle_name, coerce, is_missing, parse_split, row_name
 from .recipes import MASK_PREFIX, Recipe, RecipeBook, Region, check_recipes, load_recipes, region_digest
-from .stress_set import TASKS, StressSet, is_identifying, write_stress_set
+from .stress_set import SHAM_SUFFIX, TASKS, StressSet, is_identifying, write_stress_set
 
 log = logging.getLogger("radedit.stress")
 
 EDITS_DIR = "edits"
 MASKS_DIR = "masks"
 SCORE_MODES = ("auto", "required", "off")
-SHAM_SUFFIX = ":sham"
 _ROW_ID_CHARS = "letters, digits, '_', '.' or '-'"
 
 
@@ -175,6 +174,10 @@ class StressBuild(_Batch):
     Args:
         datalist: JSON (MONAI-style) or CSV rows with ``image``, ``mask_<label>``
             columns, 0/1 label columns, a report column and any subgroup columns.
+        split: the lists of a MONAI datalist to read (default: every list;
+            :data:`~radedit_core.settings.DATALIST_RULE`).
+        self_contained: copy the real images and masks into ``<set>/real/``
+            (default: the set refers to them by paths relative to the set folder).
         recipes: a recipe file or a :class:`RecipeBook`.
         task: ``classification`` (rows get ``label``) or ``segmentation``
             (rows get the source's ``mask_<class>``).
@@ -203,6 +206,8 @@ class StressBuild(_Batch):
         *,
         datalist: Any,
         recipes: Any,
+        split: Any = None,
+        self_contained: Any = False,
         task: Any = "classification",
         classes: Any = None,
         subgroups: Any = None,
@@ -219,6 +224,8 @@ class StressBuild(_Batch):
     ):
         super().__init__(**common)
         self.datalist = None if is_missing(datalist) else str(datalist)
+        self.split = parse_split(split)
+        self.self_contained = coerce("self_contained", False if self_contained is None else self_contained, "bool")
         self.recipes_source = recipes
         self.task = task
         self.classes = classes
@@ -259,8 +266,10 @@ class StressBuild(_Batch):
                 raise ConfigError(f"subgroups: column '{column}' identifies patients; it cannot be a subgroup")
         self.id_column = str(self.id_column or "id")
         self.text_column = str(self.text_column or "report")
-        # The command line's edit settings on their own first, so that a bad one is named as typed.
-        EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
+        # The command line's edit settings on their own first, so that a bad one is named as typed;
+        # kept as the settings layer parsed them (numbers, not the command line's text).
+        checked = EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
+        self.settings = {k: getattr(checked, {"guidance": "weights", "prompt": "prompts"}.get(k, k)) for k in self.settings}
         self.book = (
             self.recipes_source if isinstance(self.recipes_source, RecipeBook) else load_recipes(self.recipes_source)
         )
@@ -268,7 +277,8 @@ class StressBuild(_Batch):
     def build_items(self) -> list[Item]:
         self._check_options()
         book: RecipeBook = self.book
-        rows = read_datalist(self.datalist)
+        rows = read_datalist(self.datalist, self.split)
+        self.lists_read = rows.describe()
         base = Path(self.datalist).parent
         if self.task == "classification" and not self.classes:
             self.classes = book.label_names()
@@ -340,6 +350,7 @@ class StressBuild(_Batch):
                 raise ConfigError(f"{item.where}: repeats {seen[item.id.lower()].where} (same id {item.id})")
             seen[item.id.lower()] = item
         self.items = items
+        rows.announce()  # once the rows check out: a bad row stays a one-line error
         return items
 
     def _label_masks(self, recipe: Recipe, row: Row, base: Path) -> dict[str, MaskRef]:
@@ -599,8 +610,10 @@ class StressBuild(_Batch):
             qc["filters_not_applied"] = f"min_score ({status})"
         provenance = {
             "builder": "radedit stress build",
+            "edit_settings": _settings_per_recipe(self.items, self.plans),
             "radedit_core": __version__,
-            "datalist": str(Path(self.datalist).resolve()),
+            "datalist": _relative_to(Path(self.datalist), self.output_dir),
+            "datalist_lists": getattr(self, "lists_read", None),
             "recipes": self.book.to_dict(),
             "model": self._model_fingerprint(),
             "settings_overrides": dict(self.settings),
@@ -613,6 +626,7 @@ class StressBuild(_Batch):
         stress_set = write_stress_set(
             self.output_dir, rows, task=self.task, classes=self.classes, name=None if is_missing(self.name) else str(self.name),
             qc=qc, provenance=provenance, subgroups=self.subgroups, overwrite=True,
+            copy_from=Path(self.datalist).parent if self.self_contained else None,
         )  # fmt: skip
         return stress_set, (accepted, rejected)
 
@@ -636,6 +650,32 @@ def _apply_filters(plan: Plan, qc: Mapping[str, Any]) -> tuple[bool, list[str]]:
         if change < f["min_edit_change"]:
             reasons.append(f"mean change in the edit region {change:.4f} < min_edit_change {f['min_edit_change']:g}")
     return not reasons, reasons
+
+
+#: The settings the report's summary states per recipe (as numbers).
+SUMMARY_SETTINGS = ("steps", "skip_ratio", "weights", "seed", "dilate", "keep_mode", "detail", "inversion")
+
+
+def _settings_per_recipe(items: Sequence[Item], plans: Mapping[str, Plan]) -> dict[str, dict[str, Any]]:
+    """Per recipe (shams apart), each summary setting: its one value, or the sorted values a sweep used."""
+    out: dict[str, dict[str, list]] = {}
+    for item in items:
+        values = out.setdefault(plans[item.id].recipe_name, {})
+        for key in SUMMARY_SETTINGS:
+            value = getattr(item.settings, key)
+            value = value[0] if key == "weights" and len(set(value)) == 1 else value
+            if value not in values.setdefault("guidance" if key == "weights" else key, []):
+                values["guidance" if key == "weights" else key].append(value)
+    return {r: {k: v[0] if len(v) == 1 else sorted(v, key=str) for k, v in values.items()} for r, values in out.items()}
+
+
+def _relative_to(path: Path, folder: Path) -> str:
+    import os  # noqa: PLC0415
+
+    try:
+        return Path(os.path.relpath(path.resolve(), folder.resolve())).as_posix()
+    except ValueError:  # another drive (Windows)
+        return str(path.resolve())
 
 
 def _split(value: Any) -> Any:

@@ -44,6 +44,7 @@ from ..errors import ConfigError, InputError, OutputError
 from ..fileio import atomic_path, write_json
 from ..imaging.io import read_image, read_mask_array
 from ..scoring import PAPER_SCORE_THRESHOLD
+from . import intervals
 from .metrics import ClassificationTable, Outcomes, SourceBootstrap, segmentation_scores, summarise
 from .predictors import Predictor
 from .stress_set import SWEEP_COLUMNS, SetRow, StressSet, read_stress_set
@@ -281,20 +282,66 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def _locality_summary(rows: Sequence[SetRow]) -> dict[str, Any]:
+    """Median (and largest) locality figures of a recipe's edits (:func:`radedit_core.scoring.edit_locality`)."""
+    figures = {
+        "edit_mean_abs_change": ("edit", "mean_abs_change"),
+        "keep_max_abs_change": ("keep", "max_abs_change"),
+        "outside_mean_abs_change": ("outside", "mean_abs_change"),
+        "outside_max_abs_change": ("outside", "max_abs_change"),
+        "ssim": ("ssim", None),
+        "ssim_outside_edit": ("ssim_outside_edit", None),
+    }
+    out: dict[str, Any] = {}
+    for name, (region, key) in figures.items():
+        values = []
+        for r in rows:
+            loc = r.values.get("locality") or {}
+            v = loc.get(region) if key is None else (loc.get(region) or {}).get(key)
+            if isinstance(v, (int, float)):
+                values.append(float(v))
+        if values:
+            out[name] = {"median": float(np.median(values)), "min": float(min(values)), "max": float(max(values)),
+                         "n": len(values)}  # fmt: skip
+    return out
+
+
+#: Each recipe filter (:mod:`.recipes`) and the words of the rejection reasons it gives.
+_FILTER_WORDS = {
+    "min_score": ("min_score", "editing score"),
+    "max_outside_change": ("max_outside_change", "outside the masks"),
+    "max_keep_change": ("max_keep_change", "keep region"),
+    "min_edit_change": ("min_edit_change", "in the edit region"),
+}
+
+
 def _qc(stress_set: StressSet) -> dict[str, Any]:
     synthetic = [r for r in stress_set.rows if not r.is_real]
     scored = [r for r in synthetic if r.score is not None]
     threshold = stress_set.qc.get("score_threshold", PAPER_SCORE_THRESHOLD if scored else None)
-    per_recipe: dict[str, dict[str, int]] = {}
+    per_recipe: dict[str, dict[str, Any]] = {}
     reasons: dict[str, int] = {}
     for r in synthetic:
-        counts = per_recipe.setdefault(r.recipe or "", {"accepted": 0, "rejected": 0})
+        counts = per_recipe.setdefault(r.recipe or "", {"accepted": 0, "rejected": 0, "reasons": {}})
         counts["accepted" if r.accepted else "rejected"] += 1
         if not r.accepted:
-            reasons[r.reason or "unspecified"] = reasons.get(r.reason or "unspecified", 0) + 1
+            reason = r.reason or "unspecified"
+            reasons[reason] = reasons.get(reason, 0) + 1
+            # one count per filter (a rejection may name several)
+            for part in reason.split("; "):
+                kind = next((f for f, words in _FILTER_WORDS.items() if any(w in part for w in words)), "other")
+                counts["reasons"][kind] = counts["reasons"].get(kind, 0) + 1
+    for recipe, counts in per_recipe.items():
+        rows = [r for r in synthetic if r.recipe == recipe]
+        counts["locality"] = _locality_summary(rows)
+        counts["scores"] = [r.score for r in rows if r.score is not None]
+        counts["filters"] = (stress_set.qc.get("filters") or {}).get(recipe.removesuffix(":sham"), {})
+    status = stress_set.qc.get("score_status")
     return {
         "score_threshold": threshold,
         "score_name": stress_set.qc.get("score_name", "BioViL-T editing score (paper Sec. 4.4)"),
+        "score_status": status,
+        "filters_not_applied": stress_set.qc.get("filters_not_applied"),
         "scores": [{"id": r.id, "recipe": r.recipe, "score": r.score, "accepted": r.accepted} for r in scored],
         "per_recipe": per_recipe,
         "reasons": reasons,
@@ -435,6 +482,13 @@ def evaluate_set(
         "predictor": predictor.provenance(),
         "evaluation": {
             "bootstrap": boot.describe(),
+            "intervals": {
+                "proportions": "accuracy, sensitivity, specificity, flip rate: " + intervals.WILSON,
+                "differences": "of proportions: " + intervals.NEWCOMBE + "; paired (edits against their own "
+                "sources): " + intervals.NEWCOMBE_PAIRED + " with an exact McNemar test",
+                "other": "AUROC, Dice, HD95, ASD, probability changes: " + intervals.BOOTSTRAP,
+                "too_small": f"groups of fewer than {intervals.MIN_INTERPRETABLE} images are marked too small to interpret",
+            },
             "decision": (
                 "argmax over classes (softmax)" if predictor.spec.exclusive
                 else f"probability >= {predictor.spec.threshold:g}" if predictor.spec.output != "masks"

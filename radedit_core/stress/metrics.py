@@ -12,13 +12,20 @@
   accuracy; sensitivity, specificity (``compute_confusion_matrix_metric``) and
   AUROC (``compute_roc_auc``, what ``ROCAUCMetric`` computes) where the group
   holds both classes; mean Dice, HD95 and ASD.
-* 95% confidence intervals from a percentile bootstrap that resamples SOURCE
-  images (each source with its real image and all its edits: one source gives
-  several edits, which are not independent), the same resamples for every
-  group, so that differences between groups (synthetic minus real, and minus
-  the edits' own sources: the paired difference) get intervals too.
+* 95% confidence intervals that keep the source-image clustering (one source
+  gives several edits, which are not independent) and stay honest at 0 % and
+  100 % (:mod:`.intervals`): proportions (accuracy, sensitivity, specificity,
+  flip rate) get clustered Wilson intervals and their differences Newcombe's;
+  AUROC, Dice, distances and probability changes a percentile bootstrap that
+  resamples SOURCE images (each with its real image and all its edits), the
+  same resamples for every group.  Every estimate names its ``method``; groups
+  of fewer than :data:`~.intervals.MIN_INTERPRETABLE` images are marked
+  ``too_small``.
 * Prediction flip rates: the share of edits whose decision differs from their
   source image's, with the mean change of the probability.
+* Per recipe with a sham control, the shortcut effect (:func:`shortcut_effects`):
+  (accuracy on the edits against their edited labels minus on their sources)
+  minus (the same for the shams), with its interval and exact McNemar tests.
 """
 
 from __future__ import annotations
@@ -29,6 +36,9 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
+
+from . import intervals
+from .stress_set import SHAM_SUFFIX
 
 CLASSIFICATION_METRICS = ("accuracy", "sensitivity", "specificity", "auroc")
 SEGMENTATION_METRICS = ("dice", "hd95", "asd")
@@ -169,7 +179,11 @@ class SourceBootstrap:
 def _estimate(value: float, resampled: np.ndarray, boot: SourceBootstrap) -> dict[str, Any] | None:
     if value is None or not np.isfinite(value):
         return None
-    return {"value": float(value), "ci": boot.interval(resampled)}
+    return {"value": float(value), "ci": boot.interval(resampled), "method": intervals.BOOTSTRAP}
+
+
+#: Proportions: clustered Wilson intervals, Newcombe differences (the rest: the bootstrap).
+PROPORTIONS = ("accuracy", "sensitivity", "specificity")
 
 
 def _ratio(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -213,11 +227,18 @@ def classification_group(table: ClassificationTable, mask: np.ndarray, boot: Sou
     metrics: dict[str, Any] = {}
     samples: dict[str, np.ndarray] = {}
     wanted = {"accuracy": m.any(), "sensitivity": n_pos > 0, "specificity": n_neg > 0}
+    rows = np.flatnonzero(m)
+    conf = table.confusion[rows]
+    correct = conf[:, 0] + conf[:, 2]  # TP + TN
+    among = {"accuracy": np.ones(rows.size, bool), "sensitivity": labels == 1, "specificity": labels == 0}
     for name, defined in wanted.items():
         if not defined:
             continue
         samples[name] = confusion_metric(name, resampled_counts)
-        metrics[name] = _estimate(float(confusion_metric(name, counts)), samples[name], boot)
+        est = intervals.proportion(correct[among[name]], boot.index[rows[among[name]]], boot.confidence)
+        if est is not None:
+            est["value"] = float(confusion_metric(name, counts))  # MONAI's figure (the same fraction)
+        metrics[name] = est
     if n_pos and n_neg:
         rows = np.flatnonzero(m)
         probs, labs = table.probabilities[rows], table.labels[rows]
@@ -228,7 +249,8 @@ def classification_group(table: ClassificationTable, mask: np.ndarray, boot: Sou
             values[b] = auroc(probs[idx], labs[idx])
         samples["auroc"] = values
         metrics["auroc"] = _estimate(auroc(probs, labs), values, boot)
-    sizes = {"n": int(m.sum()), "n_positive": n_pos, "n_negative": n_neg}
+    sizes = {"n": int(m.sum()), "n_positive": n_pos, "n_negative": n_neg,
+             "too_small": bool(m.sum() < intervals.MIN_INTERPRETABLE)}  # fmt: skip
     return {**sizes, "metrics": metrics}, samples
 
 
@@ -241,18 +263,22 @@ def segmentation_group(scores: Mapping[str, np.ndarray], mask: np.ndarray, boot:
         samples[name] = resampled
         metrics[name] = _estimate(value, resampled, boot)
     empty = int(np.nansum(scores["empty"][mask])) if mask.any() else 0
-    return {"n": int(mask.sum()), "empty_predictions": empty, "metrics": metrics}, samples
+    return {"n": int(mask.sum()), "empty_predictions": empty, "metrics": metrics,
+            "too_small": bool(mask.sum() < intervals.MIN_INTERPRETABLE)}, samples  # fmt: skip
 
 
 def differences(a: Mapping[str, Any], a_samples: Mapping[str, np.ndarray], b: Mapping[str, Any],
                 b_samples: Mapping[str, np.ndarray], boot: SourceBootstrap) -> dict[str, Any]:  # fmt: skip
-    """``a - b`` for every metric both groups define, with the bootstrap interval of the difference."""
+    """``a - b`` for every metric both groups define: Newcombe's interval for proportions, else the bootstrap's."""
     out = {}
     for name, est in a["metrics"].items():
         other = b["metrics"].get(name)
         if est is None or other is None or name not in b_samples:
             continue
-        out[name] = _estimate(est["value"] - other["value"], a_samples[name] - b_samples[name], boot)
+        if name in PROPORTIONS:
+            out[name] = intervals.difference(est, other)
+        else:
+            out[name] = _estimate(est["value"] - other["value"], a_samples[name] - b_samples[name], boot)
     return out
 
 
@@ -269,8 +295,11 @@ def paired_changes(
     if not ok.any():
         return None
     rows = edits[ok]  # a pair counts as often as its edit's (= its source's) source is drawn
-    resampled = _ratio(boot.sums_at(rows, change[ok]), boot.sums_at(rows, np.ones(rows.size)))
-    est = _estimate(float(change[ok].mean()), resampled, boot)
+    if flips:
+        est = intervals.proportion(change[ok], boot.index[rows], boot.confidence)
+    else:
+        resampled = _ratio(boot.sums_at(rows, change[ok]), boot.sums_at(rows, np.ones(rows.size)))
+        est = _estimate(float(change[ok].mean()), resampled, boot)
     if est is not None:
         est["pairs"] = int(ok.sum())
     return est
@@ -288,10 +317,20 @@ class Group:
     recipe: str | None = None
 
 
+def is_sham(recipe: str | None) -> bool:
+    return recipe is not None and recipe.endswith(SHAM_SUFFIX)
+
+
 def standard_groups(kinds: np.ndarray, recipes: Sequence[str | None]) -> list[Group]:
-    """Real, each recipe, all synthetic, real + synthetic pooled (the rows of the paper's tables)."""
+    """Real, each recipe, all edits, real + edits pooled (the rows of the paper's tables).
+
+    Sham controls (recipes ending in ``:sham``) are groups of their own and are
+    never pooled with edits: an edit should change the prediction, a sham not.
+    """
     real = kinds == "real"
     synthetic = kinds == "synthetic"
+    sham = np.array([is_sham(r) for r in recipes], dtype=bool)
+    edits = synthetic & ~sham
     groups = [Group("real", "Real", real, "real")]
     names: dict[str, None] = {}
     for r in recipes:
@@ -299,9 +338,9 @@ def standard_groups(kinds: np.ndarray, recipes: Sequence[str | None]) -> list[Gr
             names.setdefault(r)
     for name in names:
         groups.append(Group(f"recipe:{name}", name, np.array([r == name for r in recipes]) & synthetic, "synthetic", name))
-    if len(names) > 1:
-        groups.append(Group("synthetic", "All synthetic", synthetic, "synthetic"))
-    groups.append(Group("pooled", "Real + synthetic (pooled)", real | synthetic, "pooled"))
+    if len([n for n in names if not is_sham(n)]) > 1:
+        groups.append(Group("synthetic", "All edits (no shams)", edits, "synthetic"))
+    groups.append(Group("pooled", "Real + edits (pooled, no shams)", real | edits, "pooled"))
     return [g for g in groups if g.mask.any()]
 
 
@@ -362,7 +401,7 @@ def _paired_entries(out: Outcomes, cls: str, mask: np.ndarray, boot: SourceBoots
 def summarise(out: Outcomes, boot: SourceBootstrap, subgroups: Sequence[str] = (), sweeps: Sequence[str] = ()) -> dict[str, Any]:
     """Groups (with differences and flip rates), subgroups and dose-response, per class."""
     groups = standard_groups(out.kinds, out.recipes)
-    result: dict[str, Any] = {"groups": {}, "subgroups": {}, "dose_response": []}
+    result: dict[str, Any] = {"groups": {}, "shortcut": [], "subgroups": {}, "dose_response": []}
     for cls in out.classes:
         entries = []
         computed = {g.key: _group_entry(out, cls, g, boot) for g in groups}
@@ -382,9 +421,74 @@ def summarise(out: Outcomes, boot: SourceBootstrap, subgroups: Sequence[str] = (
                 entry.update(_paired_entries(out, cls, g.mask, boot))
             entries.append(entry)
         result["groups"][cls] = entries
+        if out.task == "classification":
+            result["shortcut"].extend(shortcut_effects(out, cls, boot))
         result["subgroups"][cls] = _subgroup_breakdown(out, cls, subgroups, boot)
         result["dose_response"].extend(_dose_response(out, cls, sweeps, boot))
     return result
+
+
+#: |shortcut effect| up to this (with an interval holding 0) reads "follows the finding".
+FOLLOWS_WITHIN = 0.15
+#: A shortcut effect at or below this (interval below 0) reads "relies on something the edit kept".
+RELIES_BELOW = -0.5
+
+
+def shortcut_verdict(effect: dict[str, Any], n: int) -> str:
+    """The plain line under a shortcut effect."""
+    value, (lo, hi) = effect["value"], effect["ci"]
+    small = " (few images: read with care)" if n < intervals.MIN_INTERPRETABLE else ""
+    if hi < 0 and value <= RELIES_BELOW:
+        return "relies on something the edit kept: right on the sources, wrong once the finding is gone" + small
+    if hi < 0:
+        return "partly relies on something the edit kept" + small
+    if lo > 0:
+        return "is more often right on the edits than on their sources, beyond the shams" + small
+    if abs(value) <= FOLLOWS_WITHIN:
+        return "follows the finding: the edits move it as the labels say, the shams do not" + small
+    return "inconclusive: the interval holds 0 but also large effects" + small
+
+
+def shortcut_effects(out: Outcomes, cls: str, boot: SourceBootstrap) -> list[dict[str, Any]]:
+    """Per recipe with a sham control: the shortcut effect on class ``cls``.
+
+    (accuracy on the edits against their edited labels minus accuracy on their
+    sources) minus (the same for the shams), in -1..1 per part and -2..2 in
+    all, with Newcombe paired intervals per part, their MOVER difference, and
+    exact McNemar tests of each part.  A model that follows the finding is
+    near 0; one that relies on something the edit kept (a drain) near -1.
+    """
+    table = out.classification[cls]
+    correct = np.where(table.labelled, table.confusion[:, 0] + table.confusion[:, 2], np.nan)
+    effects = []
+    for recipe in subgroup_values(out.recipes):
+        if is_sham(recipe) or f"{recipe}{SHAM_SUFFIX}" not in out.recipes:
+            continue
+        parts = {}
+        for part, name in (("edits", recipe), ("shams", f"{recipe}{SHAM_SUFFIX}")):
+            mask = np.array([r == name for r in out.recipes]) & (out.kinds == "synthetic")
+            edits, sources = out.pairs(mask)
+            if not edits.size:
+                break
+            ok = np.isfinite(correct[edits]) & np.isfinite(correct[sources])
+            a, b = correct[edits[ok]], correct[sources[ok]]
+            est = intervals.paired_difference(a, b, boot.index[edits[ok]], boot.confidence)
+            if est is None:
+                break
+            est["mcnemar"] = intervals.mcnemar_exact(a, b)
+            est["accuracy"] = float(a.mean())
+            est["source_accuracy"] = float(b.mean())
+            parts[part] = est
+        if len(parts) < 2:
+            continue
+        effect = intervals.difference_of_differences(parts["edits"], parts["shams"])
+        n = min(parts["edits"]["pairs"], parts["shams"]["pairs"])
+        effects.append({
+            "class": cls, "recipe": recipe, "sham": f"{recipe}{SHAM_SUFFIX}", "effect": effect,
+            "edits": parts["edits"], "shams": parts["shams"], "too_small": n < intervals.MIN_INTERPRETABLE,
+            "verdict": shortcut_verdict(effect, n),
+        })  # fmt: skip
+    return effects
 
 
 def _subgroup_breakdown(out: Outcomes, cls: str, columns: Sequence[str], boot: SourceBootstrap) -> dict[str, Any]:
@@ -397,18 +501,24 @@ def _subgroup_breakdown(out: Outcomes, cls: str, columns: Sequence[str], boot: S
         if not 2 <= len(distinct) <= MAX_SUBGROUP_VALUES:
             continue
         column_values = np.asarray([str(v) for v in values], dtype=object)
+        recipe_names = subgroup_values(out.recipes)
         rows = []
         for value in distinct:
             in_value = column_values == str(value)
-            for kind in ("real", "synthetic"):
-                mask = in_value & (out.kinds == kind)
+            # one row per value and test data: the real images, then each recipe (edits and shams apart)
+            parts = [("real", None, out.kinds == "real")]
+            parts += [("synthetic", r, np.array([x == r for x in out.recipes]) & (out.kinds == "synthetic")) for r in recipe_names]
+            for kind, recipe, part in parts:
+                mask = in_value & part
                 if not mask.any():
                     continue
+                label = "real" if recipe is None else recipe
                 if mask.sum() < MIN_SUBGROUP_SIZE:
-                    rows.append({"value": str(value), "kind": kind, "n": f"<{MIN_SUBGROUP_SIZE}", "suppressed": True})
+                    rows.append({"value": str(value), "kind": kind, "recipe": recipe, "test_data": label,
+                                 "n": f"<{MIN_SUBGROUP_SIZE}", "suppressed": True})  # fmt: skip
                     continue
-                entry, _ = _group_entry(out, cls, Group(f"{column}={value}:{kind}", str(value), mask, kind), boot)
-                entry.update({"value": str(value)})
+                entry, _ = _group_entry(out, cls, Group(f"{column}={value}:{label}", str(value), mask, kind, recipe), boot)
+                entry.update({"value": str(value), "test_data": label})
                 if kind == "synthetic":
                     entry.update(_paired_entries(out, cls, mask, boot))
                 rows.append(entry)
@@ -477,6 +587,7 @@ __all__ = [
     "paired_changes",
     "segmentation_group",
     "segmentation_scores",
+    "shortcut_effects",
     "standard_groups",
     "summarise",
     "weighted_mean",

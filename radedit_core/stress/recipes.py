@@ -488,7 +488,8 @@ def check_recipes(book: RecipeBook, rows: Sequence[Any], datalist: str | Path, c
                 raise w.fail(f"labels.{label}", f"unknown label: the set's classes are {list(classes)}")
         applicable = [row for row in rows if recipe.applies_to(row.values)]
         if not applicable:
-            raise w.fail("when", f"applies to no row of {datalist}")
+            looked = rows.describe().removeprefix("read ") if hasattr(rows, "describe") else f"{len(rows)} rows"
+            raise w.fail("when", f"applies to no row of {datalist} (looked at {looked})")
         for key, region in (("edit", recipe.edit), ("keep", recipe.keep)):
             if region is None:
                 continue

@@ -148,7 +148,7 @@ def bars_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubber)
     _value_axis(ax, metric, values)
     ax.set_title(scrub.text(title), fontsize=10)
     fig.tight_layout()
-    return {**_png(fig), "alt": f"{metric} per group", "caption": scrub.text(f"{title}: bars = estimate, whiskers = 95% bootstrap CI.")}
+    return {**_png(fig), "alt": f"{metric} per group", "caption": scrub.text(f"{title}: bars = estimate, whiskers = 95% CI (methods under the summary table).")}
 
 
 def paired_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubber) -> dict[str, Any] | None:
@@ -171,7 +171,7 @@ def paired_plot(entries: Sequence[dict], metric: str, title: str, scrub: Scrubbe
     ax.set_ylabel(METRIC_NAMES.get(metric, metric.replace("_", " ")))
     ax.set_title(scrub.text(title), fontsize=10)
     fig.tight_layout()
-    return {**_png(fig), "alt": f"{metric} per recipe", "caption": scrub.text(f"{title}: edits against their own source images, 95% bootstrap CI.")}
+    return {**_png(fig), "alt": f"{metric} per recipe", "caption": scrub.text(f"{title}: edits against their own source images, 95% CI (methods under the summary table).")}
 
 
 def score_histogram(qc: dict[str, Any]) -> dict[str, Any] | None:
@@ -221,7 +221,7 @@ def dose_plot(curve: dict[str, Any], metric: str, paired_metric: str, scrub: Scr
     title = f"{curve['recipe']} ({curve['class']}): {curve['parameter'].replace('_', ' ')} sweep"
     ax.set_title(scrub.text(title), fontsize=10)
     fig.tight_layout()
-    return {**_png(fig), "alt": f"dose-response {curve['parameter']}", "caption": scrub.text(f"Dose-response of {title}, 95% bootstrap CI.")}
+    return {**_png(fig), "alt": f"dose-response {curve['parameter']}", "caption": scrub.text(f"Dose-response of {title}, 95% CI (methods under the summary table).")}
 
 
 def _display(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
@@ -229,54 +229,127 @@ def _display(array: np.ndarray, window: tuple[float, float]) -> np.ndarray:
     return np.clip((array.astype(np.float64) - lo) / max(hi - lo, 1e-12), 0, 1)
 
 
-def _stride(shape: Sequence[int]) -> int:
-    return max(1, int(np.ceil(max(shape) / PANEL_PIXELS)))
+#: Side of a gallery crop (around the edit region) and of a whole-image panel, in screen pixels.
+CROP_PIXELS = PANEL_PIXELS
+WHOLE_PIXELS = 288
+#: Outline colours: the edit region and the keep region (and segmentation masks, as given).
+EDIT_COLOUR, KEEP_COLOUR = "#ffd000", "#00d0ff"
 
 
-def gallery_picture(source_path: Path, edit_path: Path, masks: Sequence[tuple[str, np.ndarray, str]]) -> dict[str, Any]:
-    """original | edited | difference | masks, as one PNG.
+def crop_box(masks: Sequence[np.ndarray], shape: Sequence[int], margin: float = 0.25, least: int = 48) -> tuple[int, int, int, int]:
+    """A square (row0, row1, col0, col1) around the masks' union, grown by ``margin``, inside the image."""
+    union = np.zeros(tuple(shape[:2]), dtype=bool)
+    for m in masks:
+        union |= np.asarray(m, dtype=bool)
+    rows, cols = np.nonzero(union)
+    if rows.size == 0:
+        return 0, int(shape[0]), 0, int(shape[1])
+    centre = ((rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2)
+    side = max(rows.max() - rows.min() + 1, cols.max() - cols.min() + 1)
+    side = int(min(max(side * (1 + 2 * margin), least), min(shape[:2])))
+    r0 = int(np.clip(round(centre[0] - side / 2), 0, shape[0] - side))
+    c0 = int(np.clip(round(centre[1] - side / 2), 0, shape[1] - side))
+    return r0, r0 + side, c0, c0 + side
 
-    ``masks``: (name, mask on the edit's grid, colour) outlines for the last panel.
+
+def _panel(rgb: np.ndarray, masks: Sequence[tuple[np.ndarray, str]], size: int, alt: str) -> dict[str, Any]:
+    """An RGB array [H, W, 3] in [0, 1] scaled to ``size`` px on its longer side, with mask outlines, as a PNG."""
+    from PIL import Image  # noqa: PLC0415
+    from scipy import ndimage  # noqa: PLC0415
+
+    h, w = rgb.shape[:2]
+    scale = size / max(h, w)
+    out_w, out_h = max(1, round(w * scale)), max(1, round(h * scale))
+    image = Image.fromarray((np.clip(rgb, 0, 1) * 255).astype(np.uint8)).resize((out_w, out_h), Image.LANCZOS)
+    pixels = np.asarray(image).copy()
+    for mask, colour in masks:
+        m = Image.fromarray(np.asarray(mask, dtype=np.uint8) * 255).resize((out_w, out_h), Image.NEAREST)
+        inside = np.asarray(m) > 127
+        edge = inside & ~ndimage.binary_erosion(inside, iterations=2, border_value=0)
+        pixels[edge] = [int(colour[i : i + 2], 16) for i in (1, 3, 5)]
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return {"src": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii"),
+            "width": out_w, "height": out_h, "alt": alt}  # fmt: skip
+
+
+def _grey(a: np.ndarray) -> np.ndarray:
+    return np.repeat(a[..., None], 3, axis=2)
+
+
+def _diverging(diff: np.ndarray, limit: float) -> np.ndarray:
+    from matplotlib import colormaps  # noqa: PLC0415
+
+    return colormaps["RdBu_r"](np.clip(diff / limit * 0.5 + 0.5, 0, 1))[..., :3]
+
+
+@dataclass
+class GalleryImages:
+    """Source and edit on the source's display window, their difference and the outlines of one gallery row."""
+
+    original: np.ndarray
+    edited: np.ndarray
+    masks: list[tuple[str, np.ndarray, str]]
+
+    @classmethod
+    def read(cls, source_path: Path, edit_path: Path, masks: Sequence[tuple[str, np.ndarray, str]]) -> "GalleryImages":
+        source, edit = read_image(source_path), read_image(edit_path)
+        if source.window is not None:
+            window = (float(source.window[0]), float(source.window[1]))
+        else:
+            window = (float(source.array.min()), float(source.array.max()))
+        return cls(_display(source.array, window), _display(edit.array, window), list(masks))
+
+    @property
+    def difference(self) -> np.ndarray | None:
+        return self.edited - self.original if self.original.shape == self.edited.shape else None
+
+    def largest_change(self) -> float:
+        d = self.difference
+        return 0.0 if d is None else float(np.abs(d).max())
+
+
+def gallery_panels(images: GalleryImages, limit: float) -> list[dict[str, Any]]:
+    """Crops (``CROP_PIXELS``) around the edit region: original | edited | difference, then the whole images.
+
+    Every difference panel uses the colour scale [-limit, +limit] (one scale for the whole gallery).
+    Outlines: each mask of ``images.masks`` in its colour on every panel.
     """
-    source = read_image(source_path)
-    edit = read_image(edit_path)
-    if source.window is not None:
-        window = (float(source.window[0]), float(source.window[1]))
-    else:
-        window = (float(source.array.min()), float(source.array.max()))
-    s = _stride(edit.shape)
-    original = _display(source.array, window)[::s, ::s]
-    edited = _display(edit.array, window)[::s, ::s]
-    fig = _figure(4 * 2.6, 2.9)
-    axes = fig.subplots(1, 4)
-    axes[0].imshow(original, cmap="gray", vmin=0, vmax=1)
-    axes[0].set_title("original", fontsize=9)
-    axes[1].imshow(edited, cmap="gray", vmin=0, vmax=1)
-    axes[1].set_title("edited", fontsize=9)
-    if source.shape == edit.shape:
-        diff = edited - original
-        limit = max(float(np.abs(diff).max()), 1e-3)
-        im = axes[2].imshow(diff, cmap="RdBu_r", vmin=-limit, vmax=limit)
-        fig.colorbar(im, ax=axes[2], fraction=0.046, pad=0.02)
-        axes[2].set_title("difference (edited − original)", fontsize=9)
-    else:
-        axes[2].text(0.5, 0.5, "different grids", ha="center", va="center")
-    axes[3].imshow(edited, cmap="gray", vmin=0, vmax=1)
-    handles = []
-    for name, mask, colour in masks:
-        m = np.asarray(mask)[::s, ::s]
-        if m.any() and not m.all():
-            axes[3].contour(m.astype(float), levels=[0.5], colors=[colour], linewidths=1.0)
-        from matplotlib.lines import Line2D  # noqa: PLC0415
+    masks = [(m, colour) for _, m, colour in images.masks]
+    box = crop_box([m for m, _ in masks[:1]] or [m for m, _ in masks], images.edited.shape)
+    r0, r1, c0, c1 = box
+    crop = lambda a: a[r0:r1, c0:c1]  # noqa: E731
+    cropped = [(crop(np.asarray(m)), colour) for m, colour in masks]
+    diff = images.difference
+    panels = [
+        {**_panel(_grey(crop(images.original)), cropped, CROP_PIXELS, "original, around the edit region"), "title": "original (crop)"},
+        {**_panel(_grey(crop(images.edited)), cropped, CROP_PIXELS, "edited, around the edit region"), "title": "edited (crop)"},
+    ]  # fmt: skip
+    if diff is not None:
+        panels.append({**_panel(_diverging(crop(diff), limit), cropped, CROP_PIXELS, "difference, around the edit region"),
+                       "title": "difference (crop)"})  # fmt: skip
+    panels += [
+        {**_panel(_grey(images.original), masks, WHOLE_PIXELS, "original, whole image"), "title": "original"},
+        {**_panel(_grey(images.edited), masks, WHOLE_PIXELS, "edited, whole image"), "title": "edited"},
+    ]
+    if diff is not None:
+        panels.append({**_panel(_diverging(diff, limit), masks, WHOLE_PIXELS, "difference, whole image"), "title": "difference"})
+    for p in panels:
+        p["crop"] = "crop" in p["title"]
+    return panels
 
-        handles.append(Line2D([0], [0], color=colour, label=name))
-    if handles:
-        axes[3].legend(handles=handles, fontsize=6, loc="lower right")
-    axes[3].set_title("masks", fontsize=9)
-    for ax in axes:
-        ax.set_axis_off()
-    fig.tight_layout()
-    return _png(fig)
+
+def colour_scale(limit: float) -> dict[str, Any]:
+    """The gallery's one difference colour bar, [-limit, +limit] of the display window."""
+    from matplotlib.colorbar import ColorbarBase  # noqa: PLC0415
+    from matplotlib.colors import Normalize  # noqa: PLC0415
+
+    fig = _figure(6.0, 0.9)
+    ax = fig.add_axes([0.05, 0.55, 0.9, 0.3])
+    ColorbarBase(ax, cmap="RdBu_r", norm=Normalize(-limit, limit), orientation="horizontal")
+    ax.set_xlabel("edited − original, as a fraction of the display window (the same scale on every difference panel)", fontsize=8)
+    ax.tick_params(labelsize=7)
+    return {**_png(fig), "alt": "difference colour scale"}
 
 
 # -- assembling ------------------------------------------------------------------------------
@@ -339,7 +412,7 @@ def _summary_tables(results: dict[str, Any], scrub: Scrubber) -> tuple[list[dict
             columns = ["Test data", "n", "empty predictions", "Dice (%)", f"HD95 ({unit})", f"ASD ({unit})", "Δ Dice vs real", "Δ HD95 vs real"]
         rows = []
         for e in entries:
-            cells = [scrub.text(str(e["label"])), e["n"]]
+            cells = [scrub.text(str(e["label"])), f"{e['n']} (too small)" if e.get("too_small") else e["n"]]
             cells.append(e.get("n_positive", "") if task == "classification" else e.get("empty_predictions", ""))
             cells += [format_estimate(e["metrics"].get(m), m) for m in metrics]
             delta = e.get("delta_vs_real") or {}
@@ -373,6 +446,84 @@ def _summary_tables(results: dict[str, Any], scrub: Scrubber) -> tuple[list[dict
     return tables, paired
 
 
+def _points(est: dict[str, Any] | None) -> str:
+    """A difference in percentage points with its interval: ``-100.0 [-100.0, -32.4] points``."""
+    if not est:
+        return "—"
+    text = f"{est['value'] * 100:+.1f}"
+    if est.get("ci"):
+        text += f" [{est['ci'][0] * 100:+.1f}, {est['ci'][1] * 100:+.1f}]"
+    return text + " points"
+
+
+def _shortcut(results: dict[str, Any], scrub: Scrubber) -> list[dict[str, Any]]:
+    """The headline: per recipe with a sham control, the shortcut effect and its plain reading."""
+    out = []
+    for e in results.get("shortcut", []):
+        parts = []
+        for name, part in (("edits", e["edits"]), ("shams", e["shams"])):
+            parts.append({
+                "name": name, "pairs": part["pairs"],
+                "accuracy": f"{part['accuracy'] * 100:.1f} %", "source_accuracy": f"{part['source_accuracy'] * 100:.1f} %",
+                "change": _points(part), "mcnemar": f"{part['mcnemar']['p_value']:.3g}",
+            })  # fmt: skip
+        out.append({
+            "recipe": scrub.text(e["recipe"]), "class": scrub.text(e["class"]), "effect": _points(e["effect"]),
+            "verdict": scrub.text(e["verdict"]), "too_small": e.get("too_small"), "parts": parts,
+            "method": e["effect"].get("method", ""),
+        })  # fmt: skip
+    return out
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(_number(v) for v in value) + " (swept)"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def _edit_settings(results: dict[str, Any], scrub: Scrubber) -> tuple[str, list[dict]]:
+    """The model and, per recipe, the settings its edits used (numbers, from the set's provenance)."""
+    prov = results.get("provenance", {}).get("set") or {}
+    model = prov.get("model") or {}
+    name = model.get("name") or model.get("source") or model.get("model") or ""
+    if isinstance(model, dict) and not name:
+        name = ", ".join(f"{k} {v}" for k, v in model.items() if isinstance(v, (str, int, float)))[:200]
+    rows = []
+    for recipe, values in (prov.get("edit_settings") or {}).items():
+        rows.append({"cells": [scrub.text(recipe)] + [_number(values.get(k, "—")) for k in ("steps", "skip_ratio", "guidance", "seed", "dilate")]})
+    return scrub.text(str(name or "—")), rows
+
+
+def _qc_section(results: dict[str, Any], scrub: Scrubber) -> dict[str, Any]:
+    qc = results.get("qc", {})
+    status = qc.get("score_status") or ""
+    banner = None
+    if qc.get("filters_not_applied"):
+        banner = (f"Filter not applied: {qc['filters_not_applied']}. The editing score could not be computed, so "
+                  "edits that failed to make the change were not removed by it; judge the locality figures and "
+                  "the gallery instead.")  # fmt: skip
+    elif status.startswith("unavailable"):
+        banner = f"Editing score {status}: no edit was scored or filtered by it."
+    rows = []
+    for recipe, c in qc.get("per_recipe", {}).items():
+        loc = c.get("locality", {})
+        fig = lambda k, d=4: "—" if k not in loc else f"{loc[k]['median']:.{d}f}"  # noqa: E731
+        scores = c.get("scores") or []
+        score = f"{np.median(scores):.3f} (n {len(scores)})" if scores else "not scored"
+        reasons = c.get("reasons") or {}
+        removed = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items())) or "none"
+        filters = ", ".join(f"{k} {v:g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in (c.get("filters") or {}).items()) or "none"
+        rows.append({"cells": [scrub.text(recipe), c["accepted"] + c["rejected"], c["accepted"], fig("edit_mean_abs_change"),
+                               fig("keep_max_abs_change"), fig("outside_mean_abs_change"), fig("ssim", 3),
+                               fig("ssim_outside_edit", 3), score, scrub.text(filters), scrub.text(removed)]})  # fmt: skip
+    columns = ["Recipe", "edits", "accepted", "mean |Δ| in edit region", "max |Δ| in keep region", "mean |Δ| outside",
+               "SSIM", "SSIM outside edit", "editing score (median)", "filters", "removed by"]  # fmt: skip
+    return {"banner": banner, "columns": columns, "rows": rows, "score_status": scrub.text(status or "—"),
+            "threshold": qc.get("score_threshold")}  # fmt: skip
+
+
 def _subgroup_tables(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
     task = results["task"]
     metric = "accuracy" if task == "classification" else "dice"
@@ -384,13 +535,15 @@ def _subgroup_tables(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
                 continue
             cells_rows = []
             for r in rows:
+                data = scrub.text(r.get("test_data") or r["kind"])
                 if r.get("suppressed"):
-                    cells_rows.append({"cells": [scrub.text(r["value"]), r["kind"], r["n"], "—", "—"]})
+                    cells_rows.append({"cells": [scrub.text(r["value"]), data, r["n"], "—", "—"]})
                     continue
-                cells_rows.append({"cells": [scrub.text(r["value"]), r["kind"], r["n"],
+                n = f"{r['n']} (too small)" if r.get("too_small") else r["n"]
+                cells_rows.append({"cells": [scrub.text(r["value"]), data, n,
                                              format_estimate(r["metrics"].get(metric), metric),
                                              format_estimate(r.get(paired), paired, signed=paired != "flip_rate")]})  # fmt: skip
-            head = [scrub.text(column), "kind", "n", METRIC_NAMES[metric], METRIC_NAMES.get(paired, "Paired Δ Dice")]
+            head = [scrub.text(column), "test data", "n", METRIC_NAMES[metric], METRIC_NAMES.get(paired, "Paired Δ Dice")]
             tables.append({"title": scrub.text(f"{cls} by {column}"), "columns": head, "rows": cells_rows})
     return tables
 
@@ -407,7 +560,6 @@ def _plots(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
             plots.append(bars_plot(entries, "dice", f"{cls}: Dice per test set", scrub))
             plots.append(bars_plot(entries, "hd95", f"{cls}: HD95 per test set", scrub))
             plots.append(paired_plot([e for e in entries if e["kind"] == "synthetic"], "dice_change", f"{cls}: paired Dice change per recipe", scrub))
-    plots.append(score_histogram(results.get("qc", {})))
     metric = "accuracy" if task == "classification" else "dice"
     paired = "flip_rate" if task == "classification" else "dice_change"
     for curve in results.get("dose_response", []):
@@ -416,7 +568,7 @@ def _plots(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
 
 
 def _gallery(results: dict[str, Any], folder: Path, stress_set: StressSet | None, predictions: list[dict[str, str]],
-             scrub: Scrubber, include_images: bool, count: int) -> tuple[list[dict], list[str]]:  # fmt: skip
+             scrub: Scrubber, include_images: bool, count: int) -> tuple[list[dict], list[str], dict | None]:  # fmt: skip
     task = results["task"]
     pairs = largest_changes(predictions, task, results["classes"], count)
     if task == "classification":
@@ -439,7 +591,7 @@ def _gallery(results: dict[str, Any], folder: Path, stress_set: StressSet | None
             edit_image = read_image(edit_row.image)
             masks: list[tuple[str, np.ndarray, str]] = []
             if task == "classification":
-                for column, colour in (("edit_mask", "#ffd000"), ("keep_mask", "#00d0ff")):
+                for column, colour in (("edit_mask", EDIT_COLOUR), ("keep_mask", KEEP_COLOUR)):
                     ref = edit_row.regions.get(column)
                     if ref is not None:
                         masks.append((column.replace("_", " "), read_mask_array(ref, edit_image) > 0, colour))
@@ -453,11 +605,16 @@ def _gallery(results: dict[str, Any], folder: Path, stress_set: StressSet | None
                         masks.append((f"predicted on {which}", data["masks"][names.index(c)], colour))
             title = scrub.text(f"{q.edit['id']} ({q.edit['recipe']}), {c}: " + (
                 f"p {cells[4]} → {cells[5]}" if task == "classification" else f"Dice {cells[3]} → {cells[4]} %"))  # fmt: skip
-            entry.update(gallery_picture(source_row.image, edit_row.image, masks))
-            entry["alt"] = f"original, edited, difference and masks of {edit_id}"
+            entry["images"] = GalleryImages.read(source_row.image, edit_row.image, masks)
+            entry["legend"] = [(scrub.text(name), colour) for name, _, colour in masks]
             entry["caption"] = title
         entries.append(entry)
-    return entries, columns
+    pictured = [e for e in entries if "images" in e]
+    limit = max([e["images"].largest_change() for e in pictured] + [1e-3])
+    for e in pictured:
+        e["panels"] = gallery_panels(e.pop("images"), limit)
+    scale = colour_scale(limit) if pictured else None
+    return entries, columns, scale
 
 
 def _provenance(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
@@ -540,7 +697,7 @@ def write_report(
     scrub = Scrubber.for_images(r.image for r in stress_set.rows)
 
     tables, paired_tables = _summary_tables(results, scrub)
-    gallery, gallery_columns = _gallery(results, folder, stress_set, predictions, scrub, include_images, gallery_size)
+    gallery, gallery_columns, gallery_scale = _gallery(results, folder, stress_set, predictions, scrub, include_images, gallery_size)
     qc = results.get("qc", {})
     rejected = [
         {"id": scrub.text(r["id"]), "recipe": scrub.text(str(r.get("recipe") or "")),
@@ -550,7 +707,16 @@ def write_report(
     s = results["set"]
     boot = results["evaluation"].get("bootstrap", {})
     task = results["task"]
+    model_name, settings_rows = _edit_settings(results, scrub)
+    ev = results["evaluation"]
     context = {
+        "shortcut": _shortcut(results, scrub),
+        "model_name": model_name,
+        "settings_rows": settings_rows,
+        "qc": _qc_section(results, scrub),
+        "score_plot": score_histogram(qc),
+        "interval_notes": [scrub.text(v) for v in (ev.get("intervals") or {}).values()],
+        "gallery_scale": gallery_scale,
         "title": scrub.text(f"Stress test of {results['predictor'].get('spec', {}).get('name') or results['predictor'].get('ref')} on {s['name']}"),
         "version": __version__,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
@@ -567,7 +733,7 @@ def write_report(
         "paired_tables": paired_tables,
         "value_note": "percentages (accuracy, sensitivity, specificity, flip rate), AUROC in [0, 1]" if task == "classification"
         else "Dice in percent and distances",
-        "ci_note": f"{int(round(boot.get('confidence', 0.95) * 100))}% bootstrap confidence intervals over {boot.get('sources')} source images ({boot.get('resamples')} resamples; each source with its real image and all its edits)",
+        "ci_note": f"{int(round(boot.get('confidence', 0.95) * 100))}% confidence intervals that keep the clustering of {boot.get('sources')} source images (each with its real image and all its edits; methods below)",
         "scope_note": results["evaluation"].get("metric_scope", "").rstrip(".") + ".",
         "paired_note": (
             "Flip rate: share of edits whose prediction differs from their source image's."
@@ -583,7 +749,8 @@ def write_report(
         "gallery_note": (
             f"The {len(gallery)} edits whose prediction changed most from their source image's"
             + ("" if task == "classification" else " (Dice against the original mask)")
-            + (". Pictures: original | edited | difference | masks." if include_images else ".")
+            + (". Pictures: a crop around the edit region (original | edited | difference), then the whole images; "
+               "outlines: the edit region (yellow) and the keep region (cyan)." if include_images else ".")
         ),
         "rejected": rejected,
         "reasons": sorted(((scrub.text(k), v) for k, v in qc.get("reasons", {}).items()), key=lambda kv: -kv[1]),

@@ -43,11 +43,11 @@ from typing import Any, Mapping
 
 from ..batch.datalist import read_datalist
 from ..errors import ConfigError, InputError
-from ..settings import EDIT_SPECS, coerce, is_missing
+from ..settings import EDIT_SPECS, coerce, is_missing, parse_split
 
 #: Keys of a stress config and their defaults (None: required or derived).
 STRESS_DEFAULTS: dict[str, Any] = {
-    "datalist": None, "recipes": None, "set": None, "predictor": None, "predictor_config": None, "results": None,
+    "datalist": None, "split": None, "self_contained": False, "recipes": None, "set": None, "predictor": None, "predictor_config": None, "results": None,
     "report": None, "task": "classification", "classes": None, "subgroups": None, "id_column": "id",
     "text_column": "report", "name": None, "model": "tiny", "device": "auto", "dtype": "auto", "vae_dtype": "float32",
     "trust_remote_code": False, "offline": None, "compile": False, "settings": None, "output_format": "auto",
@@ -125,8 +125,9 @@ def stress_options(data: Mapping[str, Any], base: str | Path | None = None, sour
     if is_missing(options["report"]) and not is_missing(options["results"]):
         options["report"] = str(Path(options["results"]) / "report.html")
     for key, kind in (("resamples", "int"), ("bootstrap_seed", "int"), ("confidence", "float"), ("include_images", "bool"),
-                      ("overwrite", "bool"), ("progress", "bool")):  # fmt: skip
+                      ("overwrite", "bool"), ("progress", "bool"), ("self_contained", "bool")):  # fmt: skip
         options[key] = coerce(f"{source}: {key}", options[key], kind)
+    options["split"] = parse_split(options["split"], f"{source}: split")
     if options["batch_size"] is not None:
         options["batch_size"] = coerce(f"{source}: batch_size", options["batch_size"], "int")
         if options["batch_size"] < 1:
@@ -134,11 +135,11 @@ def stress_options(data: Mapping[str, Any], base: str | Path | None = None, sour
     return options
 
 
-def check_predictor_before_editing(predictor: Any, datalist: str | Path, id_column: str = "id") -> None:
+def check_predictor_before_editing(predictor: Any, datalist: str | Path, id_column: str = "id", split: Any = None) -> None:
     """The trial forward pass on the datalist's first image (wrong output shape, NaN outputs: one-line errors)."""
     from .build import _source_image  # noqa: PLC0415
 
-    rows = read_datalist(datalist)
+    rows = read_datalist(datalist, split)  # the build says what it read
     first = next((r for r in rows if not is_missing(r.values.get("image"))), None)
     if first is None:
         raise InputError(datalist, "no row has an image")
@@ -163,7 +164,7 @@ def stress_build(o: Mapping[str, Any], editor: Any = None, scorer: Any = None, p
     from .build import StressBuild  # noqa: PLC0415
 
     return StressBuild(
-        datalist=o["datalist"], recipes=o["recipes"], task=o["task"], classes=o["classes"], subgroups=o["subgroups"],
+        datalist=o["datalist"], split=o["split"], self_contained=o["self_contained"], recipes=o["recipes"], task=o["task"], classes=o["classes"], subgroups=o["subgroups"],
         id_column=o["id_column"], text_column=o["text_column"], score=o["score"], score_weights=o["score_weights"],
         settings=o["settings"], output_format=o["output_format"], name=o["name"],
         predictor_classes=predictor_classes, scorer=scorer, editor=editor,
@@ -192,7 +193,7 @@ def run_stress(options: Mapping[str, Any], editor: Any = None, scorer: Any = Non
     o = dict(options)
     # 1. the predictor, before any edit
     predictor = _load_checked_predictor(o)
-    check_predictor_before_editing(predictor, o["datalist"], o["id_column"])
+    check_predictor_before_editing(predictor, o["datalist"], o["id_column"], o["split"])
     # 2. the set (its own checks come first: recipes against the datalist, every image and mask)
     build = stress_build(o, editor=editor, scorer=scorer, predictor_classes=list(predictor.spec.classes))
     # 3. evaluation and 4. the report

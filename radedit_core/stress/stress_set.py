@@ -63,7 +63,9 @@ import csv
 import hashlib
 import json
 import math
+import os
 import re
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
@@ -76,10 +78,14 @@ SET_FORMAT = "radedit-stress-set"
 SET_VERSION = 1
 SET_JSON = "set.json"
 SET_CSV = "set.csv"
+#: Where a self-contained set keeps its copies of the real images and masks.
+REAL_DIR = "real"
 Task = Literal["classification", "segmentation"]
 TASKS = ("classification", "segmentation")
 KINDS = ("real", "synthetic")
 MASK_PREFIX = "mask_"
+#: A recipe's sham control (the same edit with the image's own report) is the recipe ``<name>:sham``.
+SHAM_SUFFIX = ":sham"
 #: Recipe settings a recipe may sweep (dose-response curves).
 SWEEP_COLUMNS = ("guidance", "skip_ratio")
 #: Columns with a fixed meaning; every other scalar column is a subgroup column.
@@ -183,7 +189,8 @@ def _fail(path: Path, where: str, problem: str) -> InputError:
 
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
-    return p if p.is_absolute() else base / p
+    # normalised lexically: "../data/p001.png" of a set names the file, not a path through the set folder
+    return p if p.is_absolute() else Path(os.path.normpath(base / p))
 
 
 def _mask_ref(base: Path, value: str) -> tuple[Path, Path | MaskRef]:
@@ -435,16 +442,49 @@ def read_stress_set(set_dir: str | Path) -> StressSet:
 
 # -- writing ---------------------------------------------------------------------------
 def _relative(value: Any, base: Path) -> Any:
-    """Paths inside the set folder are stored relative to it."""
+    """Paths are stored relative to the set folder (``../data/p001.png`` too), so that a set and its
+    sources can be moved together."""
     if isinstance(value, MaskRef):
         inner = _relative(value.path, base)
         return inner if value.select is None else f"{inner}#{value.select}"
     if isinstance(value, Path):
         try:
-            return value.resolve().relative_to(base.resolve()).as_posix()
-        except ValueError:
-            return str(value)
+            return Path(os.path.relpath(value.resolve(), base.resolve())).as_posix()
+        except ValueError:  # another drive (Windows): nothing relative exists
+            return str(value.resolve())
     return value
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def _copy_in(value: Any, base: Path, origin: Path) -> Any:
+    """A path outside the set folder copied to ``<set>/real/`` (kept relative to ``origin``) and the copy's path."""
+    if isinstance(value, MaskRef):
+        return MaskRef(_copy_in(value.path, base, origin), value.select)
+    if not isinstance(value, Path) or _inside(value, base) or not value.exists():
+        return value
+    try:
+        relative = value.resolve().relative_to(origin.resolve())
+    except ValueError:
+        relative = Path(value.name)
+    target = base / REAL_DIR / relative
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if value.is_dir():  # a DICOM series folder
+            staging = target.with_name(f".{target.name}.partial")
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(value, staging)
+            staging.rename(target)
+        else:
+            with atomic_path(target, overwrite=True) as tmp:
+                shutil.copy2(value, tmp)
+    return target
 
 
 def _csv_cell(value: Any) -> Any:
@@ -485,12 +525,14 @@ def write_stress_set(
     provenance: Mapping[str, Any] | None = None,
     subgroups: Sequence[str] | None = None,
     overwrite: bool = False,
+    copy_from: str | Path | None = None,
 ) -> StressSet:
     """Write ``set.json`` and ``set.csv`` into ``set_dir`` (images already there) and check the result.
 
     ``rows`` are mappings with the columns of the module docstring; ``Path``
-    values (and :class:`MaskRef` masks) inside the folder are stored relative
-    to it.  Both files are written atomically; if the set does not check out
+    values (and :class:`MaskRef` masks) are stored relative to the folder.
+    ``copy_from`` (a self-contained set): files outside the folder are first
+    copied into ``<set>/real/``, keeping their path relative to ``copy_from``.  Both files are written atomically; if the set does not check out
     (:func:`read_stress_set`), neither is left behind.
 
     Raises:
@@ -500,6 +542,8 @@ def write_stress_set(
     base = Path(set_dir)
     base.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = base / SET_JSON, base / SET_CSV
+    if copy_from is not None:
+        rows = [{k: _copy_in(v, base, Path(copy_from)) for k, v in dict(r).items()} for r in rows]
     stored = [{k: _relative(v, base) for k, v in dict(r).items()} for r in rows]
     data: dict[str, Any] = {
         "format": SET_FORMAT,
@@ -533,8 +577,10 @@ __all__ = [
     "KINDS",
     "MASK_PREFIX",
     "RESERVED_COLUMNS",
+    "REAL_DIR",
     "SET_CSV",
     "SET_JSON",
+    "SHAM_SUFFIX",
     "SWEEP_COLUMNS",
     "SetRow",
     "StressSet",
