@@ -22,7 +22,7 @@ from radedit_core.imaging.masks import dominated_cells, device_keep, make_masks
 from radedit_core.phantom_world import WorldConfig
 from radedit_core.replication.data import case_image
 from radedit_core.replication.keep_ring import KEEP_MASKS, crossing_cases, keep_mask, ring, run_cases
-from radedit_core.settings import EDIT_DEFAULTS, PAPER_PROMPTS, EditSettings
+from radedit_core.settings import EDIT_DEFAULTS, PAPER_PROMPTS, EditSettings, cli_name, row_name
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPT = PAPER_PROMPTS["no-pneumothorax"]
@@ -50,6 +50,11 @@ def test_the_default_keeps_the_device_and_the_old_rule_stays_selectable():
     assert EditSettings(["x"], keep_scope="mask").keep_scope == "mask"
     with pytest.raises(ConfigError, match="keep_scope: must be one of device, mask, got 'ring'"):
         EditSettings(["x"], keep_scope="ring")
+    # Every front end names it its own way, through the one settings layer.
+    with pytest.raises(ConfigError, match="^--keep-scope: must be one of device, mask"):
+        EditSettings.from_mapping({"prompt": "x", "keep_scope": "all"}, cli_name)
+    with pytest.raises(ConfigError, match="^row 3: keep_scope: must be one of device, mask"):
+        EditSettings.from_mapping({"prompt": "x", "keep_scope": "all"}, row_name("row 3"))
 
 
 def test_device_keep_finds_the_drain_in_each_keep_mask_and_drops_the_finding_beside_it(case):
