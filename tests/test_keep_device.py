@@ -66,8 +66,8 @@ def test_device_keep_finds_the_drain_in_each_keep_mask_and_drops_the_finding_bes
         assert kept[drain].all(), name  # nothing of the drain is given to the edit
         # The dilation's band of the finding is not kept.  A mask drawn much larger takes in chest wall
         # and rib edges that stand out from the background as a device does: some of those stay.
-        assert kept[near].mean() < (0.5 if name == "too_large" else 0.15), name
-        assert kept[near].mean() < 0.5 * dilated[near].mean() or name == "misses_border", name
+        assert kept[near].mean() < (0.5 if name == "too_large" else 0.2), name
+        assert kept[near].mean() < 0.75 * dilated[near].mean() or name == "misses_border", name
         assert not (kept & ~dilated).any()
         assert masks.summary()["keep_scope"] == "device" and masks.summary()["keep_dilated_pixels"] == dilated.sum()
     # Outside the edit mask the keep mask is kept whole: nothing there is to change.

@@ -33,24 +33,30 @@ from ..errors import MaskError
 from .image import SourceImage
 
 
-#: Keep scope ``device`` (:func:`device_keep`): widths of the Gaussians (source pixels) that
-#: interpolate the local background into the dilated keep mask from the pixels around it, finest
-#: first; a pixel takes the finest scale whose weight of outside pixels reaches
-#: :data:`DEVICE_BACKGROUND_WEIGHT`, so a keep mask of any width gets a background.
+#: Keep scope ``device`` (:func:`device_keep`); lengths in source pixels.
+#: Noise smoothing (Gaussian sigma) before a pixel is compared with its background.
+DEVICE_SMOOTH_PX = 1.0
+#: Half-width of the median window of the first background (wider than a thin device).
+DEVICE_MEDIAN_PX = 15
+#: Widths of the Gaussians that interpolate the second background from the pixels outside the
+#: first pass's device, finest first; a pixel takes the finest scale whose weight of such pixels
+#: reaches :data:`DEVICE_BACKGROUND_WEIGHT`, so a device of any width gets a background.
 DEVICE_BACKGROUND_SIGMAS_PX = (3.0, 6.0, 12.0, 24.0, 48.0, 96.0)
 DEVICE_BACKGROUND_WEIGHT = 0.05
-#: Noise smoothing (Gaussian sigma, source pixels) before a pixel is compared with its background.
-DEVICE_SMOOTH_PX = 1.0
-DEVICE_MEDIAN_PX = 15
-#: A pixel belongs to the device where it differs from the background, in the device's direction
-#: (brighter or darker), by at least this share of the device's contrast: the 90th percentile of
-#: that difference over the dilated keep mask.
+#: A pixel is clearly device where it differs from the background, in the device's direction
+#: (brighter or darker), by at least the smaller of DEVICE_CONTRAST_SHARE times the device's
+#: contrast (the DEVICE_CONTRAST_PERCENTILE-th percentile of that difference over the dilated keep
+#: mask) and DEVICE_TEXTURE_MADS robust standard deviations (1.4826 x MAD) of the background's own
+#: texture around the mask (so a faint lead beside a bright generator counts).
 DEVICE_CONTRAST_SHARE = 0.4
-DEVICE_WEAK_SHARE = 0.1
 DEVICE_CONTRAST_PERCENTILE = 90.0
+DEVICE_TEXTURE_MADS = 5.0
+#: Fainter parts (a lumen, antialiased borders) count where they reach DEVICE_WEAK_SHARE /
+#: DEVICE_CONTRAST_SHARE of that threshold within DEVICE_MARGIN_PX + 1 of a clear part.
+DEVICE_WEAK_SHARE = 0.1
 #: The device pixels found are grown by this many pixels (a disc, :func:`dilate`), so that their
 #: faint antialiased border and the smoothing's reach are kept too.
-DEVICE_MARGIN_PX = 2
+DEVICE_MARGIN_PX = 1
 #: Below this contrast (a share of the image's value range) nothing in the keep mask stands out
 #: from its background: the whole dilated keep mask is kept, with a note.
 DEVICE_MIN_CONTRAST = 0.01
@@ -157,17 +163,17 @@ def erode(mask: np.ndarray, radius: int) -> np.ndarray:
     return sitk.GetArrayFromImage(out).astype(bool)
 
 
-def _device_pixels(mask: np.ndarray, difference: np.ndarray, contrast: float) -> np.ndarray:
+def _device_pixels(mask: np.ndarray, difference: np.ndarray, threshold: float) -> np.ndarray:
     """Pixels of ``mask`` that stand out (``difference``: over ``mask``'s pixels, in the device's direction)."""
     from scipy.ndimage import binary_fill_holes  # noqa: PLC0415
 
     strong, weak = np.zeros_like(mask), np.zeros_like(mask)
-    strong[mask] = difference >= DEVICE_CONTRAST_SHARE * contrast
-    weak[mask] = difference >= DEVICE_WEAK_SHARE * contrast
+    strong[mask] = difference >= threshold
+    weak[mask] = difference >= DEVICE_WEAK_SHARE / DEVICE_CONTRAST_SHARE * threshold
     # The device's fainter parts (a lumen, antialiased borders) where they touch its clear parts.
     device = strong | (weak & (dilate(strong.astype(np.float32), DEVICE_MARGIN_PX + 1) > 0))
     device = binary_fill_holes(device)
-    return (dilate(device.astype(np.float32), DEVICE_MARGIN_PX) > 0) & mask
+    return binary_fill_holes(dilate(device.astype(np.float32), DEVICE_MARGIN_PX) > 0) & mask
 
 
 def device_keep(
@@ -176,17 +182,21 @@ def device_keep(
     """Keep scope ``device``: the dilated keep mask cut down to the device inside the edit mask.
 
     The device is what differs from the background around it.  Rule, all
-    lengths in source pixels, contrasts in the source's stored values:
+    lengths in source pixels, differences in the source's stored values, on
+    the source smoothed by :data:`DEVICE_SMOOTH_PX`:
 
-    1. Background ``b``: the source outside the keep mask, interpolated into
-       it by normalised Gaussian convolution (:data:`DEVICE_BACKGROUND_SIGMAS_PX`,
-       finest scale with enough outside weight); the source is smoothed by
-       :data:`DEVICE_SMOOTH_PX` first, as is the image compared with it.
-    2. Direction ``s`` and contrast ``c``: the sign of the median of
-       ``src - b`` over the keep mask, and the 90th percentile of
-       ``s * (src - b)`` there.
-    3. Device: keep-mask pixels with ``s * (src - b) >= DEVICE_CONTRAST_SHARE * c``,
-       their enclosed holes filled, grown by :data:`DEVICE_MARGIN_PX`, within the keep mask.
+    1. First background: the median over a (2 x :data:`DEVICE_MEDIAN_PX` + 1)
+       square window.  The device's direction ``s``: the heavier of the
+       90th-percentile tails of ``src - b`` over the keep mask (a bright
+       drain: brighter).  First device: pixels with ``s * (src - b)`` of at
+       least :data:`DEVICE_CONTRAST_SHARE` times its 90th percentile ``c``.
+    2. Second background: the source outside that device (grown by
+       :data:`DEVICE_MARGIN_PX`) interpolated into it by normalised Gaussian
+       convolution (:data:`DEVICE_BACKGROUND_SIGMAS_PX`).
+    3. Device: keep-mask pixels with ``s * (src - b) >=`` min(DEVICE_CONTRAST_SHARE
+       x ``c``, DEVICE_TEXTURE_MADS x the background texture's robust deviation
+       outside the mask); fainter pixels (DEVICE_WEAK_SHARE) next to them; holes
+       filled; grown by :data:`DEVICE_MARGIN_PX`; holes filled again; within the keep mask.
     4. Kept: the device, plus the keep mask outside the edit mask (there
        nothing is to change).
 
@@ -220,7 +230,7 @@ def device_keep(
     # The device's direction: the heavier tail of the difference (a device is the mask's extreme).
     sign = 1.0 if np.percentile(diff, DEVICE_CONTRAST_PERCENTILE) >= -np.percentile(diff, 100 - DEVICE_CONTRAST_PERCENTILE) else -1.0
     contrast = float(np.percentile(sign * diff, DEVICE_CONTRAST_PERCENTILE))
-    device = _device_pixels(mask, sign * diff, contrast)
+    device = _device_pixels(mask, sign * diff, DEVICE_CONTRAST_SHARE * contrast)
     # Pass 2: the background interpolated from the source outside that device (and its margin).
     outside = ~(dilate(device.astype(np.float32), DEVICE_MARGIN_PX) > 0)
     outside_w = outside.astype(np.float64)
@@ -240,7 +250,12 @@ def device_keep(
             "keep scope device: nothing in the keep mask differs from its background "
             f"(contrast {contrast:.3g} < {DEVICE_MIN_CONTRAST:g} of the range); the whole keep mask is kept"
         ]
-    device = _device_pixels(mask, sign * diff, contrast)
+    # Faint parts of a device with a bright part (a lead beside a generator) are judged against
+    # the background's own texture too: DEVICE_TEXTURE_MADS robust deviations of it around the mask.
+    texture = sign * (src - background)[~mask]
+    spread = 1.4826 * float(np.median(np.abs(texture - np.median(texture)))) if texture.size else np.inf
+    threshold = min(DEVICE_CONTRAST_SHARE * contrast, DEVICE_TEXTURE_MADS * spread)
+    device = _device_pixels(mask, sign * diff, threshold)
     found = np.zeros_like(inside)
     found[box] = device
     if edit is not None:
