@@ -10,7 +10,10 @@ experiments and the DiffEdit mask baseline, and prints each experiment's
 figures beside the paper's (Tables 1-3) with the issue's goals marked
 reached or not.  ``--quick`` runs the same code on small splits, shorter
 network training and T=20 (about 3 minutes; CI checks its figures in
-ranges).  ``--cache DIR`` keeps the rendered splits and trained networks
+ranges).  The run computes with ``--threads`` torch threads (default 1)
+and deterministic algorithms whatever ``OMP_NUM_THREADS`` says, so its
+figures are the same with any thread count of the calling process.
+``--cache DIR`` keeps the rendered splits and trained networks
 (TorchScript with a predictor sidecar, usable by ``radedit stress
 evaluate``), so a rerun only edits.  What is measured, and on which splits:
 :mod:`radedit_core.replication.experiments`.
@@ -25,7 +28,6 @@ import time
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
 
 from radedit_core.errors import RadEditError  # noqa: E402
 from radedit_core.fileio import check_writable, write_json  # noqa: E402
@@ -39,7 +41,8 @@ def main() -> None:
     parser.add_argument("--model", default="tiny", help="the diffusion model (default: the bundled demo model)")
     parser.add_argument("--cache", help="keep rendered splits and trained networks here (reused by later runs)")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
-    parser.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS") or 2))
+    parser.add_argument("--threads", type=int, help="torch threads the run computes with (default 1); the figures "
+                        "depend on it, not on OMP_NUM_THREADS")
     parser.add_argument("--steps", type=int, help="edit steps T (full: 50, quick: 20)")
     parser.add_argument("--removals", type=int, help="pneumothorax cases edited (full: 40, quick: 6)")
     parser.add_argument("--removal-prompt", help="the removal prompt (default 'No pneumothorax')")
@@ -47,9 +50,9 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     changes = {k: v for k, v in {"steps": args.steps, "removals": args.removals, "seed": args.seed,
-                                 "removal_prompt": args.removal_prompt}.items() if v is not None}  # fmt: skip
+                                 "removal_prompt": args.removal_prompt, "threads": args.threads}.items()
+               if v is not None}  # fmt: skip
     config = ReplicationConfig.quick(**changes) if args.quick else ReplicationConfig.full(**changes)
     try:
         if args.json:

@@ -49,6 +49,14 @@ DETAIL_HELP = (
     "(wherever the edit did not change the image), outside-edit (outside the edit mask), everywhere (the "
     "change alone is added), decoded (nowhere: the released pipeline's plain decoded image, for comparison)"
 )
+#: What of the dilated keep mask is kept where it overlaps the edit mask
+#: (:func:`radedit_core.imaging.masks.device_keep`).  ``device`` (default): only the device, the
+#: pixels that differ from the background around them (and, in the latent paste, only the latent
+#: cells at least half device), so the dilation that protects a device's border keeps no band of the
+#: finding beside it; ``mask``: the whole dilated keep mask and every latent cell it touches
+#: (radedit 0.1, the paper's rule).
+KEEP_SCOPES = ("device", "mask")
+DEFAULT_KEEP_SCOPE = "device"
 #: Model card's text-to-image settings.
 DEFAULT_GENERATE_STEPS = 100
 DEFAULT_GENERATE_GUIDANCE = 7.5
@@ -279,6 +287,7 @@ EDIT_SPECS: dict[str, _Spec] = {
     "inversion": _Spec("str", _choice("ddpm", "ddim")),
     "keep_mode": _Spec("str", _choice("pixel", "latent")),
     "dilate": _Spec("int", _integer(0, MAX_DILATE_PX)),
+    "keep_scope": _Spec("str", _choice(*KEEP_SCOPES)),
     "soft_masks": _Spec("bool"),
     "detail": _Spec("str", _choice(*DETAIL_MODES)),
     "reference_compat": _Spec("bool"),
@@ -302,6 +311,9 @@ class EditSettings:
     ablation). ``keep_mode``: ``pixel`` (default: kept regions are copied from
     the source, bit for bit) or ``latent`` (the paper's latent paste only).
     ``dilate``: both masks are dilated by this many pixels (paper: 5).
+    ``keep_scope``: ``device`` (default) keeps, where the keep mask overlaps
+    the edit mask, only the device's pixels (:data:`KEEP_SCOPES`); ``mask``
+    the whole dilated keep mask.
     ``detail``: where the source's full-resolution detail is kept when mapping
     back (:data:`DETAIL_MODES`). ``reference_compat``: reproduce the released pipeline's quirks.
     ``latent_sampling``: VAE posterior ``mode`` or a seeded ``sample``.
@@ -327,6 +339,7 @@ class EditSettings:
     inversion: str = "ddpm"
     keep_mode: str = "pixel"
     dilate: int = 5
+    keep_scope: str = DEFAULT_KEEP_SCOPE
     soft_masks: bool = False
     detail: str = DEFAULT_DETAIL
     reference_compat: bool = False
@@ -347,7 +360,7 @@ class EditSettings:
         Everything that shapes the pass itself: steps, skip ratio, eta, the
         inversion (method, prompt, guidance, chunking), the call layout, the
         latent sampling, the mask rule and the reference quirks.  Prompts,
-        weights, seed, masks, dilation, keep mode and detail are each
+        weights, seed, masks, dilation, keep mode and scope and detail are each
         image's own.
         """
         return tuple(getattr(self, key) for key in BATCH_KEYS)
@@ -665,6 +678,8 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 
 __all__ = [
     "DEFAULT_DETAIL",
+    "DEFAULT_KEEP_SCOPE",
+    "KEEP_SCOPES",
     "BATCH_DEFAULTS",
     "BATCH_KEYS",
     "BatchOptions",

@@ -36,7 +36,7 @@ from .fileio import OutputGroup, check_writable
 from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
 from .imaging.io import write_image_file
-from .imaging.masks import EditMasks, make_masks
+from .imaging.masks import EditMasks, dominated_cells, make_masks
 from .imaging.transform import ModelSpaceTransform
 from .models.loading import RadEditComponents, load_components
 from .outputs import DicomOutputOptions, WrittenOutput, output_notes, sidecar_path, write_edit
@@ -190,15 +190,26 @@ class RadEditor:
             dilate_px=settings.dilate,
             edit_path=mask_paths[0],
             keep_path=mask_paths[1],
+            keep_scope=settings.keep_scope,
         )
         transform = ModelSpaceTransform.fit(image, self.pipe.model_resolution)
         rule = "mean" if settings.soft_masks else "any"
+        keep = None
+        if masks.keep is not None:
+            if settings.keep_scope == "device":
+                # Only the latent cells the device dominates are pinned: a cell touched by a thin
+                # device is mostly the background the edit should change.
+                cells = dominated_cells(transform.mask_to_model(masks.keep, "mean")[0, 0].numpy(),
+                                        self.pipe.vae_scale_factor)  # fmt: skip
+                keep = torch.from_numpy(cells)[None, None]
+            else:
+                keep = transform.mask_to_model(masks.keep, rule)
         return ModelInputs(
             masks=masks,
             transform=transform,
             image=transform.image_to_model(image.array),
             edit=transform.mask_to_model(masks.edit, rule),
-            keep=None if masks.keep is None else transform.mask_to_model(masks.keep, rule),
+            keep=keep,
             rule=rule,
         )
 
@@ -227,7 +238,7 @@ class RadEditor:
         timings["composite"] = time.perf_counter() - t_composite
         timings["total"] = time.perf_counter() - t0
         text = out.text
-        notes = image_notes(image) + [
+        notes = image_notes(image) + masks.notes + [
             f"prompt {t['prompt']!r} has {t['tokens']} tokens; the text encoder reads the first {t['max_length']}"
             for t in text
             if t["truncated"]

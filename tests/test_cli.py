@@ -155,7 +155,7 @@ def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_hom
 def test_version_and_help():
     assert radedit("--version").stdout.startswith("radedit_core ")
     help_text = radedit("edit", "--help").stdout
-    for flag in ("--keep-mode", "--reference-compat", "--skip-ratio", "--invert-prompt", "--dilate"):
+    for flag in ("--keep-mode", "--keep-scope", "--reference-compat", "--skip-ratio", "--invert-prompt", "--dilate"):
         assert flag in help_text
 
 

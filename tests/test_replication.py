@@ -56,22 +56,58 @@ def test_mask_helpers():
     assert (erode(mask, 2) | band)[mask].all()
 
 
-def test_quick_replication_runs_and_measures_the_paper_effects(tmp_path, radedit_home):
-    out = tmp_path / "results.json"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run(
-        [sys.executable, str(REPO / "benchmarks" / "phantom_replication.py"), "--quick", "--json", str(out),
-         "--cache", str(tmp_path / "cache"), "--workers", "2"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
+def _quick_run(tmp_path: Path, threads: int) -> subprocess.Popen:
+    folder = tmp_path / f"omp{threads}"
+    folder.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, str(REPO / "benchmarks" / "phantom_replication.py"), "--quick", "--json",
+         str(folder / "results.json"), "--cache", str(folder / "cache"), "--workers", "1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder,
     )  # fmt: skip
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "Manifestation shift" in proc.stdout and "Goals:" in proc.stdout and "paper" in proc.stdout
-    r = json.loads(out.read_text())
+
+
+def figures(results: dict) -> dict:
+    """The results less what may differ between two runs of the same config: times and file paths."""
+    if isinstance(results, dict):
+        return {k: figures(v) for k, v in results.items() if k not in ("timings_s", "train_seconds", "file")}
+    if isinstance(results, list):
+        return [figures(v) for v in results]
+    return results
+
+
+@pytest.mark.slow
+def test_quick_replication_gives_the_same_figures_with_one_and_two_threads(tmp_path, radedit_home):
+    # Both runs at once (each computes with the config's one thread, whatever OMP_NUM_THREADS says),
+    # so that checking the thread count costs no more wall time than one run on two cores.
+    runs = {threads: _quick_run(tmp_path, threads) for threads in (1, 2)}
+    out = {}
+    for threads, proc in runs.items():
+        stdout, stderr = proc.communicate(timeout=1800)
+        assert proc.returncode == 0, stderr[-3000:]
+        out[threads] = (stdout, json.loads((tmp_path / f"omp{threads}" / "results.json").read_text()))
+    stdout, r = out[1]
+    assert "Manifestation shift" in stdout and "Goals:" in stdout and "paper" in stdout
     assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
+    assert r["config"]["threads"] == r["threads"] == 1
+    assert figures(out[2][1]) == figures(r)
+    assert out[2][0] == stdout  # the printed tables too
     check_ranges(r)
     # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
-    nets = sorted((tmp_path / "cache" / "nets").glob("*.ts"))
+    nets = sorted((tmp_path / "omp1" / "cache" / "nets").glob("*.ts"))
     assert len(nets) == 5 and all(p.with_suffix(".json").is_file() for p in nets)
+
+
+def test_fixed_threads_sets_and_restores_the_thread_count_and_determinism():
+    import torch
+
+    from radedit_core.replication.experiments import fixed_threads
+
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled())
+    with fixed_threads(1):
+        assert torch.get_num_threads() == 1 and torch.are_deterministic_algorithms_enabled()
+    assert (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()) == before
 
 
 def check_ranges(r: dict) -> None:

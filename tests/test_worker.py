@@ -61,7 +61,9 @@ def job_for(inputs, out_dir: Path, **changes) -> dict:
         "edit_mask": str(inputs["edit"]),
         "keep_mask": str(inputs["keep"]),
         "output": str(out_dir / "edited.nrrd"),
-        "settings": {"prompts": [PROMPT], "weights": [15.0], "steps": 10, "keep_mode": "pixel", "dilate": 0},
+        # keep_scope "mask": the "drain" is a mask over an image without one, so nothing in it stands out
+        "settings": {"prompts": [PROMPT], "weights": [15.0], "steps": 10, "keep_mode": "pixel", "dilate": 0,
+                     "keep_scope": "mask"},
         "model": {"name": "tiny", "device": "cpu", "dtype": "float32"},
         "intensity": {"invert": False},
     }

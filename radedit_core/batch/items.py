@@ -21,14 +21,14 @@ from .datalist import Problems, Row, read_datalist
 #: Per-row columns that override the run's settings (parsed by the settings layer).
 EDIT_OVERRIDES = (
     "seed", "guidance", "steps", "skip_ratio", "eta", "keep_mode", "dilate", "invert_prompt", "invert_guidance",
-    "detail",
+    "detail", "keep_scope",
 )  # fmt: skip
 EDIT_COLUMNS = ("id", "image", "edit_mask", "keep_mask", "prompt", "global_edit", *EDIT_OVERRIDES)
 GENERATE_OVERRIDES = ("seed", "guidance", "steps", "negative_prompt")
 GENERATE_COLUMNS = ("id", "prompt", *GENERATE_OVERRIDES)
 _OVERRIDE_KINDS = {
     "seed": "int", "guidance": "floats", "steps": "int", "skip_ratio": "float", "eta": "float", "keep_mode": "str",
-    "dilate": "int", "invert_prompt": "str", "invert_guidance": "float", "detail": "str", "negative_prompt": "str",
+    "dilate": "int", "invert_prompt": "str", "invert_guidance": "float", "detail": "str", "keep_scope": "str", "negative_prompt": "str",
 }  # fmt: skip
 #: The generation settings an item's output depends on (its fingerprint).
 _GENERATE_FINGERPRINT = ("steps", "guidance", "seed", "negative_prompt")

@@ -545,7 +545,7 @@ class GenerateBatch(_Batch):
 
 _EDIT_SETTING_IDS = (
     "prompt", "guidance", "steps", "skip_ratio", "eta", "seed", "keep_mode", "dilate", "invert_prompt",
-    "invert_guidance", "inversion", "detail", "soft_masks", "inversion_batch_size", "jpeg_quality",
+    "invert_guidance", "inversion", "detail", "keep_scope", "soft_masks", "inversion_batch_size", "jpeg_quality",
 )  # fmt: skip
 _GENERATE_SETTING_IDS = ("steps", "guidance", "seed", "negative_prompt")
 _COMMON_IDS = (

@@ -80,6 +80,12 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
         f"only [default: {D.keep_mode}]",
     )
     g.add_argument("--dilate", metavar="PX", help=f"dilate both masks by PX pixels (paper: 5) [default: {D.dilate}]")
+    g.add_argument(
+        "--keep-scope",
+        help="what of the dilated keep mask is kept where it overlaps the edit mask: device (only the pixels that "
+        "differ from the background around them, and the latent cells they dominate: no band of the finding "
+        f"beside the device) or mask (all of it, the paper's rule) [default: {D.keep_scope}]",
+    )
     g.add_argument("--soft-masks", action="store_true", default=None, help="treat masks as soft weights in [0, 1]")
     g.add_argument("--detail", help=f"{DETAIL_HELP} [default: {D.detail}]")
     g.add_argument(
@@ -113,7 +119,7 @@ def add_generate_options(p: argparse.ArgumentParser) -> None:
 
 _EDIT_KEYS = (
     "prompt", "guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
-    "keep_mode", "dilate", "soft_masks", "detail", "reference_compat", "inversion_batch_size", "jpeg_quality",
+    "keep_mode", "dilate", "keep_scope", "soft_masks", "detail", "reference_compat", "inversion_batch_size", "jpeg_quality",
 )  # fmt: skip
 _GENERATE_KEYS = ("prompt", "steps", "guidance", "negative_prompt", "num_images", "seed", "bits")
 _MODEL_KEYS = ("model", "device", "dtype", "vae_dtype", "trust_remote_code", "offline", "compile")

@@ -23,7 +23,7 @@ from ..stress.run import load_stress_config, run_stress
 from .options import add_model_options, add_split_option
 
 _BUILD_EDIT_KEYS = ("guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
-                    "keep_mode", "dilate", "detail", "inversion_batch_size")  # fmt: skip
+                    "keep_mode", "dilate", "keep_scope", "detail", "inversion_batch_size")  # fmt: skip
 
 
 def _add_build_edit_options(p: argparse.ArgumentParser) -> None:
@@ -38,6 +38,8 @@ def _add_build_edit_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--inversion", help=f"ddpm or ddim [default: {D.inversion}]")
     g.add_argument("--keep-mode", help=f"pixel or latent [default: {D.keep_mode}]")
     g.add_argument("--dilate", metavar="PX", help=f"dilate both masks by PX pixels [default: the recipe's, else {D.dilate}]")
+    g.add_argument("--keep-scope", help=f"device or mask: what of the dilated keep mask is kept inside the edit mask "
+                   f"[default: {D.keep_scope}]")
     g.add_argument("--detail", help=f"{DETAIL_HELP} [default: {D.detail}]")
     g.add_argument("--inversion-batch-size", help="timesteps per UNet call when inverting")
 

@@ -217,7 +217,8 @@ def derivation_description(provenance: dict[str, Any], limit: int = 1024) -> str
     keep = _mask_name(masks.get("keep"))
     tail_parts = [
         f"edit mask {edit}" if edit else "edit mask: whole image (global edit)",
-        f"keep mask {keep} ({settings.get('keep_mode', 'latent')} keep)" if keep else "no keep mask",
+        f"keep mask {keep} ({settings.get('keep_mode', 'latent')} keep, {settings.get('keep_scope', 'mask')} scope)"
+        if keep else "no keep mask",
     ]
     if settings.get("dilate"):
         tail_parts.append(f"masks dilated {settings['dilate']} px")

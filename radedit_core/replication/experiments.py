@@ -20,7 +20,8 @@ prints, in numbered steps:
 3. **Manifestation shift** (Sec. 5.3, Table 2): test cases with a pneumothorax
    and a drain; remove the pneumothorax ("No pneumothorax" by default) three
    ways: RadEdit (edit = pneumothorax mask, keep = drain mask, keep in
-   *latent* mode so that keeping is the model's work, not a pixel copy), the
+   *latent* mode so that keeping is the model's work, not a pixel copy, keep
+   scope ``device`` as by default), the
    global edit (no masks: the LANCE-style baseline) and the edit mask without
    the keep mask.  Measured per method: pneumothorax removed (judge), drain
    still present (judge), lung Dice of the strong segmenter after the edit
@@ -42,7 +43,8 @@ prints, in numbered steps:
    (inside the lungs), a pacemaker (inside its would-be box: the same patient
    drawn with a pacemaker shows where) and an upper lobe consolidation (inside
    its would-be box), always keeping a band along the lung borders in pixel
-   mode; weak and strong segmenters' Dice against the ORIGINAL lung masks.
+   mode (keep scope ``mask``: the band is a region, not a device); weak and
+   strong segmenters' Dice against the ORIGINAL lung masks.
 
 Edits go through :class:`radedit_core.workflow.RadEditor` (the toolkit's one
 edit path), metrics through MONAI (:mod:`radedit_core.stress.metrics`).
@@ -50,6 +52,7 @@ edit path), metrics through MONAI (:mod:`radedit_core.stress.metrics`).
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -88,7 +91,11 @@ class ReplicationConfig:
     methods); ``consolidations``: site-B consolidation cases edited;
     ``additions``: healthy test cases, each given edema, a pacemaker and a
     consolidation.  Edits: ``steps`` T, ``skip_ratio``, ``guidance`` (the
-    paper's 15), mask ``dilate`` (5 px), seed.
+    paper's 15), mask ``dilate`` (5 px), seed.  ``threads``: the torch
+    threads the whole run computes with (:func:`fixed_threads`), whatever
+    ``OMP_NUM_THREADS`` says: float sums split over another number of threads
+    round differently, which moves a small network's training and so the
+    figures.
     """
 
     mode: str
@@ -107,6 +114,7 @@ class ReplicationConfig:
     seed: int = 0
     resamples: int = 2000
     diffedit: bool = True
+    threads: int = 1
 
     @classmethod
     def full(cls, **changes: Any) -> "ReplicationConfig":
@@ -141,9 +149,9 @@ class ReplicationConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def edit_settings(self, prompt: str, keep_mode: str = "pixel") -> EditSettings:
+    def edit_settings(self, prompt: str, keep_mode: str = "pixel", keep_scope: str = "device") -> EditSettings:
         return EditSettings(prompts=[prompt], weights=[self.guidance], steps=self.steps, skip_ratio=self.skip_ratio,
-                            seed=self.seed, dilate=self.dilate, keep_mode=keep_mode)  # fmt: skip
+                            seed=self.seed, dilate=self.dilate, keep_mode=keep_mode, keep_scope=keep_scope)  # fmt: skip
 
 
 @dataclass
@@ -289,8 +297,8 @@ class Replication:
             strong_segmenter=one("strong_segmenter", replace(segmenter, seed=c.seed + 8), "strong"),
         )
 
-    def edit(self, image, edit_mask, keep_mask, prompt: str, keep_mode: str = "pixel"):
-        settings = self.config.edit_settings(prompt, keep_mode)
+    def edit(self, image, edit_mask, keep_mask, prompt: str, keep_mode: str = "pixel", keep_scope: str = "device"):
+        settings = self.config.edit_settings(prompt, keep_mode, keep_scope)
         return self.editor.edit(image, edit_mask, keep_mask, settings).image
 
     def tensors(self, images) -> np.ndarray:
@@ -518,14 +526,17 @@ class Replication:
         for s, ca, im in zip(seeds, cases, images):
             band = border_band(ca.lungs, c.border_px)
             inside = erode(ca.lungs, c.border_px)
-            recipes["edema"].append(self.edit(im, inside, band, PAPER_PROMPTS["edema"]))
+            # The band is a region to keep whole, not a device: keep scope "mask".
+            recipes["edema"].append(self.edit(im, inside, band, PAPER_PROMPTS["edema"], keep_scope="mask"))
             # The same patient drawn with the device or finding shows where it would go.
             pm = sample_case(with_pacemaker, s).masks["pacemaker"]
-            recipes["pacemaker"].append(self.edit(im, bounding_box(pm, margin=8) & ~band, band, PAPER_PROMPTS["pacemaker"]))
+            recipes["pacemaker"].append(self.edit(im, bounding_box(pm, margin=8) & ~band, band, PAPER_PROMPTS["pacemaker"],
+                                                  keep_scope="mask"))  # fmt: skip
             cons_case = sample_case(with_consolidation, s)
             side = cons_case.parameters.findings.consolidation.side
             region = bounding_box(cons_case.masks["consolidation"], margin=8) & inside
-            recipes["consolidation"].append(self.edit(im, region, band, PAPER_PROMPTS[f"consolidation-{side}"]))
+            recipes["consolidation"].append(self.edit(im, region, band, PAPER_PROMPTS[f"consolidation-{side}"],
+                                                      keep_scope="mask"))  # fmt: skip
         self.timer.add("edit additions", started)
         out: dict[str, Any] = {"cases": len(cases), "border_px": c.border_px, "segmenters": {}, "added": {}}
         for name, net in (("weak", nets.weak_segmenter), ("strong", nets.strong_segmenter)):
@@ -540,6 +551,23 @@ class Replication:
         return out
 
 
+@contextlib.contextmanager
+def fixed_threads(threads: int):
+    """Torch computes with ``threads`` threads and deterministic algorithms inside; both restored after.
+
+    The figures then depend on the config alone: the same with ``OMP_NUM_THREADS=1`` and ``=2``.
+    """
+    before = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
+              torch.is_deterministic_algorithms_warn_only_enabled())  # fmt: skip
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before[0])
+        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+
+
 def run_replication(
     config: ReplicationConfig,
     model: str = "tiny",
@@ -549,23 +577,29 @@ def run_replication(
     progress: Callable[[str], None] | None = None,
     bars: bool = False,
 ) -> dict[str, Any]:
-    """Load the model, run every step (see the module docstring) and return the results mapping."""
+    """Load the model, run every step (see the module docstring) and return the results mapping.
+
+    Everything runs with ``config.threads`` torch threads and deterministic
+    algorithms (:func:`fixed_threads`), so the figures do not depend on the
+    thread count of the calling process.
+    """
     import tempfile  # noqa: PLC0415
 
     from ..workflow import RadEditor  # noqa: PLC0415
 
     started = time.perf_counter()
-    editor = RadEditor.load(model, device=device, dtype="float32")
-    editor.set_progress(False)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(cache) if cache is not None else Path(tmp)
-        run = Replication(config, editor, folder, workers, progress, bars)
-        run.timer.add("load model", started)
-        results = run.run()
+    with fixed_threads(config.threads):
+        editor = RadEditor.load(model, device=device, dtype="float32")
+        editor.set_progress(False)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(cache) if cache is not None else Path(tmp)
+            run = Replication(config, editor, folder, workers, progress, bars)
+            run.timer.add("load model", started)
+            results = run.run()
+        results["threads"] = torch.get_num_threads()
     results["model"] = editor.components.provenance()
-    results["threads"] = torch.get_num_threads()
     results["goals"] = goals(results)
     return results
 
 
-__all__ = ["JUDGE_CLASSES", "PREDICTOR_CLASSES", "Replication", "ReplicationConfig", "run_replication"]
+__all__ = ["JUDGE_CLASSES", "PREDICTOR_CLASSES", "Replication", "ReplicationConfig", "fixed_threads", "run_replication"]

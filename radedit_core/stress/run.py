@@ -55,9 +55,10 @@ STRESS_DEFAULTS: dict[str, Any] = {
     "batch_size": None, "include_images": True, "overwrite": False, "progress": True,
     # edit settings as keys of their own (over ``settings``): the bundle's top-level ids
     "steps": None, "guidance": None, "skip_ratio": None, "seed": None, "dilate": None, "keep_mode": None,
+    "keep_scope": None,
 }  # fmt: skip
 #: Keys that are edit settings (into ``settings``).
-EDIT_KEYS = ("steps", "guidance", "skip_ratio", "seed", "dilate", "keep_mode")
+EDIT_KEYS = ("steps", "guidance", "skip_ratio", "seed", "dilate", "keep_mode", "keep_scope")
 _PATHS = ("datalist", "recipes", "set", "predictor_config", "results", "report", "score_weights")
 
 
