@@ -166,7 +166,7 @@ def predictors(tmp_path_factory):
 
 def test_the_set_exposes_the_weak_predictor_and_not_the_strong_one(world, predictors, editor, tmp_path):
     from radedit_core.stress.evaluate import evaluate_set
-    from radedit_core.stress.predictors import load_predictor
+    from radedit_core.stress.predictor_forms import load_predictor
     from radedit_core.stress.report import write_report
 
     recipes = _write(tmp_path / "r.yaml", PTX_RECIPES)

@@ -34,10 +34,10 @@ from radedit_core.stress.predictors import (
     PredictorSpec,
     load_entry_point,
     load_monai_bundle,
-    load_predictor,
     load_torchscript,
     to_contract,
 )
+from radedit_core.stress.predictor_forms import load_predictor
 from radedit_core.stress.stress_set import SET_JSON, read_stress_set, write_stress_set
 from stress_sets import classification_set, segmentation_set
 from stress_toy_models import (

@@ -20,7 +20,7 @@ import yaml
 from radedit_core.errors import ConfigError
 from radedit_core.imaging.image import Geometry
 from radedit_core.imaging.io import read_image, write_image
-from radedit_core.stress.predictors import load_predictor, predictor_form
+from radedit_core.stress.predictor_forms import load_predictor, predictor_form
 from stress_sets import classification_set
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from radedit_core.errors import InputError, OutputError
 from radedit_core.stress.evaluate import evaluate_set
-from radedit_core.stress.predictors import load_predictor
+from radedit_core.stress.predictor_forms import load_predictor
 from radedit_core.stress.report import format_estimate, write_report
 from stress_sets import PATIENT, classification_set, dicom_set, segmentation_set
 

@@ -62,7 +62,7 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 def run_evaluate(args: argparse.Namespace) -> int:
     """Check the set, load the predictor, evaluate; prints the results folder."""
     from .evaluate import evaluate_set  # noqa: PLC0415
-    from .predictors import load_predictor  # noqa: PLC0415
+    from .predictor_forms import load_predictor  # noqa: PLC0415
 
     # Options and the set first: bad input is reported before a model is loaded.
     if args.batch_size is not None and args.batch_size < 1:

@@ -406,7 +406,7 @@ def evaluate_set(
 
     Args:
         set_dir: the set folder (or its ``set.json``, or a read :class:`StressSet`).
-        predictor: from :func:`~radedit_core.stress.predictors.load_predictor`.
+        predictor: from :func:`~radedit_core.stress.predictor_forms.load_predictor`.
         task: ``classification``/``segmentation`` (must match the set), or None/``auto``.
         output: folder for the results (created); an existing ``results.json``
             is an error unless ``overwrite``.

@@ -69,6 +69,7 @@ import torch
 
 from ..errors import ConfigError
 from ..imaging.image import SourceImage
+from .predictors import Predictor, PredictorSpec, _prepare_module, _sha256_files, read_sidecar, resolve_device
 
 #: ``<library>:`` prefixes of the library forms, and the extra that installs each library.
 LIBRARY_FORMS = {"torchxrayvision": "torchxrayvision", "huggingface": "huggingface", "timm": "timm"}
@@ -112,8 +113,6 @@ def _library(form: str, ref: str) -> Any:
 
 
 def _options(form: str, ref: str, config: str | Path | None) -> dict[str, Any]:
-    from .predictors import read_sidecar  # noqa: PLC0415
-
     if config is None:
         return {}
     data = read_sidecar(config)
@@ -195,8 +194,6 @@ class _Selected(torch.nn.Module):
 
 def _predictor(model: torch.nn.Module, transform: Callable, spec_data: dict, options: dict, description: dict,
                device: str, config: str | Path | None) -> Any:  # fmt: skip
-    from .predictors import PredictorSpec, Predictor, _prepare_module, resolve_device  # noqa: PLC0415
-
     for key in ("threshold", "window", "batch_size", "name"):
         if options.get(key) is not None:
             spec_data[key] = options[key]
@@ -207,8 +204,6 @@ def _predictor(model: torch.nn.Module, transform: Callable, spec_data: dict, opt
 
 
 def _sha256(paths: Sequence[Path]) -> str:
-    from .predictors import _sha256_files  # noqa: PLC0415
-
     return _sha256_files([p for p in paths if p.is_file()])
 
 

@@ -1,4 +1,4 @@
-"""The user's model under test: three ways to load it, one input contract.
+"""The user's model under test: its input contract and the loaders of its file forms.
 
 **Input contract.**  The model is called on ``float32`` tensors
 ``[B, 1, H, W]`` on its device, one image per row:
@@ -40,7 +40,7 @@ with the original masks at full resolution.
     name: weak-ptx-classifier        # optional, shown in reports
     factory_kwargs: {}               # entry points only: passed to the factory
 
-**Forms** (:func:`load_predictor` picks by what ``ref`` is):
+**Forms** (:func:`radedit_core.stress.predictor_forms.load_predictor` picks by what ``ref`` is):
 
 * a MONAI bundle folder: ``configs/metadata.json``, an inference config
   (``configs/inference.json``/``.yaml``) with the id ``network_def`` and
@@ -764,43 +764,6 @@ def load_entry_point(ref: str, config: str | Path | None = None, device: str = "
     return Predictor(_prepare_module(made, dev), spec, dev, description=description)
 
 
-def predictor_form(ref: str | Path) -> str:
-    """``monai_bundle``, ``torchscript``, ``entry_point`` or a library form (``torchxrayvision``,
-    ``huggingface``, ``timm``: ``<library>:<model>``, checked first) for what ``ref`` names."""
-    from .library_predictors import parse_library_ref  # noqa: PLC0415
-
-    library = parse_library_ref(ref)
-    if library is not None:
-        return library[0]
-    path = Path(ref)
-    if path.is_dir():
-        return "monai_bundle"
-    if path.is_file():
-        return "torchscript"
-    if isinstance(ref, str) and _ENTRY_POINT_RE.match(ref):
-        return "entry_point"
-    raise InputError(
-        ref,
-        "predictor not found: give a MONAI bundle folder, a TorchScript file (with its sidecar), "
-        "a Python entry point package.module:factory, or torchxrayvision:<weights>, huggingface:<folder or id>, "
-        "timm:<folder, id or architecture>",
-    )
-
-
-def load_predictor(ref: str | Path, config: str | Path | None = None, device: str = "auto") -> Predictor:
-    """Load a predictor in any of its forms (see the module docstring)."""
-    form = predictor_form(ref)
-    if form not in ("monai_bundle", "torchscript", "entry_point"):
-        from .library_predictors import load_library_predictor  # noqa: PLC0415
-
-        return load_library_predictor(str(ref), config, device)
-    if form == "monai_bundle":
-        return load_monai_bundle(ref, config, device)
-    if form == "torchscript":
-        return load_torchscript(ref, config, device)
-    return load_entry_point(str(ref), config, device)
-
-
 __all__ = [
     "CPU_BATCH_SIZE",
     "Predictor",
@@ -808,9 +771,7 @@ __all__ = [
     "contract_window",
     "load_entry_point",
     "load_monai_bundle",
-    "load_predictor",
     "load_torchscript",
-    "predictor_form",
     "read_sidecar",
     "resize_mode",
     "sidecar_for",

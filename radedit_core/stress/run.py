@@ -150,7 +150,7 @@ def check_predictor_before_editing(predictor: Any, datalist: str | Path, id_colu
 
 
 def _load_checked_predictor(o: Mapping[str, Any]) -> Any:
-    from .predictors import load_predictor  # noqa: PLC0415
+    from .predictor_forms import load_predictor  # noqa: PLC0415
 
     predictor = load_predictor(o["predictor"], o["predictor_config"], device=o["device"])
     if o["batch_size"] is not None:
