@@ -32,6 +32,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..yamlio import load_json, load_yaml
 
 SPEC_FILENAME = "radedit_model.json"
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
@@ -284,7 +285,7 @@ class ModelSpec:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read model spec ({exc.strerror})") from exc
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = load_json(text, path) if path.suffix == ".json" else load_yaml(text, path)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: model spec is not valid JSON/YAML ({exc})") from exc
         if not isinstance(data, dict):

@@ -52,6 +52,7 @@ from ..batch.runner import BatchSummary, _Batch
 from ..errors import ConfigError, InputError, RadEditError
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
+from ..runlock import run_lock
 from ..settings import EditSettings, bundle_name, coerce, is_missing, row_name
 from .recipes import MASK_PREFIX, Recipe, RecipeBook, Region, check_recipes, load_recipes, region_digest
 from .stress_set import TASKS, StressSet, is_identifying, write_stress_set
@@ -509,6 +510,11 @@ class StressBuild(_Batch):
 
     # -- 4. the set --------------------------------------------------------------------------
     def run(self) -> BuildSummary:
+        # One lock over the edits and the set (the batch's run takes it again, re-entrantly).
+        with run_lock(self.lock_folder(), "radedit stress build"):
+            return self._build()
+
+    def _build(self) -> BuildSummary:
         try:
             summary = super().run()
         finally:

@@ -227,9 +227,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml  # noqa: PLC0415
+            from ..yamlio import load_yaml  # noqa: PLC0415
 
-            data = yaml.safe_load(text)
+            data = load_yaml(text, path)
     except Exception as exc:  # noqa: BLE001 - both parsers' errors end here
         raise ConfigError(f"{path}: cannot parse the predictor sidecar ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):

@@ -432,12 +432,14 @@ def load_recipes(path: str | Path) -> RecipeBook:
     """
     import yaml  # noqa: PLC0415
 
+    from ..yamlio import load_yaml  # noqa: PLC0415
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "recipe file not found" if not path.exists() else "recipe file is not a file")
     raw = path.read_bytes()
     try:
-        data = yaml.safe_load(raw.decode("utf-8-sig"))
+        data = load_yaml(raw.decode("utf-8-sig"), path)
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not valid YAML/JSON ({first})") from None

@@ -73,11 +73,13 @@ def load_stress_config(path: str | Path) -> dict[str, Any]:
     """A stress config file with its defaults filled in and relative paths resolved (see the module docstring)."""
     import yaml  # noqa: PLC0415
 
+    from ..yamlio import load_yaml  # noqa: PLC0415
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "stress config not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = load_yaml(path.read_text(encoding="utf-8-sig"), path)
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML/JSON ({str(exc).strip().splitlines()[0]})") from None
     if not isinstance(data, Mapping):
