@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError
-from .fileio import check_writable
+from .fileio import check_outputs_apart, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
@@ -98,6 +98,11 @@ def prepare_edit(
     sidecar = sidecar_path(output)
     check_writable(output, overwrite)
     check_writable(sidecar, overwrite)
+    check_outputs_apart(
+        {name("output"): output, f"{name('output')}'s sidecar": sidecar},
+        edit_inputs(image, edit_ref, keep_ref, name),
+        folders=(name("output"),) if fmt == "dicom" else (),
+    )
 
     image_path = Path(image)
     headers: list = []
@@ -123,6 +128,15 @@ def prepare_edit(
     return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)
 
 
+def edit_inputs(image: Any, edit_ref: MaskRef | None, keep_ref: MaskRef | None, name=cli_name) -> dict[str, Any]:
+    """``{option: path}`` of the files an edit reads, for :func:`radedit_core.fileio.check_outputs_apart`."""
+    return {
+        name("image"): image,
+        name("edit_mask"): None if edit_ref is None else edit_ref.path,
+        name("keep_mask"): None if keep_ref is None else keep_ref.path,
+    }
+
+
 def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
     """The derived series' options, checked, with the SeriesNumber chosen from what the study uses."""
     from dataclasses import replace  # noqa: PLC0415
@@ -144,4 +158,4 @@ def _dicom_output(source: SourceImage, given: Any, headers: list, options: Dicom
     return replace(options, series_number=choose_series_number(used, options.series_number))
 
 
-__all__ = ["EditRequest", "prepare_edit"]
+__all__ = ["EditRequest", "edit_inputs", "prepare_edit"]

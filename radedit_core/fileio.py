@@ -36,7 +36,7 @@ def full_suffix(path: Path) -> str:
 
 
 #: errno values that mean "the storage cannot take this write" (not a bug, not bad input).
-_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
 def storage_error(path: str | Path, exc: OSError) -> OutputError:
@@ -74,6 +74,15 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _spelled_out(path: Path) -> Path:
+    """``path`` with its folder resolved (``new/../a.png`` through a folder that does not exist yet is
+    ``a.png``), so that the temporary sibling and the final name are in one folder; the name itself is kept
+    (an output that is a symlink is replaced, not followed)."""
+    if ".." not in path.parts:
+        return path
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
     """Fail early (before any computation) if ``path`` cannot be created; creates nothing.
 
@@ -81,7 +90,7 @@ def check_writable(path: str | Path, overwrite: bool = False) -> Path:
         OutputError: the path exists (without ``overwrite``), a parent is a
             file, or the nearest existing folder is not writable.
     """
-    path = Path(path)
+    path = _spelled_out(Path(path))
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
