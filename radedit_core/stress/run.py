@@ -175,12 +175,15 @@ def stress_evaluate(o: Mapping[str, Any], predictor: Any = None) -> tuple[Any, P
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .report import write_report  # noqa: PLC0415
 
+    from ..runlock import run_lock  # noqa: PLC0415
+
     predictor = predictor if predictor is not None else _load_checked_predictor(o)
-    evaluation = evaluate_set(
-        o["set"], predictor, task=o["task"], output=o["results"], n_resamples=o["resamples"], seed=o["bootstrap_seed"],
-        confidence=o["confidence"], overwrite=True, progress=o["progress"],
-    )  # fmt: skip
-    report = write_report(o["results"], o["report"], include_images=o["include_images"], overwrite=True)
+    with run_lock(o["results"], "radedit stress evaluate"):
+        evaluation = evaluate_set(
+            o["set"], predictor, task=o["task"], output=o["results"], n_resamples=o["resamples"],
+            seed=o["bootstrap_seed"], confidence=o["confidence"], overwrite=True, progress=o["progress"],
+        )  # fmt: skip
+        report = write_report(o["results"], o["report"], include_images=o["include_images"], overwrite=True)
     return evaluation, Path(report)
 
 
