@@ -122,6 +122,8 @@ def prepare_edit(
     keep = None if keep_ref is None else read_mask_array(keep_ref, source, soft=soft)
     # Dilation never makes an empty or misplaced mask usable: checked without it.
     masks = make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
+    if keep is not None and settings.dilate:  # ... but dilation may let the keep mask cover the edit mask
+        make_masks(source, edit, keep, soft=soft, dilate_px=settings.dilate, edit_path=edit_ref, keep_path=keep_ref)
     if edit_ref is not None:
         # The model sees the centred square only (the crop does not depend on the model's resolution).
         check_edit_mask_in_crop(masks.edit, ModelSpaceTransform.fit(source), edit_ref)

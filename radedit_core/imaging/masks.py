@@ -125,7 +125,12 @@ def make_masks(
     keep_path: str | Path | None = None,
     require_edit: bool = True,
 ) -> EditMasks:
-    """Build validated, dilated masks. ``edit=None`` means edit everywhere (global edit)."""
+    """Build validated, dilated masks. ``edit=None`` means edit everywhere (global edit).
+
+    Raises:
+        MaskError: a mask off the image's grid or with unusable values, an empty
+            edit mask, or an edit mask the (dilated) keep mask covers entirely.
+    """
     if edit is None:
         edit_mask = np.ones(image.shape, dtype=np.float32)
     else:
@@ -138,4 +143,12 @@ def make_masks(
     keep_mask = None
     if keep is not None:
         keep_mask = dilate(normalise_mask(keep, image, "keep", keep_path, soft), dilate_px)
+        # The keep mask wins where both are set: an edit region it covers entirely edits nothing (and an
+        # "edit" bit-identical to its source would pass as one).
+        if edit is not None and require_edit and not np.any((edit_mask > 0) & (keep_mask < 1)):
+            grown = f" once both are dilated by {dilate_px} px" if dilate_px else ""
+            raise MaskError(
+                edit_path if edit_path is not None else "edit mask",
+                f"edit mask lies entirely inside the keep mask {keep_path or ''}{grown}: nothing would be edited",
+            )
     return EditMasks(edit=edit_mask, keep=keep_mask, soft=soft)

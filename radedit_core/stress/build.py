@@ -436,6 +436,8 @@ class StressBuild(_Batch):
         edit_ref, keep_ref = self._refs(plan, edit, keep, write=False)
         try:
             make_masks(source, edit, keep, edit_path=edit_ref, keep_path=keep_ref)
+            if keep is not None and item.settings.dilate:  # dilation may let the keep region cover the edit region
+                make_masks(source, edit, keep, dilate_px=item.settings.dilate, edit_path=edit_ref, keep_path=keep_ref)
         except InputError as exc:
             raise InputError(exc.path, f"recipe {plan.recipe_name}: {exc.problem}") from None
         self._pending_here += 1
@@ -637,6 +639,11 @@ def _apply_filters(plan: Plan, qc: Mapping[str, Any]) -> tuple[bool, list[str]]:
     if "max_keep_change" in f and "keep" in loc and loc["keep"]["max_abs_change"] > f["max_keep_change"]:
         reasons.append(f"largest change in the keep region {loc['keep']['max_abs_change']:.4f} > max_keep_change "
                        f"{f['max_keep_change']:g}")  # fmt: skip
+    # Whatever the filters say: an edit that changed nothing in its region is no example of its finding.
+    if loc and not plan.sham and "edit" not in loc:
+        reasons.append("the edit region is empty once the keep region is taken out of it")
+    elif loc and not plan.sham and loc["edit"]["max_abs_change"] == 0.0:
+        reasons.append("no pixel of the edit region changed: the edit is identical to its source there")
     if "min_edit_change" in f and not plan.sham:
         change = (loc.get("edit") or {}).get("mean_abs_change", 0.0)
         if change < f["min_edit_change"]:
