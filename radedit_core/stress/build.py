@@ -54,7 +54,16 @@ from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
 from ..runlock import run_lock
 from ..settings import EditSettings, bundle_name, coerce, is_missing, row_name
-from .recipes import MASK_PREFIX, Recipe, RecipeBook, Region, check_recipes, load_recipes, region_digest
+from .recipes import (
+    MASK_PREFIX,
+    MAX_SWEEP_POINTS,
+    Recipe,
+    RecipeBook,
+    Region,
+    check_recipes,
+    load_recipes,
+    region_digest,
+)
 from .stress_set import TASKS, StressSet, is_identifying, write_stress_set
 
 log = logging.getLogger("radedit.stress")
@@ -62,6 +71,8 @@ log = logging.getLogger("radedit.stress")
 EDITS_DIR = "edits"
 MASKS_DIR = "masks"
 SCORE_MODES = ("auto", "required", "off")
+#: The most edits one build plans unless ``--max-items`` (``max_items``) raises it.
+MAX_ITEMS = 100_000
 SHAM_SUFFIX = ":sham"
 _ROW_ID_CHARS = "letters, digits, '_', '.' or '-'"
 
@@ -215,6 +226,8 @@ class StressBuild(_Batch):
         name: Any = None,
         predictor_classes: Sequence[str] | None = None,
         scorer: Any = None,
+        max_items: Any = None,
+        max_sweep_points: Any = None,
         **common: Any,
     ):
         super().__init__(**common)
@@ -232,6 +245,8 @@ class StressBuild(_Batch):
         self.name = name
         self.predictor_classes = None if predictor_classes is None else list(predictor_classes)
         self.scorer = scorer
+        self.max_items = max_items
+        self.max_sweep_points = max_sweep_points
         self.plans: dict[str, Plan] = {}
         self.items: list[Item] = []
         self._pending_here = 0
@@ -259,10 +274,17 @@ class StressBuild(_Batch):
                 raise ConfigError(f"subgroups: column '{column}' identifies patients; it cannot be a subgroup")
         self.id_column = str(self.id_column or "id")
         self.text_column = str(self.text_column or "report")
+        for key, default in (("max_items", MAX_ITEMS), ("max_sweep_points", MAX_SWEEP_POINTS)):
+            value = default if is_missing(getattr(self, key)) else coerce(key, getattr(self, key), "int")
+            if value < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {value}")
+            setattr(self, key, value)
         # The command line's edit settings on their own first, so that a bad one is named as typed.
         EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
         self.book = (
-            self.recipes_source if isinstance(self.recipes_source, RecipeBook) else load_recipes(self.recipes_source)
+            self.recipes_source
+            if isinstance(self.recipes_source, RecipeBook)
+            else load_recipes(self.recipes_source, self.max_sweep_points)
         )
 
     def build_items(self) -> list[Item]:
@@ -327,6 +349,11 @@ class StressBuild(_Batch):
                         if real_text is None:
                             raise ConfigError(f"recipe {recipe.name}: sham: the row has no '{self.text_column}' text")
                         jobs.append(({}, True, [real_text]))
+                    if len(items) + len(jobs) > self.max_items:  # sized before planned: no hours of planning
+                        raise ConfigError(
+                            f"{self.datalist}: more than {self.max_items} edits planned (the limit, reached at "
+                            f"{row.where}, recipe {recipe.name}); pass --max-items (max_items) to raise it"
+                        )
                     for point, sham, prompts in jobs:
                         settings = recipe.edit_settings(book.defaults, point, prompts if sham else None, self.settings)
                         plan = Plan(row, row_id, recipe, point, sham, prompts, settings, image, real_text, label_masks)
@@ -336,8 +363,11 @@ class StressBuild(_Batch):
         problems.raise_if_any(self.datalist)
         seen: dict[str, Item] = {}
         for item in items:
-            if item.id.lower() in seen:  # pragma: no cover - ids hash everything that differs
-                raise ConfigError(f"{item.where}: repeats {seen[item.id.lower()].where} (same id {item.id})")
+            if item.id.lower() in seen:  # ids hash everything that differs: equal ids are a hash collision
+                raise ConfigError(
+                    f"{item.where}: item id collision with {seen[item.id.lower()].where}: different edits hash to the "
+                    f"same id {item.id}; rename the row's id or the recipe"
+                )
             seen[item.id.lower()] = item
         self.items = items
         return items
