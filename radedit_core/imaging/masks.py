@@ -74,6 +74,17 @@ def normalise_mask(
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         raise MaskError(where, f"{name} mask contains NaN or infinite values")
     if not soft:
+        # A probability map read as binary would edit wherever it is above 0 (1e-6 included): refuse to guess.
+        if np.issubdtype(array.dtype, np.floating) and np.any(array != np.round(array)):
+            sample = float(array[array != np.round(array)].flat[0])
+            raise MaskError(
+                where,
+                f"{name} mask holds fractional values (e.g. {sample:g}); a binary mask holds 0 and 1 (or label "
+                "values): threshold it, or turn on soft masks to use it as weights in [0, 1]",
+            )
+        if array.min() < 0:
+            raise MaskError(where, f"{name} mask holds negative values (down to {array.min():g}); masks hold 0 and 1 "
+                                   "(or non-negative label values)")  # fmt: skip
         return (array != 0).astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
         if array.min() < 0:
