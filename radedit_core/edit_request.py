@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .errors import ConfigError
-from .fileio import check_outputs_apart, check_writable
+from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
@@ -103,6 +103,10 @@ def prepare_edit(
         edit_inputs(image, edit_ref, keep_ref, name),
         folders=(name("output"),) if fmt == "dicom" else (),
     )
+    if fmt == "dicom" and overwrite:
+        from .dicom.writing import IMAGE_FILE, SEG_FILE  # noqa: PLC0415
+
+        check_replaceable_folder(output, option=name("overwrite"), own_names=(IMAGE_FILE, SEG_FILE))
 
     image_path = Path(image)
     headers: list = []

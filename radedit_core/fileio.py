@@ -288,11 +288,11 @@ def check_outputs_apart(outputs: dict[str, Any], inputs: dict[str, Any], folders
     Raises:
         OutputError: naming both, e.g. ``--output a.png is the input --image ../x/a.png``.
     """
-    given_inputs = [(n, Path(p)) for n, p in inputs.items() if p not in (None, "")]
+    given_inputs = [(n, _spelled_out(Path(p))) for n, p in inputs.items() if p not in (None, "")]
     for out_name, out in outputs.items():
         if out in (None, ""):
             continue
-        out = Path(out)
+        out = _spelled_out(Path(out))
         for in_name, src in given_inputs:
             if same_file(out, src):
                 raise OutputError(
