@@ -407,12 +407,17 @@ def cls_set(tmp_path_factory) -> Path:
 
 def _script(folder: Path, source: str, name: str) -> Path:
     """A TorchScript predictor compiled from ``source`` (a module class ``Net``)."""
+    import importlib.util
+
     import torch
 
-    namespace: dict = {}
-    exec(source, namespace)  # noqa: S102 - test-local model source
     folder.mkdir(parents=True, exist_ok=True)
-    torch.jit.script(namespace["Net"]()).save(str(folder / f"{name}.pt"))
+    (folder / f"{name}_net.py").write_text(source)  # TorchScript compiles from a source file
+    spec = importlib.util.spec_from_file_location(f"{name}_net_{abs(hash(str(folder)))}", folder / f"{name}_net.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    torch.jit.script(module.Net()).save(str(folder / f"{name}.pt"))
     (folder / f"{name}.json").write_text(json.dumps(CLASSIFIER))
     return folder / f"{name}.pt"
 
