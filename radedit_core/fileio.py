@@ -52,6 +52,24 @@ def is_storage_error(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
 
 
+def _as_storage_error(path: Path, exc: BaseException) -> OutputError | None:
+    """The :class:`OutputError` for a failed write, or None when ``exc`` is no storage problem.
+
+    Writers in C++ (``torch.save``, ITK) report a full disk as a RuntimeError without an errno:
+    for those the free space of ``path``'s disk decides.
+    """
+    if is_storage_error(exc):
+        return storage_error(path, exc)  # type: ignore[arg-type]
+    if isinstance(exc, RuntimeError):
+        try:
+            stat = os.statvfs(_nearest_existing(path.parent))
+        except OSError:
+            return None
+        if stat.f_bavail * stat.f_frsize < 64 * 1024:
+            return storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    return None
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -154,9 +172,10 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
             # mkstemp makes private (0600) files; an output gets a normal file's mode.
             os.chmod(tmp, file_mode())
             os.replace(tmp, path)
-        except OSError as exc:
-            if is_storage_error(exc):
-                raise storage_error(path, exc) from exc
+        except (OSError, RuntimeError) as exc:
+            error = _as_storage_error(path, exc)
+            if error is not None:
+                raise error from exc
             raise
     finally:
         if tmp.exists():
@@ -192,9 +211,10 @@ def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple
             os.chmod(tmp, folder_mode())
             _follow_umask(tmp)
             os.replace(tmp, path)
-        except OSError as exc:
-            if is_storage_error(exc):
-                raise storage_error(path, exc) from exc
+        except (OSError, RuntimeError) as exc:
+            error = _as_storage_error(path, exc)
+            if error is not None:
+                raise error from exc
             raise
     finally:
         if tmp.exists():
