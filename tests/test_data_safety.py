@@ -388,6 +388,9 @@ def test_worker_jobs_that_would_lose_data_are_refused(inputs, fields, code, prob
 
 
 def test_worker_paths_count_from_the_job_folder_and_dotdot_through_a_new_folder_works(inputs, tmp_path, radedit_home):
+    for name in ("cxr.png", "lungs_mask.png"):  # 128 x 128: the worker's whole run in a few seconds
+        image = Image.open(inputs / name)
+        image.resize((128, 128), Image.NEAREST if "mask" in name else Image.BILINEAR).save(inputs / name)
     job = _job(inputs, output="new/../edited.png")
     rc, events, stderr = _worker(job, cwd=tmp_path)  # another working folder: relative paths are the job's
     assert rc == 0, stderr
@@ -683,3 +686,14 @@ def test_full_disk_stress_build_is_exit_4_and_resumes(small_disk, small_world, t
     code, err = cli(capsys, *argv)
     assert code == 0, err
     assert (disk / "set" / "set.json").is_file() and checksums(small_world) == before
+
+
+def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, radedit_home):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "edit", "--config_file",
+           str(REPO / "monai_bundle" / "configs" / "inference.json"), "--steps", "2", "--output_dir", str(out)]  # fmt: skip
+    with lock_held_elsewhere(out) as pid:
+        proc = subprocess.run(cmd, cwd=REPO, env=env(radedit_home), capture_output=True, text=True, timeout=300)
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("radedit: error: ")]
+    assert proc.returncode == 4 and len(errors) == 1 and f"pid {pid}" in errors[0], proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr and not out.exists()
