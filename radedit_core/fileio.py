@@ -43,7 +43,7 @@ def storage_error(path: str | Path, exc: OSError) -> OutputError:
     """The one-line :class:`OutputError` for a write to ``path`` that failed with ``exc`` (a full disk, ...)."""
     reason = exc.strerror or str(exc)
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-        reason += "; nothing partial was kept: free some space and run the same command again to resume"
+        reason += "; free some space and run the same command again to resume"
     return OutputError(f"{path}: cannot write ({reason})")
 
 

@@ -346,6 +346,19 @@ def test_item_ids_carry_64_bits_of_hash():
     assert len(ident.rsplit("-", 1)[1]) == 16
 
 
+def test_an_id_collision_is_reported_as_a_collision(small_world, tmp_path, monkeypatch):
+    from radedit_core.stress import build
+    from radedit_core.stress.build import StressBuild
+
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(BUILD_RECIPES))
+    monkeypatch.setattr(build, "item_id", lambda label, content: "same-0123456789abcdef")  # a 64-bit hash collision
+    stress_build = StressBuild(datalist=small_world / "datalist.csv", recipes=tmp_path / "r.yaml", score="off",
+                               output_dir=tmp_path / "set")  # fmt: skip
+    stress_build._check_params()
+    with pytest.raises(ConfigError, match="item id collision with row 1 .*same id same-0123456789abcdef"):
+        stress_build.build_items()
+
+
 # -- the worker: jobs that point at their own inputs, strings where objects belong, '..' ----------------
 def _job(folder: Path, **fields) -> Path:
     job = {"radedit_job": 1, "task": "edit", "image": "cxr.png", "edit_mask": "lungs_mask.png",
@@ -662,6 +675,13 @@ def test_full_disk_train_resumes_and_its_files_follow_the_umask(small_disk, smal
     weights = list((disk / "run").rglob("*.safetensors"))
     assert weights and {oct(p.stat().st_mode & 0o777) for p in weights} == {"0o644"}  # safetensors alone: 0o600
     assert not list((disk / "run").rglob(".*.lock")) and not (disk / ".run.lock").exists()
+    # a checkpoint whose safetensors file was cut short (a copy interrupted, a disk that filled up elsewhere)
+    checkpoint = sorted((disk / "run" / "checkpoints").iterdir())[0]  # step 1 of 2: resumable
+    cut = next(checkpoint.rglob("*.safetensors"))
+    cut.write_bytes(cut.read_bytes()[:1000])
+    resume = ["--resume", checkpoint, "--output-dir", disk / "run2"]
+    code, err = cli(capsys, *argv[:argv.index("--output-dir")], *argv[argv.index("--output-dir") + 2:], *resume)
+    assert code == 2 and str(checkpoint) in err and "cannot restore the checkpoint" in err, err
 
 
 BUILD_RECIPES = {
