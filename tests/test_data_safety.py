@@ -28,7 +28,7 @@ from PIL import Image
 
 from radedit_core.cli import main
 from radedit_core.demo import sample_dir
-from radedit_core.errors import ConfigError, InputError, OutputError
+from radedit_core.errors import ConfigError, OutputError
 
 REPO = Path(__file__).resolve().parent.parent
 TESTS = Path(__file__).resolve().parent
