@@ -20,7 +20,7 @@ import numpy as np
 from .dicom import choose_series_number, locate_dicom_image
 from .dicom.writing import check_series_description, uid_prefix
 from .errors import ConfigError
-from .fileio import check_writable
+from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
@@ -100,6 +100,15 @@ def prepare_edit(
     sidecar = sidecar_path(output)
     check_writable(output, overwrite)
     check_writable(sidecar, overwrite)
+    check_outputs_apart(
+        {name("output"): output, f"{name('output')}'s sidecar": sidecar},
+        edit_inputs(image, edit_ref, keep_ref, name),
+        folders=(name("output"),) if fmt == "dicom" else (),
+    )
+    if fmt == "dicom" and overwrite:
+        from .dicom.writing import IMAGE_FILE, SEG_FILE  # noqa: PLC0415
+
+        check_replaceable_folder(output, option=name("overwrite"), own_names=(IMAGE_FILE, SEG_FILE))
 
     image_path = Path(image)
     headers: list = []
@@ -117,10 +126,21 @@ def prepare_edit(
     keep = None if keep_ref is None else read_mask_array(keep_ref, source, soft=soft)
     # Dilation never makes an empty or misplaced mask usable: checked without it.
     masks = make_masks(source, edit, keep, soft=settings.soft_masks, edit_path=edit_ref, keep_path=keep_ref)
+    if keep is not None and settings.dilate:  # ... but dilation may let the keep mask cover the edit mask
+        make_masks(source, edit, keep, soft=soft, dilate_px=settings.dilate, edit_path=edit_ref, keep_path=keep_ref)
     if edit_ref is not None:
         # The model sees the centred square only (the crop does not depend on the model's resolution).
         check_edit_mask_in_crop(masks.edit, ModelSpaceTransform.fit(source), edit_ref)
     return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)
+
+
+def edit_inputs(image: Any, edit_ref: MaskRef | None, keep_ref: MaskRef | None, name=cli_name) -> dict[str, Any]:
+    """``{option: path}`` of the files an edit reads, for :func:`radedit_core.fileio.check_outputs_apart`."""
+    return {
+        name("image"): image,
+        name("edit_mask"): None if edit_ref is None else edit_ref.path,
+        name("keep_mask"): None if keep_ref is None else keep_ref.path,
+    }
 
 
 def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
@@ -141,4 +161,4 @@ def _dicom_output(source: SourceImage, given: Any, headers: list, options: Dicom
     return replace(options, series_number=choose_series_number(used, options.series_number))
 
 
-__all__ = ["EditRequest", "prepare_edit"]
+__all__ = ["EditRequest", "edit_inputs", "prepare_edit"]

@@ -12,6 +12,7 @@ JSON is written strictly (no NaN or infinity: they are not JSON).
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import math
 import os
@@ -32,6 +33,41 @@ def full_suffix(path: Path) -> str:
         if name.endswith(suffix):
             return suffix
     return path.suffix.lower()
+
+
+#: errno values that mean "the storage cannot take this write" (not a bug, not bad input).
+_STORAGE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def storage_error(path: str | Path, exc: OSError) -> OutputError:
+    """The one-line :class:`OutputError` for a write to ``path`` that failed with ``exc`` (a full disk, ...)."""
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason += "; free some space and run the same command again to resume"
+    return OutputError(f"{path}: cannot write ({reason})")
+
+
+def is_storage_error(exc: BaseException) -> bool:
+    """Whether ``exc`` is an OSError a write can meet on a full, read-only or failing disk."""
+    return isinstance(exc, OSError) and exc.errno in _STORAGE_ERRNOS
+
+
+def _as_storage_error(path: Path, exc: BaseException) -> OutputError | None:
+    """The :class:`OutputError` for a failed write, or None when ``exc`` is no storage problem.
+
+    Writers in C++ (``torch.save``, ITK) report a full disk as a RuntimeError without an errno:
+    for those the free space of ``path``'s disk decides.
+    """
+    if is_storage_error(exc):
+        return storage_error(path, exc)  # type: ignore[arg-type]
+    if isinstance(exc, RuntimeError):
+        try:
+            stat = os.statvfs(_nearest_existing(path.parent))
+        except OSError:
+            return None
+        if stat.f_bavail * stat.f_frsize < 64 * 1024:
+            return storage_error(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+    return None
 
 
 def _umask() -> int:
@@ -56,6 +92,15 @@ def _nearest_existing(path: Path) -> Path:
     return path
 
 
+def _spelled_out(path: Path) -> Path:
+    """``path`` with its folder resolved (``new/../a.png`` through a folder that does not exist yet is
+    ``a.png``), so that the temporary sibling and the final name are in one folder; the name itself is kept
+    (an output that is a symlink is replaced, not followed)."""
+    if ".." not in path.parts:
+        return path
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def check_writable(path: str | Path, overwrite: bool = False) -> Path:
     """Fail early (before any computation) if ``path`` cannot be created; creates nothing.
 
@@ -63,7 +108,7 @@ def check_writable(path: str | Path, overwrite: bool = False) -> Path:
         OutputError: the path exists (without ``overwrite``), a parent is a
             file, or the nearest existing folder is not writable.
     """
-    path = Path(path)
+    path = _spelled_out(Path(path))
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
@@ -116,16 +161,22 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=f".part{suffix}", dir=path.parent)
     except OSError as exc:
         _remove_empty(created)
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from exc
+        raise storage_error(path, exc) from exc
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        yield tmp
-        if path.exists() and not overwrite:
-            raise OutputError(f"{path}: output appeared while writing; not replaced")
-        # mkstemp makes private (0600) files; an output gets a normal file's mode.
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, path)
+        try:
+            yield tmp
+            if path.exists() and not overwrite:
+                raise OutputError(f"{path}: output appeared while writing; not replaced")
+            # mkstemp makes private (0600) files; an output gets a normal file's mode.
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            error = _as_storage_error(path, exc)
+            if error is not None:
+                raise error from exc
+            raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -133,23 +184,146 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Like :func:`atomic_path` for a folder of files (a DICOM series)."""
+def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Like :func:`atomic_path` for a folder of files (a DICOM series, a model).
+
+    ``overwrite`` replaces only a folder radedit wrote: one holding :data:`MARKER`
+    (written into every such folder) or, when ``own_names`` is given (a DICOM series:
+    its file names), one holding nothing but those names; no marker is written then.
+    """
     path = check_writable(path, overwrite)
     created = _make_parents(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
     try:
-        yield tmp
-        if path.exists():
-            if not overwrite:
-                raise OutputError(f"{path}: output appeared while writing; not replaced")
-            shutil.rmtree(path)
-        os.chmod(tmp, folder_mode())
-        os.replace(tmp, path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
+    except OSError as exc:
+        _remove_empty(created)
+        raise storage_error(path, exc) from exc
+    try:
+        try:
+            yield tmp
+            if path.exists():
+                if not overwrite:
+                    raise OutputError(f"{path}: output appeared while writing; not replaced")
+                check_replaceable_folder(path, own_names=own_names)
+                shutil.rmtree(path)
+            if not own_names:
+                write_marker(tmp)
+            os.chmod(tmp, folder_mode())
+            _follow_umask(tmp)
+            os.replace(tmp, path)
+        except (OSError, RuntimeError) as exc:
+            error = _as_storage_error(path, exc)
+            if error is not None:
+                raise error from exc
+            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
             _remove_empty(created)
+
+
+def _follow_umask(folder: Path) -> None:
+    """Give every file under ``folder`` the umask's mode: some writers (safetensors) make private 0600 files."""
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), folder_mode())
+        for name in files:
+            os.chmod(os.path.join(root, name), file_mode())
+
+
+# -- what is an input, what the toolkit wrote ---------------------------------
+
+#: The file the toolkit leaves in every folder it writes as a whole (a DICOM series, a data set, a model):
+#: ``--overwrite`` replaces a folder only when it holds this marker (or a manifest the toolkit wrote).
+MARKER = ".radedit-output"
+
+
+def write_marker(folder: str | Path, what: str = "output") -> None:
+    """Mark ``folder`` as written by radedit_core (see :data:`MARKER`)."""
+    from ._version import __version__  # noqa: PLC0415
+
+    (Path(folder) / MARKER).write_text(json.dumps({"tool": "radedit_core", "version": __version__, "what": what}) + "\n")
+
+
+def written_by_toolkit(folder: str | Path, manifests: tuple[str, ...] = (), own_names: tuple[str, ...] = ()) -> bool:
+    """Whether ``folder`` holds :data:`MARKER` or one of ``manifests`` (the files a toolkit command writes there),
+    or (``own_names`` given) only files of those names."""
+    folder = Path(folder)
+    if any((folder / name).is_file() for name in (MARKER, *manifests)):
+        return True
+    return bool(own_names) and all(p.name in own_names and p.is_file() for p in folder.iterdir())
+
+
+def check_replaceable_folder(
+    folder: str | Path, manifests: tuple[str, ...] = (), option: str = "--overwrite", own_names: tuple[str, ...] = ()
+) -> None:
+    """``option`` may clear ``folder`` only if it is empty or the toolkit wrote it (see :func:`written_by_toolkit`).
+
+    Raises:
+        OutputError: ``folder`` is a file, or a non-empty folder without the marker or a manifest.
+    """
+    folder = Path(folder)
+    if not folder.exists() and not folder.is_symlink():
+        return
+    if folder.is_symlink() or not folder.is_dir():
+        raise OutputError(f"{folder}: {option} replaces only a folder radedit wrote; this is not a folder")
+    if any(folder.iterdir()) and not written_by_toolkit(folder, manifests, own_names):
+        raise OutputError(
+            f"{folder}: not a folder radedit wrote (no {MARKER} or {'/'.join(manifests) or 'manifest'} in it); "
+            f"{option} does not delete other folders: choose a new or empty folder"
+        )
+
+
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether ``a`` and ``b`` name the same existing file or folder (symlinks, ``..``, hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` (resolved, symlinks followed) lies inside ``folder`` or is it."""
+    try:
+        real, top = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    except OSError:
+        return False
+    if real == top or top in real.parents:
+        return True
+    # a hard link or bind mount: compare by identity along the path
+    probe = real
+    while probe != probe.parent:
+        if same_file(probe, top):
+            return True
+        probe = probe.parent
+    return False
+
+
+def check_outputs_apart(outputs: dict[str, Any], inputs: dict[str, Any], folders: tuple[str, ...] = ()) -> None:
+    """Before anything is written: no output is an input, and no folder output holds one.
+
+    ``outputs``/``inputs``: ``{name shown in messages: path}`` (None values are skipped);
+    ``folders``: the names in ``outputs`` that are folders the run may clear or replace.
+
+    Raises:
+        OutputError: naming both, e.g. ``--output a.png is the input --image ../x/a.png``.
+    """
+    given_inputs = [(n, _spelled_out(Path(p))) for n, p in inputs.items() if p not in (None, "")]
+    for out_name, out in outputs.items():
+        if out in (None, ""):
+            continue
+        out = _spelled_out(Path(out))
+        for in_name, src in given_inputs:
+            if same_file(out, src):
+                raise OutputError(
+                    f"{out_name} {out} is the same file as the input {in_name} {src}; an input is never "
+                    "overwritten: choose another output"
+                )
+            if out_name in folders and out.exists() and src.exists() and _inside(src, out):
+                raise OutputError(
+                    f"{out_name} {out} holds the input {in_name} {src}; replacing the folder would delete it: "
+                    "choose another output folder"
+                )
 
 
 def _jsonable(value: Any) -> Any:
@@ -269,7 +443,15 @@ class OutputGroup:
 
 
 __all__ = [
+    "MARKER",
     "OutputGroup",
+    "check_outputs_apart",
+    "check_replaceable_folder",
+    "is_storage_error",
+    "same_file",
+    "storage_error",
+    "write_marker",
+    "written_by_toolkit",
     "atomic_directory",
     "atomic_path",
     "check_writable",

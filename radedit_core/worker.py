@@ -25,6 +25,11 @@ at all.
 
 Jobs (``"radedit_job": 1``):
 
+Relative paths in a job count from the job file's folder; a relative output
+(``output``, ``sidecar``, ``out_dir``) may not leave that folder through
+``..``, and no output may be one of the job's inputs (compared as files:
+symlinks and hard links count).
+
 ``task: "edit"`` edits ``image`` (anything :func:`read_image` reads; the
 Slicer module writes the volume as NRRD with its geometry) inside
 ``edit_mask`` (``null``: global edit), keeping ``keep_mask``; both must lie on
@@ -62,7 +67,7 @@ from typing import Any, Callable, TextIO
 
 from ._version import __version__
 from .errors import ConfigError, InputError, MaskError, RadEditError
-from .fileio import check_writable
+from .fileio import check_outputs_apart, check_writable, same_file
 from .settings import EditSettings, ModelOptions, bundle_name
 
 JOB_VERSION = 1
@@ -151,7 +156,45 @@ def load_job(path: str | Path) -> dict[str, Any]:
     unknown = sorted(set(job) - allowed)
     if unknown:
         raise ConfigError(f"{path}: unknown {task} job fields {unknown}")
-    return job
+    for key in _OBJECT_FIELDS:
+        if job.get(key) is not None and not isinstance(job[key], dict):
+            raise ConfigError(f"{path}: job field {key!r} must be a JSON object, got {type(job[key]).__name__} "
+                              f"{job[key]!r:.60}")  # fmt: skip
+    return _resolve_paths(job, path)
+
+
+#: Job fields holding a JSON object.
+_OBJECT_FIELDS = ("settings", "model", "intensity", "client")
+#: Job fields naming files the job reads, and those it writes.
+_INPUT_FIELDS = ("image", "edit_mask", "keep_mask", "source_dicom", "reference", "edited", "provenance")
+_OUTPUT_FIELDS = ("output", "sidecar", "out_dir")
+
+
+def _resolve_paths(job: dict[str, Any], path: Path) -> dict[str, Any]:
+    """Relative paths count from the job file's folder; a relative output may not leave it through ``..``.
+
+    Raises:
+        ConfigError: a path field that is not a string, or an output escaping the job's folder.
+    """
+    base = Path(os.path.abspath(path)).parent
+    out = dict(job)
+    for key in (*_INPUT_FIELDS, *_OUTPUT_FIELDS):
+        value = job.get(key)
+        if value in (None, ""):
+            continue
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: job field {key!r} must be a path (a string), got {value!r:.60}")
+        given = Path(value).expanduser()
+        if given.is_absolute():
+            continue
+        resolved = Path(os.path.normpath(base / given))
+        if key in _OUTPUT_FIELDS and ".." in given.parts and base not in resolved.parents:
+            raise ConfigError(
+                f"{path}: job field {key!r} {value!r} leaves the job's folder {base} through '..'; give an "
+                "absolute path or one inside the job's folder"
+            )
+        out[key] = str(resolved)
+    return out
 
 
 def _require(job: dict[str, Any], key: str) -> Any:
@@ -168,7 +211,7 @@ def check_edit(job: dict[str, Any]):
     """
     from dataclasses import replace  # noqa: PLC0415
 
-    from .edit_request import prepare_edit  # noqa: PLC0415
+    from .edit_request import edit_inputs, prepare_edit  # noqa: PLC0415
 
     from .models.spec import ModelSpec  # noqa: PLC0415
 
@@ -188,6 +231,14 @@ def check_edit(job: dict[str, Any]):
     )
     if job.get("sidecar"):
         request = replace(request, sidecar=check_writable(job["sidecar"], overwrite))
+        check_outputs_apart(
+            {"sidecar": request.sidecar, "output": request.output},
+            edit_inputs(job["image"], request.edit_ref, request.keep_ref, bundle_name),
+        )
+        if same_file(request.sidecar, request.output) or Path(os.path.abspath(request.sidecar)) == Path(
+            os.path.abspath(request.output)
+        ):
+            raise ConfigError(f"job fields 'sidecar' and 'output' name the same file {request.output}")
     return request, model
 
 
@@ -270,6 +321,9 @@ def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
     source_path = Path(_require(job, "source_dicom"))
     out_dir = Path(_require(job, "out_dir"))
+    from .fileio import check_outputs_apart  # noqa: PLC0415
+
+    check_outputs_apart({"out_dir": out_dir}, {k: job.get(k) for k in _INPUT_FIELDS}, folders=("out_dir",))
     emit("progress", stage="read", done=0, total=1)
     source = read_dicom_image(source_path)
     reference = read_image(_require(job, "reference"))

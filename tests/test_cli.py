@@ -112,7 +112,7 @@ def test_generate(tmp_path, radedit_home):
         ("mask shape", ["--edit-mask", "{tmp}/small.png"], "small.png: mask size 10x10"),
         ("missing image", ["--image", "{tmp}/nope.png"], "nope.png: file does not exist"),
         ("unreadable", ["--image", "{tmp}/junk.png"], "junk.png: cannot be read as an image"),
-        ("nan image", ["--image", "{tmp}/nan.nii.gz", "--edit-mask", "{tmp}/nanmask.nii.gz"], "nan.nii.gz: image contains NaN"),
+        ("nan image", ["--image", "{tmp}/nan.nii.gz", "--edit-mask", "{tmp}/nanmask.nii.gz"], "nan.nii.gz: contains NaN"),
         ("empty mask", ["--edit-mask", "{tmp}/empty.png"], "empty.png: edit mask is empty"),
         ("no mask", ["--edit-mask", None], "give --edit-mask, or --global-edit"),
         ("bad model", ["--model", "{tmp}/no-model"], "model not found"),

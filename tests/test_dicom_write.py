@@ -319,7 +319,13 @@ def test_atomic_never_overwrites_and_leaves_nothing_on_failure(tmp_path, monkeyp
     with pytest.raises(OutputError, match="already exists"):
         write_derived_series(result, out)
     assert sorted(p.name for p in out.iterdir()) == ["old.txt"]
-    files = write_derived_series(result, out, overwrite=True)
+    # --overwrite replaces only a series folder radedit wrote: this one holds someone else's file
+    with pytest.raises(OutputError, match="not a folder radedit wrote"):
+        write_derived_series(result, out, overwrite=True)
+    assert (out / "old.txt").read_text() == "keep me"
+    (out / "old.txt").unlink()
+    write_derived_series(result, out, write_seg=True, overwrite=True)
+    files = write_derived_series(result, out, overwrite=True)  # our own series: replaced whole
     assert sorted(p.name for p in out.iterdir()) == ["edited.dcm"] and list(files) == [out / "edited.dcm"]
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)  # readable by archive services
 

@@ -280,7 +280,8 @@ def test_a_few_steps_write_a_model_folder_that_loads_and_edits(uninterrupted, ti
     model = out / "model"
     assert result.model_dir == model and result.global_step == 7
     assert sorted(p.name for p in model.iterdir()) == sorted(
-        ["unet", "vae", "text_encoder", "tokenizer", "scheduler", "radedit_model.json", "training.json", "README.md"]
+        ["unet", "vae", "text_encoder", "tokenizer", "scheduler", "radedit_model.json", "training.json", "README.md",
+         ".radedit-output"]  # the marker: --overwrite replaces only folders radedit wrote
     )
     # the frozen components are the start model's, bit for bit; the UNet is the new architecture
     assert max_difference(weights(model / "vae"), weights(tiny_model_dir / "vae")) == 0.0

@@ -49,9 +49,13 @@ def _stem(path: str) -> str:
 
 
 def item_id(label: str, content: dict[str, Any]) -> str:
-    """``<readable label>-<8 hex digits of the content hash>``: stable over runs and row order."""
+    """``<readable label>-<16 hex digits of the content hash>``: stable over runs and row order.
+
+    64 bits of SHA-256: a million items collide with a probability of about 3e-8 (32 bits collided
+    in a sweep of 400 000 edits).
+    """
     text = json.dumps(content, sort_keys=True, default=str)
-    return f"{_slug(label)}-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+    return f"{_slug(label)}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
 
 
 def _canonical(value: Any) -> Any:

@@ -49,6 +49,7 @@ from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
 from ..fileio import OutputGroup, check_writable
 from ..provenance import header
+from ..runlock import run_lock
 from ..settings import BatchOptions, ModelOptions, bundle_name, coerce, is_missing, row_name
 from .datalist import Problems, _errors_to_exception
 from .distributed import Ranks, _rebuild, rank_device
@@ -207,7 +208,21 @@ class _Batch:
         return editor
 
     # -- the run ------------------------------------------------------------
+    def lock_folder(self) -> Path | None:
+        """The output folder this run locks (None when the option is missing: checking reports that)."""
+        value = self.params.get("output_dir")
+        return None if is_missing(value) else Path(str(value)).expanduser()
+
     def run(self) -> BatchSummary:
+        """Run the batch holding the output folder's lock (:func:`radedit_core.runlock.run_lock`).
+
+        Raises:
+            OutputError: another run writes the same output folder (exit code 4); see :meth:`_run`.
+        """
+        with run_lock(self.lock_folder(), f"radedit {self.kind}"):
+            return self._run()
+
+    def _run(self) -> BatchSummary:
         self.ranks = ranks = Ranks.current()
         prefix = f"[rank {ranks.rank}/{ranks.world}] " if ranks.distributed else ""
 

@@ -39,8 +39,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -52,6 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RadEditError as exc:
         print(f"radedit: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A write the library did not wrap (a full disk in a third-party writer): still one line, exit 4.
+        from ..fileio import is_storage_error, storage_error  # noqa: PLC0415
+
+        if not is_storage_error(exc):
+            raise
+        error = storage_error(exc.filename or "output", exc)
+        print(f"radedit: error: {error}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("radedit: interrupted", file=sys.stderr)
         return 130

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+
 from ..errors import ConfigError
 from ..phantom_world import WorldConfig, write_dataset
-from ..phantom_world.dataset import SPLITS
+from ..phantom_world.dataset import MAX_CASES, SPLITS
 
 
 def _splits(text: str) -> dict[str, float]:
@@ -36,7 +37,10 @@ def add_parser(sub) -> None:
     p.add_argument("--seg", action="store_true", help="with --format dicom, also a DICOM SEG per case (slow)")
     p.add_argument("--splits", type=_splits, help="training,validation,testing fractions [default: 0.8,0.1,0.1]")
     p.add_argument("--workers", type=int, default=1, help="processes [default: %(default)s]")
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out folder")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --out data set folder (only one radedit phantom wrote)")  # fmt: skip
+    p.add_argument("--max-cases", type=int,
+                   help="refuse --n above this, so a typo cannot fill the disk [default: 100000]")  # fmt: skip
     p.add_argument("--print-config", action="store_true", help="print the world config as YAML and exit")
 
 
@@ -50,6 +54,7 @@ def run(args) -> int:
     summary = write_dataset(
         args.out, args.n, config, seed=args.seed, format=args.format, splits=args.splits, bits=args.bits,
         seg=args.seg, overwrite=args.overwrite, progress=not args.quiet, workers=args.workers,
+        max_cases=args.max_cases or MAX_CASES, inputs={"--config": args.config},
     )  # fmt: skip
     stats = summary.provenance["statistics"]
     splits = ", ".join(f"{k} {v}" for k, v in stats["splits"].items())

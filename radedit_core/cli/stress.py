@@ -66,6 +66,8 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--self-contained", action="store_true", default=None,
                    help="copy the real images and their masks into the set (<set>/real/), so that the set folder "
                    "alone can be moved or shared [default: off: the set refers to them by paths relative to it]")  # fmt: skip
+    p.add_argument("--max-items", help="refuse to plan more edits than this [default: 100000]")
+    p.add_argument("--max-sweep-points", help="refuse a recipe sweep of more combinations [default: 1000]")
     _add_build_edit_options(p)
     add_model_options(p, default_model="tiny")
 
@@ -82,7 +84,8 @@ def run_build(args: argparse.Namespace) -> int:
             score_weights=args.score_weights, settings=settings, output_format=args.output_format, name=args.name,
             model=args.model, device=args.device, dtype=args.dtype, vae_dtype=args.vae_dtype,
             trust_remote_code=args.trust_remote_code, offline=args.offline, compile=args.compile,
-            output_dir=args.output, overwrite=args.overwrite, progress=not args.quiet,
+            output_dir=args.output, overwrite=args.overwrite, progress=not args.quiet, max_items=args.max_items,
+            max_sweep_points=args.max_sweep_points,
         ).run()  # fmt: skip
     finally:
         if distributed:

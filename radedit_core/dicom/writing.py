@@ -734,7 +734,7 @@ def write_derived_series(
     files: list[tuple[str, Dataset]] = [(IMAGE_FILE, image_ds)]
     if write_seg:
         files.append((SEG_FILE, _masks_seg(result, image_ds, prefix, used | {number})))
-    with atomic_directory(out_dir, overwrite=overwrite) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, own_names=(IMAGE_FILE, SEG_FILE)) as tmp:
         for name, ds in files:
             ds.save_as(tmp / name, enforce_file_format=True)
     return DerivedSeries(

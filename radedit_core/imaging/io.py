@@ -98,6 +98,8 @@ def read_sitk(path: str | Path) -> sitk.Image:
         raise InputError(path, "file does not exist")
     if path.is_dir():
         raise InputError(path, "is a folder; expected an image file")
+    if full_suffix(path) in (".nii", ".nii.gz"):
+        _check_nifti_finite(path)
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -154,8 +156,6 @@ def read_image(path: str | Path) -> SourceImage:
         array, geometry = read_png_with_alpha(path, "image")
     else:
         array, geometry = sitk_to_array(read_sitk(path), path)
-    if fmt == "nifti":
-        _check_nifti_finite(path)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     metadata = {"notes": notes} if notes else {}
@@ -267,12 +267,15 @@ def read_jpeg(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, G
 
 
 def _check_nifti_finite(path: Path) -> None:
-    """ITK's NIfTI reader turns NaN into 0; nibabel reads the stored values."""
+    """ITK's NIfTI reader turns NaN into 0 (a NaN mask would be silently empty); nibabel reads the stored values.
+
+    Called by :func:`read_sitk` for every NIfTI image and mask.
+    """
     import nibabel as nib  # noqa: PLC0415
 
     image = nib.load(str(path))
     if np.issubdtype(image.get_data_dtype(), np.floating) and not np.all(np.isfinite(np.asarray(image.dataobj))):
-        raise InputError(path, "image contains NaN or infinite values")
+        raise InputError(path, "contains NaN or infinite values; images and masks hold finite numbers")
 
 
 def array_to_sitk(array: np.ndarray, geometry: Geometry) -> sitk.Image:

@@ -123,6 +123,17 @@ def normalise_mask(
     if np.issubdtype(array.dtype, np.floating) and not np.all(np.isfinite(array)):
         raise MaskError(where, f"{name} mask contains NaN or infinite values")
     if not soft:
+        # A probability map read as binary would edit wherever it is above 0 (1e-6 included): refuse to guess.
+        if np.issubdtype(array.dtype, np.floating) and np.any(array != np.round(array)):
+            sample = float(array[array != np.round(array)].flat[0])
+            raise MaskError(
+                where,
+                f"{name} mask holds fractional values (e.g. {sample:g}); a binary mask holds 0 and 1 (or label "
+                "values): threshold it, or turn on soft masks to use it as weights in [0, 1]",
+            )
+        if array.min() < 0:
+            raise MaskError(where, f"{name} mask holds negative values (down to {array.min():g}); masks hold 0 and 1 "
+                                   "(or non-negative label values)")  # fmt: skip
         return (array != 0).astype(np.float32)
     if np.issubdtype(array.dtype, np.integer):
         if array.min() < 0:
@@ -295,6 +306,11 @@ def make_masks(
 
     ``keep_scope``: ``mask`` keeps the whole dilated keep mask; ``device``
     only its device inside the edit mask (:func:`device_keep`).
+
+    Raises:
+        MaskError: a mask off the image's grid or with unusable values, an empty
+            edit mask, or an edit mask the (dilated, scoped) keep mask covers entirely.
+        ValueError: an unknown ``keep_scope``.
     """
     if keep_scope not in ("device", "mask"):
         raise ValueError(f"keep_scope must be 'device' or 'mask', got {keep_scope!r}")
@@ -313,5 +329,13 @@ def make_masks(
         if keep_scope == "device":
             dilated = keep_mask
             keep_mask, notes = device_keep(image.array, keep_mask, None if edit is None else edit_mask)
+        # The keep mask wins where both are set: an edit region it covers entirely edits nothing (and an
+        # "edit" bit-identical to its source would pass as one).
+        if edit is not None and require_edit and not np.any((edit_mask > 0) & (keep_mask < 1)):
+            grown = f" once both are dilated by {dilate_px} px" if dilate_px else ""
+            raise MaskError(
+                edit_path if edit_path is not None else "edit mask",
+                f"edit mask lies entirely inside the keep mask {keep_path or ''}{grown}: nothing would be edited",
+            )
     return EditMasks(edit=edit_mask, keep=keep_mask, soft=soft, keep_dilated=dilated, keep_scope=keep_scope,
                      notes=notes)  # fmt: skip

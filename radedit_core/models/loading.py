@@ -14,8 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
-from ..errors import ConfigError, ModelNotFoundError
+from ..errors import ConfigError, InputError, ModelNotFoundError
 from .spec import ComponentSource, ModelSpec
 
 log = logging.getLogger(__name__)
@@ -214,6 +215,9 @@ def _load(what: str, comp: ComponentSource, loader, local_files_only: bool | Non
         # which would make a seeded run depend on when its model was loaded.
         with torch.random.fork_rng(devices=[]):
             return loader(source, **kwargs, **extra)
+    except SafetensorError as exc:
+        detail = (str(exc).splitlines() or ["unreadable"])[0]
+        raise InputError(source, f"{what} weights cannot be read ({detail}): the file is truncated or corrupt") from exc
     except (OSError, ValueError, EnvironmentError) as exc:
         # diffusers/transformers/huggingface_hub report missing files, unknown
         # repositories, absent revisions and offline misses as OSError/ValueError.

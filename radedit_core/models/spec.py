@@ -42,6 +42,7 @@ from .catalog import (  # re-exported: callers read the named models' facts from
     demo_model_dir,
 )
 from .tiny import ensure_tiny_model
+from ..yamlio import load_json, load_yaml
 
 COMPONENTS = ("unet", "vae", "text_encoder", "tokenizer")
 
@@ -271,7 +272,7 @@ class ModelSpec:
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read model spec ({exc.strerror})") from exc
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = load_json(text, path) if path.suffix == ".json" else load_yaml(text, path)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError(f"{path}: model spec is not valid JSON/YAML ({exc})") from exc
         if not isinstance(data, dict):

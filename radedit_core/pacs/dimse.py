@@ -98,6 +98,11 @@ def _association(server: PacsServer, contexts: list, purpose: str, roles: list |
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = server.timeout
     ae.connection_timeout = server.timeout
     ae.requested_contexts = contexts
+    try:
+        # pynetdicom resolves the host name itself and lets socket.gaierror through
+        socket.getaddrinfo(server.host, int(server.port), type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise PacsError(server, f"{purpose}: cannot resolve host name {server.host!r} ({exc.strerror or exc})") from None
     assoc = ae.associate(
         server.host, int(server.port), ae_title=server.called_aet, ext_neg=roles or None,
         evt_handlers=handlers or None,

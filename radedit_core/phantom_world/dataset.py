@@ -40,7 +40,8 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError
-from ..fileio import check_writable
+from ..fileio import check_outputs_apart, check_replaceable_folder, check_writable, is_storage_error, storage_error
+from ..runlock import run_lock
 from .devices import DEVICES
 from .findings import FINDINGS
 from .world import STRUCTURES, WorldConfig, case_seed, quantise, sample_case
@@ -86,11 +87,22 @@ def assign_splits(n: int, fractions: Mapping[str, float], seed: int) -> list[str
     return out
 
 
-def _check_arguments(n: Any, seed: Any, format: str, bits: int, splits: Mapping[str, float]) -> None:
+#: The most cases ``write_dataset`` writes unless ``max_cases`` (``--max-cases``) raises it: about 40 GB of PNGs.
+MAX_CASES = 100_000
+
+
+def _check_arguments(
+    n: Any, seed: Any, format: str, bits: int, splits: Mapping[str, float], max_cases: int = MAX_CASES
+) -> None:
     if not isinstance(seed, (int, np.integer)) or int(seed) < 0:
         raise ConfigError(f"--seed: must be a non-negative integer, got {seed!r}")
     if not isinstance(n, (int, np.integer)) or int(n) < 1:
         raise ConfigError(f"--n: the number of cases must be a positive integer, got {n!r}")
+    if int(n) > max_cases:
+        raise ConfigError(
+            f"--n {n}: more than {max_cases} cases (the limit; pass --max-cases {n} to raise it, after checking "
+            "the disk space: about 0.4 MB per 16-bit PNG case)"
+        )
     if format not in FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}, got {format!r}")
     if format == "png" and bits not in (8, 16):
@@ -206,6 +218,8 @@ def write_dataset(
     overwrite: bool = False,
     progress: bool = True,
     workers: int = 1,
+    max_cases: int = MAX_CASES,
+    inputs: Mapping[str, str | Path | None] | None = None,
 ) -> DatasetSummary:
     """Write ``n`` cases of ``config`` (default world) as a data set in ``folder`` (see the module docstring).
 
@@ -218,15 +232,36 @@ def write_dataset(
             default 0.8/0.1/0.1; cases are assigned by a seeded shuffle.
         seg: with DICOM, also write a DICOM SEG per case (slow: about 0.7 s each).
         workers: processes rendering cases in parallel (the result does not depend on it).
+        max_cases: the most cases allowed (:data:`MAX_CASES`), so a typo in ``n`` cannot fill a disk.
+        inputs: files the run reads (``{"--config": path}``): the folder may not hold them.
+
+    ``overwrite`` replaces only a data set folder this function wrote (it holds
+    ``dataset.json``) or an empty one.  One run at a time writes ``folder``
+    (:func:`radedit_core.runlock.run_lock`); an interrupted run resumes.
 
     Raises:
-        ConfigError: a bad argument; OutputError: the folder exists or cannot be written.
+        ConfigError: a bad argument; OutputError: the folder exists (or, with
+            ``overwrite``, is not a data set), holds an input, is being written
+            by another run, or cannot be written (a full disk).
     """
     config = config or WorldConfig()
     splits = dict(splits or DEFAULT_SPLITS)
-    _check_arguments(n, seed, format, bits, splits)
+    _check_arguments(n, seed, format, bits, splits, max_cases)
     n, seed = int(n), int(seed)
     folder = check_writable(Path(folder), overwrite=overwrite)
+    check_outputs_apart({"--out": folder}, dict(inputs or {}), folders=("--out",))
+    if overwrite:
+        check_replaceable_folder(folder, manifests=("dataset.json",))
+    try:
+        with run_lock(folder, "radedit phantom"):
+            return _write_dataset(folder, n, config, seed, format, splits, bits, seg, overwrite, progress, workers)
+    except OSError as exc:
+        if is_storage_error(exc):
+            raise storage_error(getattr(exc, "filename", None) or folder, exc) from exc
+        raise
+
+
+def _write_dataset(folder, n, config, seed, format, splits, bits, seg, overwrite, progress, workers) -> DatasetSummary:
     staging = folder.parent / f".{folder.name}.partial"
     stamp = _stamp(config, n, seed, format, bits if format == "png" else 12, seg, splits)
     if staging.exists():
@@ -285,12 +320,14 @@ def write_dataset(
     if folder.exists():
         if not overwrite:
             raise OutputError(f"{folder}: output appeared while writing; not replaced (the cases stay in {staging})")
+        check_replaceable_folder(folder, manifests=("dataset.json",))
         shutil.rmtree(folder)
     os.replace(staging, folder)
     return DatasetSummary(folder=folder, rows=rows, provenance=provenance)
 
 
 __all__ = [
+    "MAX_CASES",
     "DEFAULT_SPLITS",
     "DatasetSummary",
     "FORMATS",

@@ -231,11 +231,13 @@ class WorldConfig:
         """Read a YAML world description (see :meth:`from_dict`)."""
         import yaml  # noqa: PLC0415
 
+        from ..yamlio import load_yaml  # noqa: PLC0415
+
         path = Path(path)
         if not path.is_file():
             raise ConfigError(f"{path}: world config does not exist")
         try:
-            data = yaml.safe_load(path.read_text())
+            data = load_yaml(path.read_text(), path)
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from exc
         if data is not None and not isinstance(data, Mapping):

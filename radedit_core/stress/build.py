@@ -53,8 +53,18 @@ from ..errors import ConfigError, InputError, RadEditError
 from ..imaging.image import Geometry
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
+from ..runlock import run_lock
 from ..settings import EditSettings, bundle_name, coerce, is_missing, parse_split, row_name
-from .recipes import MASK_PREFIX, Recipe, RecipeBook, Region, check_recipes, load_recipes, region_digest
+from .recipes import (
+    MASK_PREFIX,
+    MAX_SWEEP_POINTS,
+    Recipe,
+    RecipeBook,
+    Region,
+    check_recipes,
+    load_recipes,
+    region_digest,
+)
 from .stress_set import SHAM_SUFFIX, TASKS, StressSet, is_identifying, write_stress_set
 
 log = logging.getLogger("radedit.stress")
@@ -62,6 +72,8 @@ log = logging.getLogger("radedit.stress")
 EDITS_DIR = "edits"
 MASKS_DIR = "masks"
 SCORE_MODES = ("auto", "required", "off")
+#: The most edits one build plans unless ``--max-items`` (``max_items``) raises it.
+MAX_ITEMS = 100_000
 _ROW_ID_CHARS = "letters, digits, '_', '.' or '-'"
 
 
@@ -220,6 +232,8 @@ class StressBuild(_Batch):
         name: Any = None,
         predictor_classes: Sequence[str] | None = None,
         scorer: Any = None,
+        max_items: Any = None,
+        max_sweep_points: Any = None,
         **common: Any,
     ):
         super().__init__(**common)
@@ -239,6 +253,8 @@ class StressBuild(_Batch):
         self.name = name
         self.predictor_classes = None if predictor_classes is None else list(predictor_classes)
         self.scorer = scorer
+        self.max_items = max_items
+        self.max_sweep_points = max_sweep_points
         self.plans: dict[str, Plan] = {}
         self.items: list[Item] = []
         self._pending_here = 0
@@ -266,12 +282,19 @@ class StressBuild(_Batch):
                 raise ConfigError(f"subgroups: column '{column}' identifies patients; it cannot be a subgroup")
         self.id_column = str(self.id_column or "id")
         self.text_column = str(self.text_column or "report")
+        for key, default in (("max_items", MAX_ITEMS), ("max_sweep_points", MAX_SWEEP_POINTS)):
+            value = default if is_missing(getattr(self, key)) else coerce(key, getattr(self, key), "int")
+            if value < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {value}")
+            setattr(self, key, value)
         # The command line's edit settings on their own first, so that a bad one is named as typed;
         # kept as the settings layer parsed them (numbers, not the command line's text).
         checked = EditSettings.from_mapping({**self.settings, "prompt": "-"}, bundle_name)
         self.settings = {k: getattr(checked, {"guidance": "weights", "prompt": "prompts"}.get(k, k)) for k in self.settings}
         self.book = (
-            self.recipes_source if isinstance(self.recipes_source, RecipeBook) else load_recipes(self.recipes_source)
+            self.recipes_source
+            if isinstance(self.recipes_source, RecipeBook)
+            else load_recipes(self.recipes_source, self.max_sweep_points)
         )
 
     def build_items(self) -> list[Item]:
@@ -337,6 +360,11 @@ class StressBuild(_Batch):
                         if real_text is None:
                             raise ConfigError(f"recipe {recipe.name}: sham: the row has no '{self.text_column}' text")
                         jobs.append(({}, True, [real_text]))
+                    if len(items) + len(jobs) > self.max_items:  # sized before planned: no hours of planning
+                        raise ConfigError(
+                            f"{self.datalist}: more than {self.max_items} edits planned (the limit, reached at "
+                            f"{row.where}, recipe {recipe.name}); pass --max-items (max_items) to raise it"
+                        )
                     for point, sham, prompts in jobs:
                         settings = recipe.edit_settings(book.defaults, point, prompts if sham else None, self.settings)
                         plan = Plan(row, row_id, recipe, point, sham, prompts, settings, image, real_text, label_masks)
@@ -346,8 +374,11 @@ class StressBuild(_Batch):
         problems.raise_if_any(self.datalist)
         seen: dict[str, Item] = {}
         for item in items:
-            if item.id.lower() in seen:  # pragma: no cover - ids hash everything that differs
-                raise ConfigError(f"{item.where}: repeats {seen[item.id.lower()].where} (same id {item.id})")
+            if item.id.lower() in seen:  # ids hash everything that differs: equal ids are a hash collision
+                raise ConfigError(
+                    f"{item.where}: item id collision with {seen[item.id.lower()].where}: different edits hash to the "
+                    f"same id {item.id}; rename the row's id or the recipe"
+                )
             seen[item.id.lower()] = item
         self.items = items
         rows.announce()  # once the rows check out: a bad row stays a one-line error
@@ -446,6 +477,8 @@ class StressBuild(_Batch):
         edit_ref, keep_ref = self._refs(plan, edit, keep, write=False)
         try:
             make_masks(source, edit, keep, edit_path=edit_ref, keep_path=keep_ref)
+            if keep is not None and item.settings.dilate:  # dilation may let the keep region cover the edit region
+                make_masks(source, edit, keep, dilate_px=item.settings.dilate, edit_path=edit_ref, keep_path=keep_ref)
         except InputError as exc:
             raise InputError(exc.path, f"recipe {plan.recipe_name}: {exc.problem}") from None
         self._pending_here += 1
@@ -520,6 +553,11 @@ class StressBuild(_Batch):
 
     # -- 4. the set --------------------------------------------------------------------------
     def run(self) -> BuildSummary:
+        # One lock over the edits and the set (the batch's run takes it again, re-entrantly).
+        with run_lock(self.lock_folder(), "radedit stress build"):
+            return self._build()
+
+    def _build(self) -> BuildSummary:
         try:
             summary = super().run()
         finally:
@@ -645,6 +683,11 @@ def _apply_filters(plan: Plan, qc: Mapping[str, Any]) -> tuple[bool, list[str]]:
     if "max_keep_change" in f and "keep" in loc and loc["keep"]["max_abs_change"] > f["max_keep_change"]:
         reasons.append(f"largest change in the keep region {loc['keep']['max_abs_change']:.4f} > max_keep_change "
                        f"{f['max_keep_change']:g}")  # fmt: skip
+    # Whatever the filters say: an edit that changed nothing in its region is no example of its finding.
+    if loc and not plan.sham and "edit" not in loc:
+        reasons.append("the edit region is empty once the keep region is taken out of it")
+    elif loc and not plan.sham and loc["edit"]["max_abs_change"] == 0.0:
+        reasons.append("no pixel of the edit region changed: the edit is identical to its source there")
     if "min_edit_change" in f and not plan.sham:
         change = (loc.get("edit") or {}).get("mean_abs_change", 0.0)
         if change < f["min_edit_change"]:

@@ -61,6 +61,7 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Check the set, load the predictor, evaluate; prints the results folder."""
+    from ..runlock import run_lock  # noqa: PLC0415
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .predictor_forms import load_predictor  # noqa: PLC0415
 
@@ -71,22 +72,23 @@ def run_evaluate(args: argparse.Namespace) -> int:
     predictor = load_predictor(args.predictor, args.predictor_config, device=args.device)
     if args.batch_size is not None:
         predictor.set_batch_size(args.batch_size)
-    evaluation = evaluate_set(
-        stress_set,
-        predictor,
-        task=args.task,
-        output=args.output,
-        n_resamples=args.resamples,
-        seed=args.seed,
-        confidence=args.confidence,
-        overwrite=args.overwrite,
-        progress=not getattr(args, "quiet", False),
-    )
-    print(evaluation.results_path)
-    if args.report:
-        from .report import write_report  # noqa: PLC0415
+    with run_lock(args.output, "radedit stress evaluate"):
+        evaluation = evaluate_set(
+            stress_set,
+            predictor,
+            task=args.task,
+            output=args.output,
+            n_resamples=args.resamples,
+            seed=args.seed,
+            confidence=args.confidence,
+            overwrite=args.overwrite,
+            progress=not getattr(args, "quiet", False),
+        )
+        print(evaluation.results_path)
+        if args.report:
+            from .report import write_report  # noqa: PLC0415
 
-        print(write_report(args.output, include_images=not args.no_images, overwrite=args.overwrite))
+            print(write_report(args.output, include_images=not args.no_images, overwrite=args.overwrite))
     return 0
 
 

@@ -428,9 +428,9 @@ def evaluate_set(
     task = stress_set.task
     output = Path(output)
     results_path, predictions_path = output / RESULTS_JSON, output / PREDICTIONS_CSV
-    for path in (results_path, predictions_path):
-        if path.exists() and not overwrite:
-            raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
+    # results.json is written last: predictions.csv without it is this command's own unfinished run, which resumes.
+    if results_path.exists() and not overwrite:
+        raise OutputError(f"{results_path}: output already exists (pass --overwrite to replace it)")
 
     # 2. trial forward pass on a real image, before anything is written
     rows = stress_set.accepted

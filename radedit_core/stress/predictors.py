@@ -232,9 +232,9 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml  # noqa: PLC0415
+            from ..yamlio import load_yaml  # noqa: PLC0415
 
-            data = yaml.safe_load(text)
+            data = load_yaml(text, path)
     except Exception as exc:  # noqa: BLE001 - both parsers' errors end here
         raise ConfigError(f"{path}: cannot parse the predictor sidecar ({str(exc).splitlines()[0]})") from exc
     if not isinstance(data, dict):
@@ -402,7 +402,18 @@ class Predictor:
         Raises:
             InputError: the output has the wrong shape or holds NaN/infinite values.
         """
-        y = self.model(batch.to(self.device))
+        try:
+            y = self.model(batch.to(self.device))
+        except _OOM_ERRORS:
+            raise  # run() halves the batch
+        except Exception as exc:  # noqa: BLE001 - the user's model may fail in any way: one line naming the call
+            detail = (str(exc).strip().splitlines() or [""])[-1].strip()
+            raise InputError(
+                self.name,
+                f"the model raised {type(exc).__name__} on a batch of shape {list(batch.shape)} ({detail}); "
+                "predictors get float32 [N, 1, H, W] tensors in [0, 1] (one channel: repeat it in the predictor if "
+                "the network wants three)",
+            ) from exc
         if isinstance(y, Mapping):  # MONAI-style outputs keyed by name
             y = y.get("pred", next(iter(y.values())) if len(y) == 1 else y)
         if isinstance(y, (tuple, list)) and len(y) == 1:
@@ -665,8 +676,12 @@ def load_monai_bundle(folder: str | Path, config: str | Path | None = None, devi
     parser = ConfigParser()
     # Bundles import their own code (scripts/...) relative to the bundle root.
     with _bundle_code(folder):
-        parser.read_meta(str(meta_path))
-        parser.read_config(str(config_path))
+        try:
+            parser.read_meta(str(meta_path))
+            parser.read_config(str(config_path))
+        except Exception as exc:  # noqa: BLE001 - JSONDecodeError, yaml.YAMLError, OSError
+            detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise InputError(config_path, f"cannot be read as a bundle config ({detail})") from exc
         parser["bundle_root"] = str(folder)
         if parser.get("network_def") is None:
             raise InputError(config_path, "has no 'network_def' id")

@@ -51,6 +51,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,6 +69,9 @@ RECIPE_SETTINGS = tuple(k for k in EDIT_SPECS if k not in ("prompts", "weights")
 RECIPE_KEYS = ("shift", "description", "when", "prompt", "guidance", "edit", "keep", "labels", "settings", "filters",
                "sweep", "sham")  # fmt: skip
 REGION_KEYS = ("labels", "box", "erode", "dilate", "border", "band")
+#: The most combinations one recipe's sweep may have unless ``--max-sweep-points`` (``max_sweep_points``)
+#: raises it: each is one edit per row, checked before any is planned.
+MAX_SWEEP_POINTS = 1000
 MASK_PREFIX = "mask_"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _MAX_PX = 512
@@ -325,7 +329,9 @@ def _settings(w: _Where, key: str, value: Any) -> dict[str, Any]:
     return settings
 
 
-def parse_recipe(name: str, data: Any, defaults: Mapping[str, Any], path: Path | None) -> Recipe:
+def parse_recipe(
+    name: str, data: Any, defaults: Mapping[str, Any], path: Path | None, max_sweep_points: int = MAX_SWEEP_POINTS
+) -> Recipe:
     w = _Where(path, name)
     if not _NAME_RE.match(name):
         raise _Where(path).fail(None, f"recipe name {name!r} must be 1-64 letters, digits, '_', '.' or '-'")
@@ -370,6 +376,11 @@ def parse_recipe(name: str, data: Any, defaults: Mapping[str, Any], path: Path |
         if len(set(values)) != len(values):
             raise w.fail(f"sweep.{key}", f"repeated values in {list(values)}")
         sweep[key] = values
+    points = math.prod(len(v) for v in sweep.values())
+    if points > max_sweep_points:
+        raise w.fail("sweep", f"{' x '.join(str(len(v)) for v in sweep.values())} = {points} combinations, more than the "
+                              f"limit {max_sweep_points} (each is one edit per row); pass --max-sweep-points {points} "
+                              "(max_sweep_points) to raise it")  # fmt: skip
     sham = data.get("sham", False)
     if not isinstance(sham, bool):
         raise w.fail("sham", f"expected true or false, got {sham!r}")
@@ -407,7 +418,9 @@ def parse_recipe(name: str, data: Any, defaults: Mapping[str, Any], path: Path |
     return recipe
 
 
-def parse_recipes(data: Any, path: Path | None = None, sha256: str | None = None) -> RecipeBook:
+def parse_recipes(
+    data: Any, path: Path | None = None, sha256: str | None = None, max_sweep_points: int = MAX_SWEEP_POINTS
+) -> RecipeBook:
     """A :class:`RecipeBook` from parsed YAML/JSON (see the module docstring)."""
     w = _Where(path)
     if not isinstance(data, Mapping) or "recipes" not in data:
@@ -419,12 +432,12 @@ def parse_recipes(data: Any, path: Path | None = None, sha256: str | None = None
     recipes_data = data["recipes"]
     if not isinstance(recipes_data, Mapping) or not recipes_data:
         raise w.fail("recipes", "expected a non-empty mapping of recipe names to recipes")
-    recipes = [parse_recipe(str(name), value, defaults, path) for name, value in recipes_data.items()]
+    recipes = [parse_recipe(str(name), value, defaults, path, max_sweep_points) for name, value in recipes_data.items()]
     return RecipeBook(path=path, recipes=recipes, defaults=defaults, sha256=sha256)
 
 
-def load_recipes(path: str | Path) -> RecipeBook:
-    """Read and check a recipe file (YAML or JSON).
+def load_recipes(path: str | Path, max_sweep_points: int = MAX_SWEEP_POINTS) -> RecipeBook:
+    """Read and check a recipe file (YAML or JSON); a key given twice is an error (naming it and its line).
 
     Raises:
         InputError: the file is missing or not YAML/JSON.
@@ -432,16 +445,18 @@ def load_recipes(path: str | Path) -> RecipeBook:
     """
     import yaml  # noqa: PLC0415
 
+    from ..yamlio import load_yaml  # noqa: PLC0415
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "recipe file not found" if not path.exists() else "recipe file is not a file")
     raw = path.read_bytes()
     try:
-        data = yaml.safe_load(raw.decode("utf-8-sig"))
+        data = load_yaml(raw.decode("utf-8-sig"), path)
     except (UnicodeDecodeError, yaml.YAMLError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(path, f"not valid YAML/JSON ({first})") from None
-    return parse_recipes(data, path, hashlib.sha256(raw).hexdigest())
+    return parse_recipes(data, path, hashlib.sha256(raw).hexdigest(), max_sweep_points)
 
 
 # -- against the datalist ------------------------------------------------------------------
@@ -516,6 +531,7 @@ __all__ = [
     "SHIFTS",
     "SWEEPABLE",
     "check_recipes",
+    "MAX_SWEEP_POINTS",
     "load_recipes",
     "parse_recipe",
     "parse_recipes",

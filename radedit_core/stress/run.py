@@ -75,11 +75,13 @@ def load_stress_config(path: str | Path) -> dict[str, Any]:
     """A stress config file with its defaults filled in and relative paths resolved (see the module docstring)."""
     import yaml  # noqa: PLC0415
 
+    from ..yamlio import load_yaml  # noqa: PLC0415
+
     path = Path(path)
     if not path.is_file():
         raise InputError(path, "stress config not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+        data = load_yaml(path.read_text(encoding="utf-8-sig"), path)
     except yaml.YAMLError as exc:
         raise InputError(path, f"not valid YAML/JSON ({str(exc).strip().splitlines()[0]})") from None
     if not isinstance(data, Mapping):
@@ -180,12 +182,15 @@ def stress_evaluate(o: Mapping[str, Any], predictor: Any = None) -> tuple[Any, P
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .report import write_report  # noqa: PLC0415
 
+    from ..runlock import run_lock  # noqa: PLC0415
+
     predictor = predictor if predictor is not None else _load_checked_predictor(o)
-    evaluation = evaluate_set(
-        o["set"], predictor, task=o["task"], output=o["results"], n_resamples=o["resamples"], seed=o["bootstrap_seed"],
-        confidence=o["confidence"], overwrite=True, progress=o["progress"],
-    )  # fmt: skip
-    report = write_report(o["results"], o["report"], include_images=o["include_images"], overwrite=True)
+    with run_lock(o["results"], "radedit stress evaluate"):
+        evaluation = evaluate_set(
+            o["set"], predictor, task=o["task"], output=o["results"], n_resamples=o["resamples"],
+            seed=o["bootstrap_seed"], confidence=o["confidence"], overwrite=True, progress=o["progress"],
+        )  # fmt: skip
+        report = write_report(o["results"], o["report"], include_images=o["include_images"], overwrite=True)
     return evaluation, Path(report)
 
 

@@ -20,6 +20,7 @@ are restored as well so that nothing else drifts.
 from __future__ import annotations
 
 import json
+import pickle
 import re
 import shutil
 from dataclasses import dataclass
@@ -169,6 +170,7 @@ def load_checkpoint(
     device: torch.device,
 ) -> list[dict[str, Any]]:
     """Restore weights, optimizer, LR schedule and EMA in place; return the saved RNG states."""
+    from safetensors import SafetensorError  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
     folder = Path(folder)
@@ -181,8 +183,11 @@ def load_checkpoint(
             ema.load_state_dict(torch.load(folder / "ema.pt", map_location=device, weights_only=True))
             ema.to(device=device)
         return torch.load(folder / "rng.pt", weights_only=True)
-    except (OSError, RuntimeError, ValueError, KeyError) as exc:
-        raise InputError(folder, f"cannot restore the checkpoint ({str(exc).splitlines()[0]})") from exc
+    except (OSError, RuntimeError, ValueError, KeyError, EOFError, SafetensorError, pickle.UnpicklingError) as exc:
+        # a truncated or corrupt file (a full disk, a copy cut short): name the checkpoint, not a traceback
+        detail = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise InputError(folder, f"cannot restore the checkpoint ({detail}); delete it to resume from the one "
+                                 "before, or pass overwrite") from exc
 
 
 def rng_state(device: torch.device) -> dict[str, Any]:

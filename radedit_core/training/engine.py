@@ -36,6 +36,7 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import write_json
+from ..runlock import run_lock
 from .autoencoder import AutoencoderObjective
 from .checkpoint import TrainState, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .components import load_start_components, model_resolution, noise_scheduler_from, scheduler_settings
@@ -114,14 +115,21 @@ class Trainer:
     def run(self) -> TrainResult:
         """Train (or resume) as the settings say and write the model; every rank returns the result.
 
+        One run at a time writes ``output_dir`` (:func:`radedit_core.runlock.run_lock`, held by rank 0).
+
         Raises:
             ConfigError: bad options, a batch larger than the data, a checkpoint
                 of other settings (before any model is loaded or output created).
             InputError: a datalist, image or checkpoint that cannot be used.
             ModelNotFoundError: the start model's weights are missing.
-            OutputError: the run folder holds a finished model or cannot be written.
+            OutputError: the run folder holds a finished model, is being written by
+                another run, or cannot be written.
         """
         s = self.settings
+        with run_lock(s.output_dir, "radedit train"):
+            return self._run(s)
+
+    def _run(self, s: TrainSettings) -> TrainResult:
         started = time.perf_counter()
         ctx = init_distributed(s.device)
         main = ctx.is_main
