@@ -10,7 +10,7 @@ An import inside a function is for deferring a heavy third-party library (so
 =====  ==============  =====================================================================
 stage  name            modules
 =====  ==============  =====================================================================
-0      foundation      ``_version``, ``errors``, ``fileio``, ``settings``
+0      foundation      ``_version``, ``errors``, ``fileio``, ``settings``, ``yamlio``, ``runlock``
 1      images          ``imaging`` (but ``imaging.io``), ``synthetic``, ``diffusion``
 2      dicom           ``dicom``
 3      files           ``imaging.io`` (routes DICOM to ``dicom``, the rest to SimpleITK/Pillow)
@@ -27,7 +27,7 @@ stage  name            modules
 #: prefix names a module and everything under it; the longest matching prefix
 #: decides a module's stage (``imaging.io`` is a stage of its own).
 STAGES: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("foundation", ("_version", "errors", "fileio", "settings")),
+    ("foundation", ("_version", "errors", "fileio", "settings", "yamlio", "runlock")),
     ("images", ("imaging", "synthetic", "diffusion")),
     ("dicom", ("dicom",)),
     ("files", ("imaging.io",)),

@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .dicom import choose_series_number, locate_dicom_image
-from .dicom.writing import check_series_description, uid_prefix
+from .dicom.writing import IMAGE_FILE, SEG_FILE, check_series_description, uid_prefix
 from .errors import ConfigError
 from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
@@ -106,8 +106,6 @@ def prepare_edit(
         folders=(name("output"),) if fmt == "dicom" else (),
     )
     if fmt == "dicom" and overwrite:
-        from .dicom.writing import IMAGE_FILE, SEG_FILE  # noqa: PLC0415
-
         check_replaceable_folder(output, option=name("overwrite"), own_names=(IMAGE_FILE, SEG_FILE))
 
     image_path = Path(image)

@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterator
 
+from ._version import __version__
 from .errors import OutputError
 
 #: Multi-part suffixes that writers choose their format by.
@@ -240,7 +241,6 @@ MARKER = ".radedit-output"
 
 def write_marker(folder: str | Path, what: str = "output") -> None:
     """Mark ``folder`` as written by radedit_core (see :data:`MARKER`)."""
-    from ._version import __version__  # noqa: PLC0415
 
     (Path(folder) / MARKER).write_text(json.dumps({"tool": "radedit_core", "version": __version__, "what": what}) + "\n")
 

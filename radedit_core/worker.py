@@ -212,7 +212,6 @@ def check_edit(job: dict[str, Any]):
     from dataclasses import replace  # noqa: PLC0415
 
     from .edit_request import edit_inputs, prepare_edit  # noqa: PLC0415
-
     from .models.spec import ModelSpec  # noqa: PLC0415
 
     settings = EditSettings.from_mapping(dict(_require(job, "settings")), bundle_name)
@@ -321,7 +320,6 @@ def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
     source_path = Path(_require(job, "source_dicom"))
     out_dir = Path(_require(job, "out_dir"))
-    from .fileio import check_outputs_apart  # noqa: PLC0415
 
     check_outputs_apart({"out_dir": out_dir}, {k: job.get(k) for k in _INPUT_FIELDS}, folders=("out_dir",))
     emit("progress", stage="read", done=0, total=1)

@@ -16,6 +16,7 @@ from typing import Sequence
 
 from .._version import __version__
 from ..errors import RadEditError
+from ..fileio import is_storage_error, storage_error
 from . import demo, edit, generate, pacs_edit, phantom, stress, train
 
 #: Sub-command name -> module with ``add_parser(subparsers)`` and ``run(args) -> exit code``.
@@ -52,7 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except OSError as exc:
         # A write the library did not wrap (a full disk in a third-party writer): still one line, exit 4.
-        from ..fileio import is_storage_error, storage_error  # noqa: PLC0415
 
         if not is_storage_error(exc):
             raise

@@ -26,6 +26,7 @@ from typing import Any, Collection, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..yamlio import load_yaml
 from .acquisition import AcquisitionParameters, MarkerStyle, SiteConfig, default_sites, expose, render_marker
 from .anatomy import ANATOMY, AnatomyParameters, render_anatomy
 from .devices import DEVICES, DevicesParameters, DrainParameters, EcgParameters, PacemakerParameters, render_devices
@@ -231,7 +232,6 @@ class WorldConfig:
         """Read a YAML world description (see :meth:`from_dict`)."""
         import yaml  # noqa: PLC0415
 
-        from ..yamlio import load_yaml  # noqa: PLC0415
 
         path = Path(path)
         if not path.is_file():

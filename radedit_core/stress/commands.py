@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..runlock import run_lock
 from .stress_set import read_stress_set
 
 
@@ -61,7 +62,6 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Check the set, load the predictor, evaluate; prints the results folder."""
-    from ..runlock import run_lock  # noqa: PLC0415
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .predictor_forms import load_predictor  # noqa: PLC0415
 

@@ -90,6 +90,7 @@ import torch
 
 from ..errors import ConfigError, InputError
 from ..imaging.image import SourceImage
+from ..yamlio import load_yaml
 
 Task = Literal["classification", "segmentation"]
 OutputKind = Literal["logits", "probabilities", "masks"]
@@ -232,7 +233,6 @@ def read_sidecar(path: str | Path) -> dict[str, Any]:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            from ..yamlio import load_yaml  # noqa: PLC0415
 
             data = load_yaml(text, path)
     except Exception as exc:  # noqa: BLE001 - both parsers' errors end here

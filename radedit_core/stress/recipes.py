@@ -59,6 +59,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import ConfigError, InputError
 from ..settings import EDIT_SPECS, EditSettings, coerce, is_missing
+from ..yamlio import load_yaml
 
 SHIFTS = ("acquisition", "manifestation", "population")
 FILTERS = ("min_score", "max_outside_change", "max_keep_change", "min_edit_change")
@@ -445,7 +446,6 @@ def load_recipes(path: str | Path, max_sweep_points: int = MAX_SWEEP_POINTS) -> 
     """
     import yaml  # noqa: PLC0415
 
-    from ..yamlio import load_yaml  # noqa: PLC0415
 
     path = Path(path)
     if not path.is_file():

@@ -43,7 +43,9 @@ from typing import Any, Mapping
 
 from ..batch.datalist import read_datalist
 from ..errors import ConfigError, InputError
+from ..runlock import run_lock
 from ..settings import EDIT_SPECS, coerce, is_missing, parse_split
+from ..yamlio import load_yaml
 
 #: Keys of a stress config and their defaults (None: required or derived).
 STRESS_DEFAULTS: dict[str, Any] = {
@@ -75,7 +77,6 @@ def load_stress_config(path: str | Path) -> dict[str, Any]:
     """A stress config file with its defaults filled in and relative paths resolved (see the module docstring)."""
     import yaml  # noqa: PLC0415
 
-    from ..yamlio import load_yaml  # noqa: PLC0415
 
     path = Path(path)
     if not path.is_file():
@@ -182,7 +183,6 @@ def stress_evaluate(o: Mapping[str, Any], predictor: Any = None) -> tuple[Any, P
     from .evaluate import evaluate_set  # noqa: PLC0415
     from .report import write_report  # noqa: PLC0415
 
-    from ..runlock import run_lock  # noqa: PLC0415
 
     predictor = predictor if predictor is not None else _load_checked_predictor(o)
     with run_lock(o["results"], "radedit stress evaluate"):
