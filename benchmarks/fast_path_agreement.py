@@ -1,4 +1,4 @@
-"""The README's fast-path table, measured: each fast-path change against float32 on the same inputs and noise.
+"""The fast-path table of docs/speed.md ("Agreement with float32"), measured: each fast-path change against float32 on the same inputs and noise.
 
     python benchmarks/fast_path_agreement.py [--model tiny] [--steps 30]
 

@@ -1,4 +1,4 @@
-"""An edit checked and ready for the model: step 1 of the route (README "Command line").
+"""An edit checked and ready for the model: step 1 of the route (docs/editing.md, "Command line").
 
 :func:`prepare_edit` checks everything that needs no model, in a second and
 without importing torch: the output (writable, format, DICOM-only options,

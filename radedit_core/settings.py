@@ -9,7 +9,7 @@ the error names the option as that front end spells it (``--guidance``,
 ``guidance``, ``settings.weights``, ``row 3: guidance``).
 
 * :class:`EditSettings`: what decides an edit besides the image, the masks
-  and the model (paper Sec. 4; README "What exactly is computed").
+  and the model (paper Sec. 4; docs/method.md, "What exactly is computed").
 * :class:`GenerateSettings`: text-to-image sampling (model card: 100 DDIM
   steps, guidance 7.5).
 * :class:`ModelOptions`: which model and how it runs (device, precision).
@@ -36,7 +36,7 @@ DEFAULT_GUIDANCE = 15.0
 #: Guidance of the inversion when an invert prompt is given: the DDPM inversion
 #: authors' source-prompt default.
 DEFAULT_INVERT_GUIDANCE = 3.5
-#: How an edit is composited onto the source (README "What exactly is computed", step 5;
+#: How an edit is composited onto the source (docs/method.md, "What exactly is computed", step 5;
 #: :mod:`radedit_core.imaging.compositing`): where the source's own full-resolution detail gives
 #: way to the model's image.  ``unchanged`` (default): kept wherever the edit did not change the
 #: image; ``outside-edit``: kept outside the edit mask only; ``everywhere``: kept everywhere (the

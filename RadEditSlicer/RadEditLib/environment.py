@@ -56,7 +56,7 @@ TORCH_REQUIREMENT = "torch" + TORCH_SPECIFIER
 #: that forwards no signal).  Slicer ships no psutil; until it is installed the
 #: worker's process group (POSIX) or ``taskkill /T`` (Windows) stands in.
 MODULE_REQUIREMENTS = ["psutil>=5.9"]
-#: The documented way to make an external environment (README / module docs): a checkout of
+#: The documented way to make an external environment (docs/slicer.md, "Supported Slicer versions"): a checkout of
 #: the RadEdit repository, ``bash scripts/setup.sh`` there, then its ``.venv`` Python.
 EXTERNAL_SETUP = (
     "set one up with 'bash scripts/setup.sh' in a RadEdit checkout and choose its "

@@ -92,7 +92,7 @@ def add_edit_options(p: argparse.ArgumentParser) -> None:
         "--reference-compat",
         action="store_true",
         default=None,
-        help="reproduce the released pipeline's keep-mask behaviour (see README)",
+        help="reproduce the released pipeline's keep-mask behaviour (see docs/method.md, 'Differences from the released pipeline')",
     )
     g.add_argument(
         "--inversion-batch-size",

@@ -48,7 +48,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--datalist", required=True, type=Path,
                    help="real images (JSON/CSV): image, mask_<label> columns, 0/1 label columns, a report column")  # fmt: skip
     add_split_option(p)
-    p.add_argument("--recipes", required=True, type=Path, help="recipe file (YAML/JSON; see README 'Stress tests')")
+    p.add_argument("--recipes", required=True, type=Path, help="recipe file (YAML/JSON; see docs/stress-tests.md, 'Building a set: recipes')")
     p.add_argument("--output", required=True, type=Path, help="the set folder (an interrupted build resumes in it)")
     p.add_argument("--task", default="classification", choices=["classification", "segmentation"],
                    help="what the set tests [default: classification]")  # fmt: skip
@@ -125,7 +125,7 @@ def add_parser(sub) -> None:
         help="build, evaluate and report from one config file",
         description="Build the set, evaluate the predictor on it and write the report, as the config says.",
     )
-    r.add_argument("--config", required=True, type=Path, help="stress config (YAML/JSON; see README 'Stress tests')")
+    r.add_argument("--config", required=True, type=Path, help="stress config (YAML/JSON; see docs/stress-tests.md, 'One command: build, evaluate, report')")
     r.set_defaults(handler=run_stress_config)
 
 

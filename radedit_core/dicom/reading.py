@@ -1,6 +1,6 @@
 """DICOM file, series folder or study folder -> :class:`SourceImage`.
 
-Rules (README, "DICOM"):
+Rules (docs/dicom-pacs.md, "Reading"):
 
 * Editable: single-frame grayscale CR, DX (for presentation and for
   processing) and secondary-capture images (including one-frame multi-frame

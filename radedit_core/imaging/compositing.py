@@ -5,7 +5,7 @@ and ``R = decode(x0)``, the VAE's reconstruction of the inverted image.  Their
 difference is what the edit changed; ``R`` itself differs from the source by
 the VAE's reconstruction error (blurred rib edges, wires and markers), which
 must never reach a pixel the edit did not change.  Inside the centred crop
-(README "What exactly is computed", steps 5 and 6), in stored values:
+(docs/method.md, "What exactly is computed", steps 5 and 6), in stored values:
 
     out = src + f * [ (E_v - R_v) + r * (R_v - src) ]
 

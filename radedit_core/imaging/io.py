@@ -5,7 +5,7 @@ and PNG go through SimpleITK, which keeps spacing, origin and direction.  A
 one-slice 3D volume (as Slicer writes a chest X-ray) is read as 2D and written
 back as a one-slice volume with the same geometry.
 
-Everyday image files (README "Command line"):
+Everyday image files (docs/editing.md, "Inputs"):
 
 * **PNG** with an alpha channel (grey + alpha, RGBA; 8 or 16 bits: pypng
   reads every PNG layout exactly, SimpleITK reads no grey + alpha PNG) is

@@ -1,6 +1,6 @@
 """Edit and keep masks on the source grid.
 
-Rules (documented in the README):
+Rules (docs/editing.md, "Masks" and "Keep scope"; docs/method.md, "What exactly is computed"):
 
 * Binary masks (the default): every non-zero value is inside.  Soft masks
   (``soft=True``): integer masks are divided by their dtype's maximum, float
