@@ -147,6 +147,18 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 @contextlib.contextmanager
+def _storage_errors(path: Path) -> Iterator[None]:
+    """A full disk (or quota) while writing ``path``, wherever it is raised: one line, exit 4."""
+    try:
+        yield
+    except (OSError, RuntimeError) as exc:
+        error = _as_storage_error(path, exc)
+        if error is not None:
+            raise error from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` that is renamed onto it on success.
 
@@ -166,18 +178,13 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        try:
+        with _storage_errors(path):
             yield tmp
             if path.exists() and not overwrite:
                 raise OutputError(f"{path}: output appeared while writing; not replaced")
             # mkstemp makes private (0600) files; an output gets a normal file's mode.
             os.chmod(tmp, file_mode())
             os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:
-            error = _as_storage_error(path, exc)
-            if error is not None:
-                raise error from exc
-            raise
     finally:
         if tmp.exists():
             tmp.unlink()
@@ -200,7 +207,7 @@ def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple
         _remove_empty(created)
         raise storage_error(path, exc) from exc
     try:
-        try:
+        with _storage_errors(path):
             yield tmp
             if path.exists():
                 if not overwrite:
@@ -212,11 +219,6 @@ def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple
             os.chmod(tmp, folder_mode())
             _follow_umask(tmp)
             os.replace(tmp, path)
-        except (OSError, RuntimeError) as exc:
-            error = _as_storage_error(path, exc)
-            if error is not None:
-                raise error from exc
-            raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -64,16 +64,14 @@ def tiny_model_dir(radedit_home) -> Path:
     return Path(spec.unet.source)
 
 
-@pytest.fixture(scope="session")
-def components(tiny_model_dir):
+def _load_components(model_dir: Path):
     from radedit_core.models.loading import load_components
     from radedit_core.models.spec import ModelSpec
 
-    return load_components(ModelSpec.from_folder(tiny_model_dir), device="cpu", dtype="float32")
+    return load_components(ModelSpec.from_folder(model_dir), device="cpu", dtype="float32")
 
 
-@pytest.fixture(scope="session")
-def edit_pipe(components):
+def _quiet_pipe(components):
     from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
 
     pipe = RadEditPipeline.from_components(components)
@@ -81,13 +79,27 @@ def edit_pipe(components):
     return pipe
 
 
-@pytest.fixture(scope="session")
-def editor(components):
+def _quiet_editor(components):
     from radedit_core.workflow import RadEditor
 
     ed = RadEditor(components)
     ed.set_progress(False)
     return ed
+
+
+@pytest.fixture(scope="session")
+def components(tiny_model_dir):
+    return _load_components(tiny_model_dir)
+
+
+@pytest.fixture(scope="session")
+def edit_pipe(components):
+    return _quiet_pipe(components)
+
+
+@pytest.fixture(scope="session")
+def editor(components):
+    return _quiet_editor(components)
 
 
 @pytest.fixture(scope="session")
@@ -100,28 +112,17 @@ def micro_model_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def micro_components(micro_model_dir):
-    from radedit_core.models.loading import load_components
-    from radedit_core.models.spec import ModelSpec
-
-    return load_components(ModelSpec.from_folder(micro_model_dir), device="cpu", dtype="float32")
+    return _load_components(micro_model_dir)
 
 
 @pytest.fixture(scope="session")
 def micro_pipe(micro_components):
-    from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
-
-    pipe = RadEditPipeline.from_components(micro_components)
-    pipe.set_progress_bar_config(disable=True)
-    return pipe
+    return _quiet_pipe(micro_components)
 
 
 @pytest.fixture(scope="session")
 def micro_editor(micro_components):
-    from radedit_core.workflow import RadEditor
-
-    ed = RadEditor(micro_components)
-    ed.set_progress(False)
-    return ed
+    return _quiet_editor(micro_components)
 
 
 @pytest.fixture(scope="session")
