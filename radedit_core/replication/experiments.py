@@ -64,7 +64,7 @@ import torch
 from ..imaging import masks
 from ..imaging.transform import ModelSpaceTransform
 from ..phantom_world import Case, render_case, sample_case
-from ..settings import PAPER_PROMPTS, EditSettings
+from ..settings import DEFAULT_KEEP_SCOPE, PAPER_PROMPTS, EditSettings
 from ..stress.metrics import (
     ClassificationTable,
     SourceBootstrap,
@@ -149,7 +149,7 @@ class ReplicationConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def edit_settings(self, prompt: str, keep_mode: str = "pixel", keep_scope: str = "device") -> EditSettings:
+    def edit_settings(self, prompt: str, keep_mode: str = "pixel", keep_scope: str = DEFAULT_KEEP_SCOPE) -> EditSettings:
         return EditSettings(prompts=[prompt], weights=[self.guidance], steps=self.steps, skip_ratio=self.skip_ratio,
                             seed=self.seed, dilate=self.dilate, keep_mode=keep_mode, keep_scope=keep_scope)  # fmt: skip
 
@@ -297,7 +297,7 @@ class Replication:
             strong_segmenter=one("strong_segmenter", replace(segmenter, seed=c.seed + 8), "strong"),
         )
 
-    def edit(self, image, edit_mask, keep_mask, prompt: str, keep_mode: str = "pixel", keep_scope: str = "device"):
+    def edit(self, image, edit_mask, keep_mask, prompt: str, keep_mode: str = "pixel", keep_scope: str = DEFAULT_KEEP_SCOPE):
         settings = self.config.edit_settings(prompt, keep_mode, keep_scope)
         return self.editor.edit(image, edit_mask, keep_mask, settings).image
 
