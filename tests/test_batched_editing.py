@@ -10,14 +10,16 @@ modes:
   padding, VAE slicing) is exact;
 * with the real batched kernels it agrees within float32 rounding, which
   the UNet's kernels produce differently at other batch sizes (about 1e-6
-  per call) and guidance multiplies over the steps: ``BATCH_ATOL``.  On the
+  per call) and guidance multiplies over the steps.  On the
   earlier demo model a single edit alone moved by up to 2.5e-4 in model
   space when only its call layout changed (``batch_conditions=False``,
   ``inversion_batch_size=1``; the global edit at guidance 15) and a batch
   differed from its single edits by up to 2.2e-4; on the phantom-world demo
-  model (a deeper UNet) a batch differs by up to 6.4e-4 in the latents and
-  8e-5 in the decoded images, so a tolerance of 1e-4 would fail on rounding
-  alone; any
+  model (a deeper UNet) a batch differed by up to 6.4e-4 in the latents and
+  8e-5 in the decoded images with torch 2.13's CPU build, and with torch
+  2.14.1 (the set-up's pair with torchvision) by up to 2.3e-3 in the latents
+  (whose values reach about 30) and 1e-4 in the images, so a tolerance of
+  1e-4 would fail on rounding alone: ``LATENT_ATOL`` and ``IMAGE_ATOL``; any
   mistake in the batching (an image with another's noise, mask, prompt or
   weight) moves an image by orders of magnitude more, and the bit-for-bit
   test above rules out even small ones;
@@ -40,7 +42,8 @@ from radedit_core.errors import ConfigError
 STEPS = 4
 #: Latents and decoded model-space images of a batch against the single edits (float32 rounding,
 #: amplified by guidance; see the module docstring for the measured spread).
-BATCH_ATOL = 1e-3
+LATENT_ATOL = 5e-3
+IMAGE_ATOL = 1e-3
 PROMPTS = [["No pneumothorax", "Small left pleural effusion"], ["Moderate pulmonary edema"], ["Mild cardiomegaly"]]
 WEIGHTS = [[12.0, -4.0], [15.0], [7.5]]
 SEEDS = [3, 11, 7]
@@ -131,7 +134,7 @@ def test_a_batch_agrees_with_its_single_edits_within_float32_rounding(edit_pipe,
         mine = batch.select(b)
         latent = (mine.latents - one.latents).abs().max().item()
         image = (mine.images - one.images).abs().max().item()
-        assert latent <= BATCH_ATOL and image <= BATCH_ATOL, f"image {b}: latents {latent:.1e}, images {image:.1e}"
+        assert latent <= LATENT_ATOL and image <= IMAGE_ATOL, f"image {b}: latents {latent:.1e}, images {image:.1e}"
 
 
 def test_a_batch_carries_b_times_the_samples_in_the_same_calls(edit_pipe, three, count_unet):
