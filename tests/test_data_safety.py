@@ -337,6 +337,17 @@ def test_limits_are_refused_before_any_work_and_name_their_option(tmp_path, caps
                     "--output", tmp_path / "set")  # fmt: skip
     assert code == 2 and "100 x 998 = 99800 combinations" in err and "--max-sweep-points" in err
     assert time.monotonic() - started < 10 and not (tmp_path / "set").exists()
+    # A stress config's own limit keys reach the build: here one that lowers the sweep limit below a small sweep.
+    from radedit_core.errors import ConfigError
+    from radedit_core.stress.run import stress_build, stress_options
+
+    recipes["recipes"]["add-effusion"]["sweep"] = {"guidance": [5, 10, 15]}
+    (tmp_path / "r3.yaml").write_text(yaml.safe_dump(recipes))
+    options = stress_options({"datalist": str(tmp_path / "dl.json"), "recipes": str(tmp_path / "r3.yaml"),
+                              "set": str(tmp_path / "set3"), "max_sweep_points": 2}, need=("datalist", "recipes", "set"))  # fmt: skip
+    with pytest.raises(ConfigError, match="max-sweep-points"):
+        stress_build(options)
+    assert not (tmp_path / "set3").exists()
 
 
 def test_item_ids_carry_64_bits_of_hash():

@@ -55,6 +55,7 @@ STRESS_DEFAULTS: dict[str, Any] = {
     "trust_remote_code": False, "offline": None, "compile": False, "settings": None, "output_format": "auto",
     "score": "auto", "score_weights": None, "resamples": 2000, "bootstrap_seed": 0, "confidence": 0.95,
     "batch_size": None, "include_images": True, "overwrite": False, "progress": True,
+    "max_items": None, "max_sweep_points": None,  # the build's limits (checked by StressBuild)
     # edit settings as keys of their own (over ``settings``): the bundle's top-level ids
     "steps": None, "guidance": None, "skip_ratio": None, "seed": None, "dilate": None, "keep_mode": None,
     "keep_scope": None,
@@ -76,7 +77,6 @@ class StressRun:
 def load_stress_config(path: str | Path) -> dict[str, Any]:
     """A stress config file with its defaults filled in and relative paths resolved (see the module docstring)."""
     import yaml  # noqa: PLC0415
-
 
     path = Path(path)
     if not path.is_file():
@@ -174,7 +174,7 @@ def stress_build(o: Mapping[str, Any], editor: Any = None, scorer: Any = None, p
         predictor_classes=predictor_classes, scorer=scorer, editor=editor,
         model=o["model"], device=o["device"], dtype=o["dtype"], vae_dtype=o["vae_dtype"],
         trust_remote_code=o["trust_remote_code"], offline=o["offline"], compile=o["compile"], output_dir=o["set"],
-        overwrite=o["overwrite"], progress=o["progress"],
+        overwrite=o["overwrite"], progress=o["progress"], max_items=o["max_items"], max_sweep_points=o["max_sweep_points"],
     ).run()  # fmt: skip
 
 
