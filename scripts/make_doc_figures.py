@@ -5,7 +5,8 @@
 * ``main-job.png``: the main job (``python -m monai.bundle run edit --config_file
   monai_bundle/configs/inference.json``, the README's first command, at its full settings) as
   original | edited | difference | masks of the sample study, drawn by the stress report's own
-  gallery function (:func:`radedit_core.stress.report.gallery_picture`);
+  gallery panels (:func:`radedit_core.stress.report.gallery_panels`: crops around the edit region
+  above the whole images, mask outlines, one difference colour scale);
 * ``gallery-row.png``: one row of a stress report's gallery, from a phantom-world stress set;
 * ``stress-report.png``: the top of that stress report (headless Chromium's screenshot).
 
@@ -53,9 +54,37 @@ def picture_bytes(picture: dict) -> bytes:
     return base64.b64decode(picture["src"].split(",", 1)[1])
 
 
+def gallery_row(source: Path, edited: Path, masks: list) -> bytes:
+    """One stress-report gallery row as a PNG: its crop panels above its whole-image panels, titled."""
+    from PIL import Image, ImageDraw
+
+    from radedit_core.stress.report import GalleryImages, gallery_panels
+
+    images = GalleryImages.read(source, edited, masks)
+    panels = gallery_panels(images, max(images.largest_change(), 1e-3))
+    rows = [[p for p in panels if p["crop"]], [p for p in panels if not p["crop"]]]
+    pictures = [[Image.open(io.BytesIO(picture_bytes(p))).convert("RGB") for p in row] for row in rows]
+    gap, title = 8, 18
+    width = max(sum(im.width for im in row) + gap * (len(row) - 1) for row in pictures)
+    height = sum(max(im.height for im in row) + title for row in pictures) + gap
+    sheet = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(sheet)
+    y = 0
+    for row, ims in zip(rows, pictures):
+        x = 0
+        for panel, im in zip(row, ims):
+            draw.text((x + 2, y + 2), panel["title"], fill="black")
+            sheet.paste(im, (x, y + title))
+            x += im.width + gap
+        y += max(im.height for im in ims) + title + gap
+    buffer = io.BytesIO()
+    sheet.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def main_job(work: Path, out: Path) -> None:
     from radedit_core.dicom import read_dicom_image, read_dicom_mask
-    from radedit_core.stress.report import gallery_picture
+    from radedit_core.stress.report import EDIT_COLOUR, KEEP_COLOUR
 
     bundle = work / "bundle"
     shutil.copytree(ROOT / "monai_bundle", bundle, ignore=shutil.ignore_patterns("eval"))
@@ -65,13 +94,13 @@ def main_job(work: Path, out: Path) -> None:
     study = ROOT / "radedit_core" / "data" / "sample_study"
     image = read_dicom_image(study / "cxr.dcm")
     masks = [(f"{segment} ({role})", read_dicom_mask(study / "seg.dcm", image, select=segment) > 0, colour)
-             for segment, role, colour in (("pneumothorax", "edit", "tab:orange"), ("drain", "keep", "tab:cyan"))]
-    save_png(picture_bytes(gallery_picture(study / "cxr.dcm", edited, masks)), out / "main-job.png", width=900)
+             for segment, role, colour in (("pneumothorax", "edit", EDIT_COLOUR), ("drain", "keep", KEEP_COLOUR))]
+    save_png(gallery_row(study / "cxr.dcm", edited, masks), out / "main-job.png", width=900)
 
 
 def stress_report(work: Path, out: Path, cases: int, steps: int) -> None:
     from radedit_core.imaging.io import read_image, read_mask_array
-    from radedit_core.stress.report import gallery_picture
+    from radedit_core.stress.report import EDIT_COLOUR, KEEP_COLOUR
 
     sys.path.insert(0, str(ROOT / "tests"))
     import stress_phantom_predictors as predictors
@@ -92,7 +121,7 @@ def stress_report(work: Path, out: Path, cases: int, steps: int) -> None:
         raise SystemExit("chromium not found: install Debian's chromium (scripts/install_system_packages.sh)")
     shot = work / "report.png"
     subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
-                    f"--user-data-dir={work / 'chromium-profile'}", f"--screenshot={shot}", "--window-size=1100,1500",
+                    f"--user-data-dir={work / 'chromium-profile'}", f"--screenshot={shot}", "--window-size=1280,1600",
                     (work / "results" / "report.html").as_uri()], check=True, capture_output=True, timeout=180)
     save_png(shot.read_bytes(), out / "stress-report.png", width=800)
 
@@ -102,11 +131,10 @@ def stress_report(work: Path, out: Path, cases: int, steps: int) -> None:
     folder = work / "stress_set"
     image = read_image(folder / edit["image"])
     masks = []
-    for key, name, colour in (("edit_mask", "pneumothorax (edit)", "tab:orange"), ("keep_mask", "drain (keep)", "tab:cyan")):
+    for key, name, colour in (("edit_mask", "pneumothorax (edit)", EDIT_COLOUR), ("keep_mask", "drain (keep)", KEEP_COLOUR)):
         if edit.get(key):
             masks.append((name, read_mask_array(folder / edit[key], image) > 0, colour))
-    save_png(picture_bytes(gallery_picture(folder / source["image"], folder / edit["image"], masks)),
-             out / "gallery-row.png", width=900)
+    save_png(gallery_row(folder / source["image"], folder / edit["image"], masks), out / "gallery-row.png", width=900)
 
 
 def main() -> None:

@@ -179,3 +179,16 @@ def test_estimates_are_formatted_like_the_paper_tables():
     assert format_estimate({"value": 0.9123, "ci": None}, "auroc") == "0.912"
     assert format_estimate({"value": 4.214, "ci": [3.0, 5.5]}, "hd95") == "4.21 [3.00, 5.50]"
     assert format_estimate(None, "accuracy") == "—"
+
+
+def test_the_summary_names_the_model_of_the_batch_runners_fingerprint_and_its_settings_as_numbers():
+    from radedit_core.stress.privacy import Scrubber
+    from radedit_core.stress.report import _edit_settings
+
+    set_provenance = {
+        "model": {"spec": {"name": "tiny", "unet": {"source": "/somewhere/unet"}}, "dtype": "float32", "vae_dtype": "float32"},
+        "edit_settings": {"remove-pneumothorax": {"steps": 50, "skip_ratio": 0.3, "guidance": 15.0, "seed": 0, "dilate": 5}},
+    }
+    name, rows = _edit_settings({"provenance": {"set": set_provenance}}, Scrubber())
+    assert name == "tiny (float32, VAE float32)"
+    assert rows == [{"cells": ["remove-pneumothorax", "50", "0.3", "15", "0", "5"]}]

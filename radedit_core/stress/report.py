@@ -487,7 +487,10 @@ def _edit_settings(results: dict[str, Any], scrub: Scrubber) -> tuple[str, list[
     """The model and, per recipe, the settings its edits used (numbers, from the set's provenance)."""
     prov = results.get("provenance", {}).get("set") or {}
     model = prov.get("model") or {}
-    name = model.get("name") or model.get("source") or model.get("model") or ""
+    spec = model.get("spec") if isinstance(model.get("spec"), dict) else {}  # the batch runner's fingerprint
+    name = spec.get("name") or model.get("name") or model.get("source") or model.get("model") or ""
+    if name and model.get("dtype"):
+        name = f"{name} ({model['dtype']}, VAE {model.get('vae_dtype', model['dtype'])})"
     if isinstance(model, dict) and not name:
         name = ", ".join(f"{k} {v}" for k, v in model.items() if isinstance(v, (str, int, float)))[:200]
     rows = []
