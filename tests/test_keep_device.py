@@ -96,7 +96,7 @@ def test_the_latent_keep_pins_only_cells_the_device_dominates():
 
 @pytest.mark.parametrize("mode", ["pixel", "latent"])
 def test_the_finding_goes_beside_the_kept_drain_as_everywhere_else(demo_editor, case, mode):
-    settings = EditSettings([PROMPT], steps=STEPS, keep_mode=mode)  # CLI defaults but the steps
+    settings = EditSettings([PROMPT], steps=STEPS, keep_mode=mode, keep_scope="device")  # CLI defaults but steps and scope
     out = run_cases(lambda im, e, k: demo_editor.edit(im, e, k, settings).image.array, [case])
     for name, (f,) in out.items():
         assert f["whole_share"] >= 0.3, (name, f)  # the edit removes the finding
