@@ -51,6 +51,7 @@ BAD_VALUES = [
     ("skip_ratio", "1", r"must be a finite number in \[0, 1\), got 1.0"),
     ("dilate", "-2", r"must be an integer from 0 to 256, got -2"),
     ("keep_mode", "both", r"must be one of pixel, latent, got 'both'"),
+    ("keep_scope", "ring", r"must be one of device, mask, got 'ring'"),
     ("invert_guidance", "nan", r"must be a finite number in \[-100, 100\], got nan"),
     ("inversion_batch_size", "0", r"must be an integer from 1 to 4096, got 0"),
     ("prompt", "   ", r"is empty; the empty prompt is the unconditional one"),
