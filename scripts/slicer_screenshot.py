@@ -68,7 +68,7 @@ def run_edit(work: Path, steps: int):
 
     Parameters.segmentation = segmentation
     logic = RadEditCoreLogic(core.scene, core.segmentations_logic, python=sys.executable, work_root=work)
-    masks, problem = panel.MaskCache(logic.computeMasks).get(Parameters)
+    masks, problem = panel.MaskCache(logic.takeSegmentArrays).get(Parameters)
     assert problem is None, problem
     parameters = EditParameters(prompt=Parameters.prompt, steps=steps, model="tiny", device="cpu", dtype="float32")
     run = logic.edit(volume, segmentation, [lungs], [pacemaker], parameters, timeout=900)

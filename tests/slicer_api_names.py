@@ -140,11 +140,8 @@ MRML_METHODS = {
     "WriteData": "vtkMRMLStorageNode",
     "GetParentTransformNode": "vtkMRMLTransformableNode",
     "GetSegmentationBinaryLabelmapRepresentationName": "vtkSegmentationConverter",
-    "SetExtent": "vtkImageData",
     "GetExtent": "vtkImageData",
-    "SetImageToWorldMatrix": "vtkOrientedImageData",
     "GetImageToWorldMatrix": "vtkOrientedImageData",
-    "ResampleOrientedImageToReferenceOrientedImage": "vtkOrientedImageDataResample",
     "GetLabelValue": "vtkSegment",
 }
 

@@ -22,7 +22,11 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pydicom
 import pytest
+import slicer
 import slicer_bootstrap as sb  # imports the slicer-core wheel: missing -> these tests fail
+import vtk
+from slicer_polling import poll_until, wait_for_stage
+from vtk.util import numpy_support
 
 from radedit_core.dicom import read_dicom_image
 from radedit_core.dicom.synthetic import make_cxr
@@ -182,20 +186,13 @@ def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs):
 def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
     s = scene_inputs
     run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], s["keep_ids"], tiny(steps=20))
-    deadline = time.monotonic() + 120
-    while not any(e.get("stage") == "edit" for e in run.process.events):
-        assert not run.process.finished, run.process.error_message
-        assert time.monotonic() < deadline
-        run.process.poll()
-        time.sleep(0.05)
+    wait_for_stage(run.process, "edit")
     pid = run.process.pid
     t0 = time.perf_counter()
     logic.cancel(run)  # what the module's Cancel button does: it returns at once ...
     assert time.perf_counter() - t0 < 0.3
-    while not run.process.finished:  # ... and the poll timer settles it
-        assert time.perf_counter() - t0 < CANCEL_GRACE_S + 1.0
-        run.process.poll()
-        time.sleep(0.05)
+    # ... and the poll timer settles it
+    poll_until(lambda: run.process.finished, run.process.poll, CANCEL_GRACE_S + 1.0, "the end of the cancelled edit")
     assert run.state == "cancelled" and run.process.returncode is not None
     # SIGTERM reached the worker: it reported the cancel itself, well before the kill.
     assert run.process.events[-1].kind == "cancelled"
@@ -418,32 +415,132 @@ def test_export_needs_the_source_in_the_dicom_database(logic, scene_inputs):
         logic.exportDicom(fake)
 
 
-def test_masks_read_directly_equal_the_segmentations_logic_export(logic, core, phantom, monkeypatch):
-    """The scene-free path (the labelmap resampled onto the volume's grid) gives what
-    ExportSegmentsToLabelmapNode gives: for segments sharing a layer, for a segment painted
-    on another grid, and it steps aside for a transformed segmentation."""
+def put_labelmap(segmentation_node, volume_node, name: str, extent, voxels: np.ndarray) -> str:
+    """A segment whose binary labelmap lies on the volume's grid with its own ``extent`` (it may reach
+    beyond the image, or hold several slices), as the Segment Editor leaves one after painting."""
+    labelmap = slicer.vtkOrientedImageData()
+    labelmap.SetExtent(*extent)
+    labelmap.AllocateScalars(vtk.VTK_UNSIGNED_CHAR, 1)
+    dims = labelmap.GetDimensions()
+    numpy_support.vtk_to_numpy(labelmap.GetPointData().GetScalars())[:] = voxels.reshape(dims[::-1]).ravel()
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    labelmap.SetImageToWorldMatrix(matrix)
+    segmentation_node.SetReferenceImageGeometryParameterFromVolumeNode(volume_node)
+    segment_id = segmentation_node.GetSegmentation().AddEmptySegment("", name)
+    slicer.vtkSlicerSegmentationsModuleLogic.SetBinaryLabelmapToSegment(
+        labelmap, segmentation_node, segment_id, slicer.vtkSlicerSegmentationsModuleLogic.MODE_REPLACE
+    )
+    return segment_id
+
+
+def resampled_as_before(segmentation_node, segment_id: str, volume_node) -> np.ndarray | None:
+    """The module's mask of an on-grid segment before the numeric half moved off the GUI thread:
+    its labelmap resampled onto the volume's grid by vtkOrientedImageDataResample, then its label;
+    None where that resampling did not give the volume's extent (the module exported those)."""
+    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
+    labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
+    matrix = vtk.vtkMatrix4x4()
+    volume_node.GetIJKToRASMatrix(matrix)
+    reference = slicer.vtkOrientedImageData()
+    reference.SetExtent(volume_node.GetImageData().GetExtent())
+    reference.SetImageToWorldMatrix(matrix)
+    resampled = slicer.vtkOrientedImageData()
+    if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
+        labelmap, reference, resampled, False, True
+    ) or resampled.GetExtent() != reference.GetExtent():
+        return None
+    dims = resampled.GetDimensions()
+    values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    return values[0] == segment.GetLabelValue()
+
+
+def test_the_numeric_half_gives_the_masks_of_before_on_and_off_the_grid(logic, core, phantom, monkeypatch):
+    """Masks made from the copied arrays equal what the module made before (the VTK resampling of an
+    on-grid labelmap) and what ExportSegmentsToLabelmapNode makes, for every kind of segment."""
     core.clear()
     volume = sb.add_cxr_volume(core.scene, np.zeros((ROWS, COLS), np.int16), "CXR", spacing=SPACING, origin=ORIGIN, direction=DIRECTION)
     segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
     left, right, heart = phantom.mask("left_lung"), phantom.mask("right_lung"), phantom.mask("heart")
-    ids = [sb.paint_segment(segmentation, volume, name, m) for name, m in (("left", left), ("right", right))]
+    ids = {name: sb.paint_segment(segmentation, volume, name, m) for name, m in (("left", left), ("right", right))}
     # Disjoint segments may share one labelmap layer, told apart by their label values.
     assert segmentation.GetSegmentation().GetNumberOfLayers() == 1
-    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[0], volume), left)
-    np.testing.assert_array_equal(mrml._labelmap_on_grid(segmentation, ids[1], volume), right)
-    # A segment painted on a coarser grid (every second pixel): the export resamples it.
+    for name in ("left", "right"):  # the module resampled these with VTK before: the same masks
+        before = resampled_as_before(segmentation, ids[name], volume)
+        assert before is not None and before.any(), name
+        arrays = logic.takeSegmentArrays(volume, segmentation, [ids[name]])
+        np.testing.assert_array_equal(mrml.masks_from_arrays(arrays).edit, before, err_msg=name)
+    rng = np.random.default_rng(5)
+    # On the grid, but reaching beyond the image on every side of a corner (cropped there; VTK's
+    # resampling did not crop, so the module exported such segments before) ...
+    ids["beyond"] = put_labelmap(segmentation, volume, "beyond", (-7, 30, -5, 40, 0, 0), rng.random((1, 46, 38)) < 0.5)
+    # ... and three slices thick around the image's slice (only slice 0 counts), past the other corner.
+    thick = np.zeros((3, 20, 16), bool)
+    thick[0], thick[1], thick[2] = True, rng.random((20, 16)) < 0.5, True
+    ids["thick"] = put_labelmap(segmentation, volume, "thick", (COLS - 10, COLS + 5, ROWS - 12, ROWS + 7, -1, 1), thick)
+    # Off the grid: painted on a coarser grid (every second pixel); the export resamples it.  It overlaps
+    # every segment above, so it gets a layer of its own (a shared layer would be resampled with it).
     coarse = sb.add_cxr_volume(core.scene, np.zeros((ROWS // 2, COLS // 2), np.int16), "coarse",
                                spacing=(SPACING[0] * 2, SPACING[1] * 2, 1.0), origin=ORIGIN, direction=DIRECTION)
-    ids.append(sb.paint_segment(segmentation, coarse, "heart", heart[::2, ::2]))
-    with monkeypatch.context() as m:
+    chest = heart | left | right
+    chest[:40, :30] = chest[ROWS - 12 :, COLS - 10 :] = True
+    ids["heart"] = sb.paint_segment(segmentation, coarse, "heart", chest[::2, ::2])
+
+    with monkeypatch.context() as m:  # every segment through the segmentations logic's export
         m.setattr(mrml, "_labelmap_on_grid", lambda *a: None)
-        exported = {i: logic.computeMasks(volume, segmentation, [i]).edit for i in ids}
-    for i in ids:  # whichever path each segment takes now, computeMasks gives the export's mask
-        direct = mrml._labelmap_on_grid(segmentation, i, volume)
-        assert direct is None or np.array_equal(direct, exported[i])
-        np.testing.assert_array_equal(logic.computeMasks(volume, segmentation, [i]).edit, exported[i])
-    assert mrml._labelmap_on_grid(segmentation, ids[2], volume) is None
+        exported = {name: logic.computeMasks(volume, segmentation, [i]).edit for name, i in ids.items()}
+    for name, segment_id in ids.items():  # and what the export gives, which the module used for the others
+        arrays = logic.takeSegmentArrays(volume, segmentation, [segment_id])
+        # The exported one is on the volume's grid already (any non-zero voxel); the others keep their own extent.
+        assert (arrays.segments[segment_id].label is None) is (name == "heart"), name
+        np.testing.assert_array_equal(mrml.masks_from_arrays(arrays).edit, exported[name], err_msg=name)
+    np.testing.assert_array_equal(exported["left"], left)
+    assert exported["beyond"][:41, :31].any() and not exported["beyond"][41:].any() and not exported["beyond"][:, 31:].any()
+    np.testing.assert_array_equal(exported["thick"][ROWS - 12 :, COLS - 10 :], thick[1, :12, :10])
+    # Several segments of both kinds: their union, keep wins where both cover a pixel.
+    masks = logic.computeMasks(volume, segmentation, [ids["left"], ids["heart"]], [ids["beyond"], ids["right"]])
+    np.testing.assert_array_equal(masks.edit, exported["left"] | exported["heart"])
+    np.testing.assert_array_equal(masks.keep, exported["beyond"] | exported["right"])
+    assert masks.overlap_pixels == int((masks.edit & masks.keep).sum()) > 0
 
     transform = core.scene.AddNewNodeByClass("vtkMRMLLinearTransformNode")
     segmentation.SetAndObserveTransformNodeID(transform.GetID())
-    assert mrml._labelmap_on_grid(segmentation, ids[0], volume) is None  # the export handles transforms
+    arrays = logic.takeSegmentArrays(volume, segmentation, [ids["left"]])
+    assert arrays.segments[ids["left"]].label is None  # the export handles transforms
+    np.testing.assert_array_equal(mrml.masks_from_arrays(arrays).edit, left)
+
+
+def test_the_gui_thread_half_only_copies_arrays(logic, core, phantom, monkeypatch):
+    """takeSegmentArrays (the GUI thread's part) returns the labelmap voxels as they are in MRML,
+    label values and extent included, and computes nothing; the masks come from the copies alone."""
+    core.clear()
+    volume = sb.add_cxr_volume(core.scene, np.zeros((ROWS, COLS), np.int16), "CXR", spacing=SPACING, origin=ORIGIN, direction=DIRECTION)
+    segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
+    left, right = phantom.mask("left_lung"), phantom.mask("right_lung")
+    left_id = sb.paint_segment(segmentation, volume, "left", left)
+    right_id = sb.paint_segment(segmentation, volume, "right", right)
+
+    def numeric(*args, **kwargs):
+        raise AssertionError("the numeric half ran on the GUI thread")
+
+    with monkeypatch.context() as m:
+        m.setattr(mrml, "segment_on_grid", numeric)
+        m.setattr(mrml, "masks_from_arrays", numeric)
+        arrays = logic.takeSegmentArrays(volume, segmentation, [left_id], [right_id])
+    assert type(arrays) is mrml.SegmentArrays
+    assert arrays.extent == volume.GetImageData().GetExtent() and (arrays.edit_ids, arrays.keep_ids) == ((left_id,), (right_id,))
+    taken_left, taken_right = arrays.segments[left_id], arrays.segments[right_id]
+    layer = segmentation.GetSegmentation().GetSegment(left_id).GetRepresentation("Binary labelmap")
+    dims = layer.GetDimensions()
+    raw = numpy_support.vtk_to_numpy(layer.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
+    # The shared layer's voxels, copied once, as MRML holds them: both label values, not a bool mask.
+    assert taken_left.voxels is taken_right.voxels and taken_left.voxels.dtype == raw.dtype == np.uint8
+    np.testing.assert_array_equal(taken_left.voxels, raw)
+    assert taken_left.extent == layer.GetExtent()
+    assert set(np.unique(taken_left.voxels)) == {0, taken_left.label, taken_right.label} and taken_left.label != taken_right.label
+    assert not np.shares_memory(taken_left.voxels, raw)  # a copy: painting on cannot change it under the thread
+    # The masks need no scene any more: it can be cleared before they are made.
+    core.clear()
+    masks = mrml.masks_from_arrays(arrays)
+    np.testing.assert_array_equal(masks.edit, left)
+    np.testing.assert_array_equal(masks.keep, right)

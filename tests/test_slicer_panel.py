@@ -11,6 +11,7 @@ and ignored both).
 from __future__ import annotations
 
 import os
+import threading
 import types
 from dataclasses import dataclass, field
 
@@ -19,6 +20,7 @@ import pytest
 import slicer
 import slicer_bootstrap as sb
 import vtk
+from slicer_polling import poll_until
 from vtk.util import numpy_support
 
 from RadEditLib import mrml, panel
@@ -136,7 +138,7 @@ def test_apply_is_enabled_only_with_everything_chosen_and_nothing_running(painte
 def test_pixel_counts_follow_a_paint_stroke_and_nothing_else(core, painted):
     pn, lungs, drain, lungs_mask, drain_mask = painted
     logic = RadEditCoreLogic(core.scene, core.segmentations_logic)
-    cache = panel.MaskCache(logic.computeMasks)
+    cache = panel.MaskCache(logic.takeSegmentArrays)
     pn.editSegmentIds, pn.keepSegmentIds = [lungs], [drain]
     masks, problem = cache.get(pn)
     assert problem is None and masks.edit_pixels == lungs_mask.sum() and masks.keep_pixels == drain_mask.sum()
@@ -172,13 +174,55 @@ def test_pixel_counts_follow_a_paint_stroke_and_nothing_else(core, painted):
 def test_mask_problems_are_shown_in_words(core, painted):
     pn, lungs, drain, *_ = painted
     logic = RadEditCoreLogic(core.scene, core.segmentations_logic)
-    cache = panel.MaskCache(logic.computeMasks)
+    cache = panel.MaskCache(logic.takeSegmentArrays)
     assert cache.get(pn) == (None, "choose at least one edit segment: the region to change")
     empty = pn.segmentation.GetSegmentation().AddEmptySegment("", "nothing yet")
     pn.editSegmentIds = [empty]
     masks, problem = cache.get(pn)
     assert masks is None and panel.masks_text(masks, problem) == problem and "paint the region" in problem
     assert panel.masks_text(None) == "Choose the input volume, the segmentation and at least one edit segment."
+
+
+def test_masks_are_made_in_the_background_and_an_outdated_result_is_dropped(core, painted):
+    """The panel's path: the GUI thread only takes the arrays, a background thread makes the masks,
+    a QTimer polls; the user paints while it runs, so that result is never shown and the masks are
+    made again for what is painted now."""
+    pn, lungs, drain, lungs_mask, drain_mask = painted
+    logic = RadEditCoreLogic(core.scene, core.segmentations_logic)
+    release, threads, made = threading.Event(), [], []
+
+    def finish(arrays):
+        threads.append(threading.current_thread())
+        assert release.wait(60)
+        made.append(mrml.masks_from_arrays(arrays))
+        return made[-1]
+
+    cache = panel.MaskCache(logic.takeSegmentArrays, finish)
+    pn.editSegmentIds, pn.keepSegmentIds = [lungs], [drain]
+    assert cache.request(pn) and cache.computing and cache.computed == 1
+    assert cache.masks is None and not cache.current(pn)
+    assert panel.masks_text(cache.masks, cache.problem, computing=True) == "Computing masks..."
+    assert cache.request(pn) and cache.poll(pn) and cache.computed == 1  # the same key: it waits for the running one
+    stroke = np.zeros_like(lungs_mask)
+    stroke[40:50, 30:40] = True
+    paint_stroke(pn.segmentation, pn.inputVolume, lungs, stroke)  # the user paints on meanwhile
+    release.set()
+    shown = []
+    poll_until(lambda: not cache.poll(pn), lambda: shown.append(cache.masks), timeout=60, what="the masks")
+    assert cache.computed == 2 and len(made) == 2  # the first result was made, dropped, and made again
+    assert made[0].edit_pixels == lungs_mask.sum() and all(m is not made[0] for m in shown)
+    assert cache.masks is made[1] and cache.problem is None and cache.current(pn)
+    assert cache.masks.edit_pixels == (lungs_mask | stroke).sum() and cache.masks.keep_pixels == drain_mask.sum()
+    assert threads and threading.main_thread() not in threads
+    # Settled: nothing runs, nothing more is taken, and the synchronous path agrees.
+    assert not cache.request(pn) and not cache.poll(pn) and cache.get(pn) == (made[1], None) and cache.computed == 2
+
+    # A problem the numeric half finds comes back as the text to show.
+    pn.editSegmentIds = [pn.segmentation.GetSegmentation().AddEmptySegment("", "nothing yet")]
+    assert cache.request(pn)
+    poll_until(lambda: not cache.poll(pn), timeout=60, what="the masks' problem")
+    assert cache.masks is None and "paint the region" in cache.problem and cache.computed == 3
+    cache.shutdown()
 
 
 def test_worker_outcomes_mean_what_the_panel_says():

@@ -17,6 +17,7 @@ import numpy as np
 import psutil
 import pytest
 import slicer_bootstrap as sb
+from slicer_polling import poll_until, wait_for_stage
 
 from RadEditLib import protocol
 from RadEditLib.logic import RadEditCoreLogic
@@ -43,13 +44,14 @@ def launcher(tmp_path):
 
 
 def _descendants_once_started(process: WorkerProcess, count: int, timeout: float = 60.0) -> list[psutil.Process]:
-    deadline = time.monotonic() + timeout
-    while True:
-        tree = psutil.Process(process.pid).children(recursive=True)
-        if len(tree) >= count:
-            return tree
-        assert time.monotonic() < deadline, "the launcher did not start its child"
-        time.sleep(0.05)
+    tree: list[psutil.Process] = []
+
+    def started() -> bool:
+        tree[:] = psutil.Process(process.pid).children(recursive=True)
+        return len(tree) >= count
+
+    poll_until(started, timeout=timeout, what="the launcher's child")
+    return tree
 
 
 def _cancel_and_time(process: WorkerProcess) -> tuple[float, float]:
@@ -57,12 +59,13 @@ def _cancel_and_time(process: WorkerProcess) -> tuple[float, float]:
     t0 = time.perf_counter()
     process.cancel()
     call = time.perf_counter() - t0
-    while not process.finished:
+
+    def timed_poll() -> None:
         slow = time.perf_counter()
         process.poll()
         assert time.perf_counter() - slow < GUI_BUDGET_S  # poll never blocks either
-        assert time.perf_counter() - t0 < CANCEL_GRACE_S + 2.0, "the tree outlived the stated time"
-        time.sleep(0.05)
+
+    poll_until(lambda: process.finished, timed_poll, CANCEL_GRACE_S + 2.0, "the end of the whole tree")
     return call, time.perf_counter() - t0
 
 
@@ -100,12 +103,7 @@ def test_cancel_through_a_launcher_stops_the_real_worker(launcher, tmp_path, tin
     logic = RadEditCoreLogic(core.scene, core.segmentations_logic, python=launcher, work_root=tmp_path / "work")
     parameters = EditParameters(prompt=PAPER_PROMPTS["normal"], steps=40, model="tiny", device="cpu", dtype="float32", dilate=0)
     run = logic.startEdit(volume, segmentation, [lungs], [], parameters)
-    deadline = time.monotonic() + 120
-    while not any(e.get("stage") == "edit" for e in run.process.events):
-        assert not run.process.finished, run.process.error_message
-        assert time.monotonic() < deadline
-        run.process.poll()
-        time.sleep(0.05)
+    wait_for_stage(run.process, "edit")
     tree = [psutil.Process(run.process.pid), *psutil.Process(run.process.pid).children(recursive=True)]
     assert len(tree) == 2  # the launcher and the Python that runs the edit
     call, _ = _cancel_and_time(run.process)

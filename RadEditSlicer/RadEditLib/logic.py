@@ -119,12 +119,14 @@ class RadEditCoreLogic:
         return self.work_root or Path(tempfile.gettempdir())
 
     # -- masks ---------------------------------------------------------------------
-    def computeMasks(self, volumeNode, segmentationNode, editSegmentIds: Sequence[str], keepSegmentIds: Sequence[str] = ()):
-        """Edit/keep masks from the segments, on ``volumeNode``'s own grid."""
+    def takeSegmentArrays(
+        self, volumeNode, segmentationNode, editSegmentIds: Sequence[str], keepSegmentIds: Sequence[str] = ()
+    ) -> mrml.SegmentArrays:
+        """The MRML half of :meth:`computeMasks` (the GUI thread's part): copies of the chosen
+        segments' labelmap voxels and extents (:func:`mrml.take_segment_arrays`); nothing computed."""
         if volumeNode is None:
             raise mrml.MaskProblem("choose the input volume (the chest X-ray)")
-        mrml.single_slice(volumeNode)  # one-slice check with a clear message
-        return mrml.masks_from_segments(
+        return mrml.take_segment_arrays(
             self.scene(),
             self.segmentationsLogic(),
             segmentationNode,
@@ -132,6 +134,15 @@ class RadEditCoreLogic:
             list(keepSegmentIds),
             volumeNode,
         )
+
+    def computeMasks(self, volumeNode, segmentationNode, editSegmentIds: Sequence[str], keepSegmentIds: Sequence[str] = ()):
+        """Edit/keep masks from the segments, on ``volumeNode``'s own grid, on the caller's thread.
+
+        Both halves at once (scripts): :meth:`takeSegmentArrays`, then
+        :func:`mrml.masks_from_arrays` (the panel runs that one in a
+        background thread: ``panel.MaskCache``).
+        """
+        return mrml.masks_from_arrays(self.takeSegmentArrays(volumeNode, segmentationNode, editSegmentIds, keepSegmentIds))
 
     # -- edit ------------------------------------------------------------------------
     def intensityFor(self, volumeNode) -> dict[str, Any]:

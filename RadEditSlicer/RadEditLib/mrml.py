@@ -37,30 +37,48 @@ class MaskProblem(ValueError):
     """The chosen segments cannot make the masks (message for the user)."""
 
 
-def volume_array(volume_node) -> np.ndarray:
-    """Voxels as a (slices, rows, columns) array, a copy."""
+def _grayscale_image(volume_node):
+    """The volume's vtkImageData, checked: it has voxels, one component each."""
     image = volume_node.GetImageData()
     if image is None or image.GetPointData().GetScalars() is None:
         raise ValueError(f"volume '{volume_node.GetName()}' has no image data")
-    dims = image.GetDimensions()
     scalars = image.GetPointData().GetScalars()
     if scalars.GetNumberOfComponents() != 1:
         raise ValueError(
             f"volume '{volume_node.GetName()}' has {scalars.GetNumberOfComponents()} components per voxel; "
             "RadEdit edits grayscale images"
         )
-    return numpy_support.vtk_to_numpy(scalars).reshape(dims[2], dims[1], dims[0]).copy()
+    return image
+
+
+def volume_array(volume_node) -> np.ndarray:
+    """Voxels as a (slices, rows, columns) array, a copy."""
+    image = _grayscale_image(volume_node)
+    dims = image.GetDimensions()
+    return numpy_support.vtk_to_numpy(image.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0]).copy()
+
+
+def _one_slice(volume_node, slices: int) -> None:
+    if slices != 1:
+        raise ValueError(
+            f"volume '{volume_node.GetName()}' has {slices} slices; RadEdit edits single "
+            "2D images (one-slice volumes, as Slicer loads a radiograph)"
+        )
 
 
 def single_slice(volume_node) -> np.ndarray:
     """The 2D image of a one-slice volume (a chest X-ray loaded from DICOM)."""
     array = volume_array(volume_node)
-    if array.shape[0] != 1:
-        raise ValueError(
-            f"volume '{volume_node.GetName()}' has {array.shape[0]} slices; RadEdit edits single "
-            "2D images (one-slice volumes, as Slicer loads a radiograph)"
-        )
+    _one_slice(volume_node, array.shape[0])
     return array[0]
+
+
+def single_slice_extent(volume_node) -> tuple[int, int, int, int, int, int]:
+    """The IJK extent of a one-slice grayscale volume, checked as :func:`single_slice` checks it
+    (same ``ValueError``), without copying its voxels."""
+    image = _grayscale_image(volume_node)
+    _one_slice(volume_node, image.GetDimensions()[2])
+    return tuple(image.GetExtent())
 
 
 def _image_data_like(reference_node, array: np.ndarray) -> vtk.vtkImageData:
@@ -190,57 +208,84 @@ def segment_names(segmentation_node) -> list[tuple[str, str]]:
     ]
 
 
-def segment_mask(scene, segmentations_logic, segmentation_node, segment_ids: Sequence[str], reference_volume) -> np.ndarray:
-    """Union of ``segment_ids`` as a bool array on ``reference_volume``'s own grid.
+@dataclass(frozen=True, eq=False)
+class SegmentLabelmap:
+    """One segment's labelmap voxels as copied from MRML, in the volume's IJK index space."""
 
-    Each segment is resampled on its own (overlapping segments stay whole)
-    onto the volume's grid: directly from its labelmap where it can
-    (:func:`_labelmap_on_grid`), else exported with the segmentations logic,
-    which also handles transforms and other source representations.
+    name: str
+    voxels: np.ndarray  # (slices, rows, columns) of the labelmap's scalar type; a copy, shared by segments of one layer
+    extent: tuple[int, int, int, int, int, int]  # (i0, i1, j0, j1, k0, k1) of ``voxels`` on the volume's IJK grid
+    label: int | None  # the segment's value in its (maybe shared) layer; None: every non-zero voxel (an export)
+
+
+@dataclass(frozen=True, eq=False)
+class SegmentArrays:
+    """What the masks are made of, taken from MRML: copies of arrays and index extents, nothing computed.
+
+    :func:`take_segment_arrays` makes it on the GUI thread (MRML and VTK
+    objects are not thread-safe); :func:`masks_from_arrays` turns it into
+    masks in any thread, as it holds no MRML or VTK object.
     """
+
+    extent: tuple[int, int, int, int, int, int]  # the volume's IJK extent (one slice: k0 == k1)
+    edit_ids: tuple[str, ...]
+    keep_ids: tuple[str, ...]
+    segments: dict[str, SegmentLabelmap]  # every chosen segment (none when no edit segment is chosen)
+
+
+def take_segment_arrays(
+    scene,
+    segmentations_logic,
+    segmentation_node,
+    edit_ids: Sequence[str],
+    keep_ids: Sequence[str],
+    reference_volume,
+) -> SegmentArrays:
+    """The MRML half of the masks: copy each chosen segment's labelmap voxels, nothing more.
+
+    A segment painted on the volume's grid (the Segment Editor's default;
+    neither node under a transform) is copied straight from its binary
+    labelmap, with its extent in the volume's IJK index space and its label
+    value (segments may share a layer); segments of one layer share one copy.
+    Any other segment (painted on another grid, a closed-surface source, a
+    transform) is exported onto the volume's grid with the segmentations
+    logic through a temporary labelmap node, and that node's voxels copied.
+    Raises :class:`MaskProblem` (no segmentation, a segment that is not in
+    it or could not be exported) and ``ValueError`` (the volume is not a
+    one-slice grayscale image).  Cropping, the union, keep-wins and the
+    checks on the pixels are :func:`masks_from_arrays`'.
+    """
+    extent = single_slice_extent(reference_volume)
+    if segmentation_node is None:
+        raise MaskProblem("choose a segmentation that holds the edit (and keep) segments")
+    edit_ids, keep_ids = tuple(edit_ids), tuple(keep_ids)
     segmentation = segmentation_node.GetSegmentation()
-    mask = np.zeros(single_slice(reference_volume).shape, dtype=bool)
-    for segment_id in segment_ids:
-        if segmentation.GetSegment(segment_id) is None:
+    segments: dict[str, SegmentLabelmap] = {}
+    layers: list[tuple[object, np.ndarray]] = []  # (labelmap, its copy): one copy per shared layer
+    chosen = dict.fromkeys((*edit_ids, *keep_ids)) if edit_ids else {}  # no edit segment: nothing to make
+    for segment_id in chosen:
+        segment = segmentation.GetSegment(segment_id)
+        if segment is None:
             raise MaskProblem(f"segment '{segment_id}' is not in '{segmentation_node.GetName()}'")
-        direct = _labelmap_on_grid(segmentation_node, segment_id, reference_volume)
-        if direct is not None:
-            mask |= direct
-            continue
-        before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
-        labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__RadEditMask__")
-        try:
-            ids = vtk.vtkStringArray()
-            ids.InsertNextValue(segment_id)
-            if not segmentations_logic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap, reference_volume):
-                raise MaskProblem(f"segment '{segmentation.GetSegment(segment_id).GetName()}' could not be exported")
-            if not same_grid(labelmap, reference_volume):
-                raise MaskProblem(
-                    f"segment '{segmentation.GetSegment(segment_id).GetName()}' did not come out on the "
-                    "volume's grid"
-                )
-            mask |= single_slice(labelmap) != 0
-        finally:
-            _remove_export_leftovers(scene, labelmap, before)
-    return mask
+        taken = _labelmap_on_grid(segmentation_node, segment, reference_volume, layers)
+        if taken is None:
+            taken = _exported(scene, segmentations_logic, segmentation_node, segment_id, reference_volume)
+        segments[segment_id] = taken
+    return SegmentArrays(extent, edit_ids, keep_ids, segments)
 
 
-def _labelmap_on_grid(segmentation_node, segment_id: str, reference_volume) -> np.ndarray | None:
-    """The segment's binary labelmap resampled onto the volume's grid without scene nodes, or None.
+def _labelmap_on_grid(segmentation_node, segment, reference_volume, layers: list) -> SegmentLabelmap | None:
+    """A copy of the segment's binary labelmap where it lies on the volume's grid, else None.
 
-    What ``ExportSegmentsToLabelmapNode`` does for the common case (a
-    labelmap segment painted on the volume's own grid, as the Segment Editor
-    does, neither node under a transform: only the extent differs), with the
-    same resampler (``vtkOrientedImageDataResample``) but no
-    temporary volume, display node and colour table in the scene: about a
-    quarter of the time, and no scene events for other modules to answer.
-    Segments in a shared layer are told apart by their label value.  Other
-    cases (another grid, a closed-surface source, transforms) return None:
-    the export handles them.
+    On the same grid (the labelmap's image-to-world matrix is the volume's
+    IJK-to-RAS) the labelmap's extent is a box in the volume's own index
+    space: what ``ExportSegmentsToLabelmapNode`` would resample is then a
+    crop or a zero pad of it, which :func:`masks_from_arrays` does on the
+    copy, with no temporary volume, display node and colour table in the
+    scene and no scene events for other modules to answer.
     """
     if segmentation_node.GetParentTransformNode() is not None or reference_volume.GetParentTransformNode() is not None:
         return None
-    segment = segmentation_node.GetSegmentation().GetSegment(segment_id)
     labelmap = segment.GetRepresentation(slicer.vtkSegmentationConverter.GetSegmentationBinaryLabelmapRepresentationName())
     if labelmap is None or labelmap.GetPointData().GetScalars() is None:
         return None
@@ -250,19 +295,32 @@ def _labelmap_on_grid(segmentation_node, segment_id: str, reference_volume) -> n
     labelmap.GetImageToWorldMatrix(painted)
     if not np.allclose(_elements(painted), _elements(matrix), atol=1e-6, rtol=0):
         return None  # painted on another grid: the export's resampling is the reference
-    reference = slicer.vtkOrientedImageData()
-    reference.SetExtent(reference_volume.GetImageData().GetExtent())
-    reference.SetImageToWorldMatrix(matrix)
-    resampled = slicer.vtkOrientedImageData()
-    if not slicer.vtkOrientedImageDataResample.ResampleOrientedImageToReferenceOrientedImage(
-        labelmap, reference, resampled, False, True
-    ):
+    scalars = labelmap.GetPointData().GetScalars()
+    if scalars.GetNumberOfComponents() != 1:
         return None
-    if resampled.GetExtent() != reference.GetExtent():
-        return None
-    dims = resampled.GetDimensions()
-    values = numpy_support.vtk_to_numpy(resampled.GetPointData().GetScalars()).reshape(dims[2], dims[1], dims[0])
-    return values[0] == segment.GetLabelValue()
+    voxels = next((copy for layer, copy in layers if layer is labelmap), None)
+    if voxels is None:
+        i0, i1, j0, j1, k0, k1 = labelmap.GetExtent()
+        voxels = numpy_support.vtk_to_numpy(scalars).reshape(k1 - k0 + 1, j1 - j0 + 1, i1 - i0 + 1).copy()
+        layers.append((labelmap, voxels))
+    return SegmentLabelmap(segment.GetName(), voxels, tuple(labelmap.GetExtent()), int(segment.GetLabelValue()))
+
+
+def _exported(scene, segmentations_logic, segmentation_node, segment_id: str, reference_volume) -> SegmentLabelmap:
+    """The segment exported onto the volume's grid by the segmentations logic (a temporary node)."""
+    name = segmentation_node.GetSegmentation().GetSegment(segment_id).GetName()
+    before = {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+    labelmap = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "__RadEditMask__")
+    try:
+        ids = vtk.vtkStringArray()
+        ids.InsertNextValue(segment_id)
+        if not segmentations_logic.ExportSegmentsToLabelmapNode(segmentation_node, ids, labelmap, reference_volume):
+            raise MaskProblem(f"segment '{name}' could not be exported")
+        if not same_grid(labelmap, reference_volume):
+            raise MaskProblem(f"segment '{name}' did not come out on the volume's grid")
+        return SegmentLabelmap(name, volume_array(labelmap), single_slice_extent(reference_volume), None)
+    finally:
+        _remove_export_leftovers(scene, labelmap, before)
 
 
 def _remove_export_leftovers(scene, labelmap, before: set) -> None:
@@ -283,29 +341,54 @@ def _remove_export_leftovers(scene, labelmap, before: set) -> None:
             scene.RemoveNode(node)
 
 
-def masks_from_segments(
-    scene,
-    segmentations_logic,
-    segmentation_node,
-    edit_ids: Sequence[str],
-    keep_ids: Sequence[str],
-    reference_volume,
-) -> SegmentMasks:
-    if segmentation_node is None:
-        raise MaskProblem("choose a segmentation that holds the edit (and keep) segments")
-    if not edit_ids:
+def segment_on_grid(labelmap: SegmentLabelmap, extent: Sequence[int]) -> np.ndarray:
+    """The segment as a bool (rows, columns) array on the one-slice grid ``extent``.
+
+    The labelmap's voxels are cropped to the grid, the rest zero-padded (the
+    nearest-neighbour resampling of an image already on the grid), on the
+    grid's slice, and compared with the segment's label value (non-zero for
+    an exported labelmap).  Pure numpy: runs in any thread.
+    """
+    g, e = tuple(extent), labelmap.extent
+    mask = np.zeros((g[3] - g[2] + 1, g[1] - g[0] + 1), dtype=bool)
+    i0, i1, j0, j1 = max(g[0], e[0]), min(g[1], e[1]), max(g[2], e[2]), min(g[3], e[3])
+    if not e[4] <= g[4] <= e[5] or i0 > i1 or j0 > j1:
+        return mask  # the labelmap does not reach the image
+    voxels = labelmap.voxels[g[4] - e[4], j0 - e[2] : j1 - e[2] + 1, i0 - e[0] : i1 - e[0] + 1]
+    mask[j0 - g[2] : j1 - g[2] + 1, i0 - g[0] : i1 - g[0] + 1] = (
+        voxels != 0 if labelmap.label is None else voxels == labelmap.label
+    )
+    return mask
+
+
+def masks_from_arrays(arrays: SegmentArrays) -> SegmentMasks:
+    """The numeric half of the masks: edit and keep masks on the volume's grid from copied arrays.
+
+    Each segment is placed on the grid on its own (:func:`segment_on_grid`:
+    overlapping segments stay whole), the edit and keep segments are each
+    united; where both cover a pixel, keep wins (:class:`SegmentMasks`).
+    Holds no MRML or VTK object, so it runs in a background thread.
+    Raises :class:`MaskProblem` with words for the user: no edit segment
+    chosen, a segment chosen both to edit and to keep, edit segments with no
+    painted pixel on the grid.
+    """
+    if not arrays.edit_ids:
         raise MaskProblem("choose at least one edit segment: the region to change")
-    both = sorted(set(edit_ids) & set(keep_ids))
+    both = sorted(set(arrays.edit_ids) & set(arrays.keep_ids))
     if both:
-        names = [segmentation_node.GetSegmentation().GetSegment(s).GetName() for s in both]
+        names = [arrays.segments[s].name for s in both]
         raise MaskProblem(f"segments {names} are chosen both to edit and to keep; choose each once")
-    edit = segment_mask(scene, segmentations_logic, segmentation_node, edit_ids, reference_volume)
+
+    def union(ids: Sequence[str]) -> np.ndarray:
+        mask = segment_on_grid(arrays.segments[ids[0]], arrays.extent)
+        for segment_id in ids[1:]:
+            mask |= segment_on_grid(arrays.segments[segment_id], arrays.extent)
+        return mask
+
+    edit = union(arrays.edit_ids)
     if not edit.any():
         raise MaskProblem("the edit segments are empty on the volume's grid: paint the region to change")
-    keep = None
-    if keep_ids:
-        keep = segment_mask(scene, segmentations_logic, segmentation_node, keep_ids, reference_volume)
-    return SegmentMasks(edit=edit, keep=keep)
+    return SegmentMasks(edit=edit, keep=union(arrays.keep_ids) if arrays.keep_ids else None)
 
 
 # -- names -------------------------------------------------------------------------------

@@ -14,11 +14,12 @@ imports no Qt and the same item-building code runs in both.
 
 from __future__ import annotations
 
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Sequence
 
 from .environment import EXTERNAL_SETUP
-from .mrml import SegmentMasks, segment_names
+from .mrml import SegmentMasks, masks_from_arrays, segment_names
 
 
 @dataclass(frozen=True)
@@ -103,8 +104,10 @@ def mask_key(parameters) -> tuple | None:
     )
 
 
-def masks_text(masks: SegmentMasks | None, problem: str | None = None) -> str:
-    """The masks line of the panel."""
+def masks_text(masks: SegmentMasks | None, problem: str | None = None, computing: bool = False) -> str:
+    """The masks line of the panel (``computing``: the masks of the current choice are being computed)."""
+    if computing:
+        return "Computing masks..."
     if problem:
         return problem
     if masks is None:
@@ -182,41 +185,129 @@ def mirror_check_state(qt, item, checked: bool) -> None:
 class MaskCache:
     """The masks of the current choice, recomputed only when :func:`mask_key` changes.
 
-    ``compute(volume, segmentation, edit_ids, keep_ids)`` is the logic's
-    ``computeMasks``; a problem it raises (no edit segment painted, ...) is
-    kept as the text to show, like a result.
+    Computing them has two halves.  ``take(volume, segmentation, edit_ids,
+    keep_ids)`` is the logic's ``takeSegmentArrays``: it reads MRML (not
+    thread-safe), so it runs on the caller's thread (the GUI's) and only
+    copies the segments' labelmap arrays.  ``finish(arrays)`` makes the
+    masks from those copies (:func:`mrml.masks_from_arrays`: pure numpy).
+    :meth:`get` runs both at once (scripts, the self-test); the panel calls
+    :meth:`request`, which runs ``finish`` in a background thread, and polls
+    :meth:`poll` from a QTimer.  A problem either half raises (no edit
+    segment painted, ...) is kept as the text to show, like a result.
     """
 
-    def __init__(self, compute):
-        self.compute = compute
+    def __init__(self, take, finish=masks_from_arrays):
+        self.take = take
+        self.finish = finish
         self.key = None
         self.masks: SegmentMasks | None = None
         self.problem: str | None = None
-        self.computed = 0  # how many exports ran (tests: typing a prompt runs none)
+        self.computed = 0  # how many times the segments were taken (tests: typing a prompt takes none)
+        self._pending: tuple[tuple, Future] | None = None  # (key, the background finish)
+        self._executor: ThreadPoolExecutor | None = None
+
+    @property
+    def computing(self) -> bool:
+        """A background computation is running (maybe for a key that is no longer current)."""
+        return self._pending is not None
 
     def current(self, parameters) -> bool:
         """Whether the cached masks are those of ``parameters`` now."""
         return self.key is not None and mask_key(parameters) == self.key
 
+    def _take(self, parameters):
+        """(key, arrays, problem): the MRML half, on this thread."""
+        self.computed += 1
+        try:
+            arrays, problem = (
+                self.take(
+                    parameters.inputVolume,
+                    parameters.segmentation,
+                    list(parameters.editSegmentIds),
+                    list(parameters.keepSegmentIds),
+                ),
+                None,
+            )
+        except ValueError as exc:  # MaskProblem and the one-slice check: words for the user
+            arrays, problem = None, str(exc)
+        # Taken after the export: converting a representation for it must not look like a paint.
+        return mask_key(parameters), arrays, problem
+
+    def _settle(self, key, masks, problem) -> None:
+        self.key, self.masks, self.problem = key, masks, problem
+
+    def _clear(self) -> None:
+        self._settle(None, None, None)
+        self._pending = None  # a running computation finishes unseen
+
     def get(self, parameters) -> tuple[SegmentMasks | None, str | None]:
+        """The masks of ``parameters``, both halves on this thread where the key changed."""
         key = mask_key(parameters)
         if key is None:
-            self.key, self.masks, self.problem = None, None, None
+            self._clear()
             return None, None
         if key != self.key:
-            self.computed += 1
-            try:
-                self.masks, self.problem = (
-                    self.compute(
-                        parameters.inputVolume,
-                        parameters.segmentation,
-                        list(parameters.editSegmentIds),
-                        list(parameters.keepSegmentIds),
-                    ),
-                    None,
-                )
-            except ValueError as exc:  # MaskProblem and the one-slice check: words for the user
-                self.masks, self.problem = None, str(exc)
-            # Taken after the export: converting a representation for it must not look like a paint.
-            self.key = mask_key(parameters)
+            self._pending = None  # what runs in the background is not needed any more
+            key, arrays, problem = self._take(parameters)
+            masks = None
+            if arrays is not None:
+                try:
+                    masks = self.finish(arrays)
+                except ValueError as exc:
+                    problem = str(exc)
+            self._settle(key, masks, problem)
         return self.masks, self.problem
+
+    def request(self, parameters) -> bool:
+        """Start computing the masks of ``parameters`` unless they are cached or being computed.
+
+        The MRML half runs here, the numeric half in a background thread (one
+        worker: requests queue).  Returns whether a result is pending, which
+        :meth:`poll` settles; a problem the MRML half finds settles at once.
+        """
+        key = mask_key(parameters)
+        if key is None:
+            self._clear()
+            return False
+        if key == self.key:
+            self._pending = None  # cached: what runs in the background is for an older key
+            return False
+        if self._pending is not None and self._pending[0] == key:
+            return True
+        key, arrays, problem = self._take(parameters)
+        if arrays is None:
+            self._settle(key, None, problem)
+            self._pending = None
+            return False
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="RadEditMasks")
+        self._pending = (key, self._executor.submit(self.finish, arrays))
+        return True
+
+    def poll(self, parameters) -> bool:
+        """Settle a finished background computation; True while the masks of ``parameters`` are being computed.
+
+        Never blocks.  A result for a key that is no longer current (the user
+        painted again meanwhile) is dropped, and the masks of the current
+        key are requested.
+        """
+        if self._pending is not None:
+            key, future = self._pending
+            if not future.done():
+                return True
+            self._pending = None
+            if key == mask_key(parameters):
+                try:
+                    self._settle(key, future.result(), None)
+                except ValueError as exc:
+                    self._settle(key, None, str(exc))
+        if mask_key(parameters) is None or self.current(parameters):
+            return False
+        return self.request(parameters)
+
+    def shutdown(self) -> None:
+        """Stop the background thread (module cleanup); a running computation finishes unseen."""
+        self._pending = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
