@@ -134,12 +134,14 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
     volume's grid is exported onto it by the segmentations logic first), and
     a background thread does the rest (cropping onto the volume's grid, the
     unions, keep-wins, the pixel counts, the problems), polled by a QTimer
-    while the panel shows "Computing masks...".  For two segments of a
-    3000 x 2500 image on slicer-core the GUI thread's part takes about 1 ms
-    (0.5 ms for a lung and a drain, 1.3 ms with a labelmap as large as the
-    image) and the background part 2 to 4 ms, where the whole computation
-    held the GUI thread for 30 to 70 ms before; segments not on the grid
-    still cost their export (about 50 ms for two) on the GUI thread
+    while the panel shows "Computing masks..." (the timer's Python calls
+    also hand the thread Python's lock, should the event loop hold it between
+    them; the worker process's readers are threads too).  For two segments
+    of a 3000 x 2500 image on slicer-core the GUI thread's part takes about
+    1 ms (0.5 ms for a lung and a drain, 1.3 ms with a labelmap as large as
+    the image) and the background part 2 to 4 ms, where the whole
+    computation held the GUI thread for 30 to 70 ms before; segments not on
+    the grid still cost their export (about 50 ms for two) on the GUI thread
     (``benchmarks/slicer_masks_gui_thread.py``).  Apply waits for the
     current masks the same way.
     """
@@ -423,6 +425,7 @@ class RadEditWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def startEdit(self) -> None:
         pn = self._parameterNode
+        self.ui.statusLabel.text = ""  # no "Computing masks..." left behind if it cannot start
         with slicer.util.tryWithErrorDisplay(_("The edit could not be started."), waitCursor=True):
             masks, problem = self._masks.masks, self._masks.problem
             if not self._masks.current(pn) or masks is None:
