@@ -1,0 +1,79 @@
+"""The ``radedit`` command run in the test process (issue 18: the suite's time).
+
+A ``radedit`` subprocess pays about 12 s of imports (torch, diffusers, transformers) before it
+does anything; most CLI tests check what the command does, not the process boundary.
+:func:`radedit` runs :func:`radedit_core.cli.main` here, with the environment, working folder,
+torch threads and umask of a fresh process put back afterwards, and returns what
+:func:`subprocess.run` would (``returncode``, ``stdout``, ``stderr``), so a test can switch
+between the two.  Tests of the process itself (the console entry point, signals, locks held by
+two processes, torchrun ranks, the bundle's ``python -m monai.bundle``) keep subprocesses.
+
+Differences from a process: warnings that go through :mod:`logging` reach pytest's log capture,
+not ``stderr`` (the root logger already has pytest's handlers, so ``logging.basicConfig`` is a
+no-op), and modules stay imported between calls.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import subprocess
+from pathlib import Path
+from typing import Mapping
+
+import torch
+
+
+@contextlib.contextmanager
+def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None = None):
+    """Run the body with ``env`` added to ``os.environ`` and in ``cwd``; put back the
+    environment, folder, torch threads and umask afterwards (what the CLI may change)."""
+    saved_env = dict(os.environ)
+    saved_cwd = os.getcwd()
+    saved_threads = torch.get_num_threads()
+    saved_umask = os.umask(0o022)
+    os.umask(saved_umask)
+    try:
+        os.environ.update({k: str(v) for k, v in (env or {}).items()})
+        if cwd is not None:
+            os.chdir(cwd)
+        yield
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+        torch.set_num_threads(saved_threads)
+        os.umask(saved_umask)
+
+
+def radedit(*args, home: Path | str | None = None, cwd: Path | str | None = None,
+            env: Mapping[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
+    """``radedit ARGS`` in this process: a :class:`subprocess.CompletedProcess` with text output.
+
+    ``home``: ``RADEDIT_HOME`` for the call; ``-q`` anywhere in ARGS is moved before the
+    sub-command (argparse wants it there); ``check``: raise AssertionError with stderr on a
+    non-zero exit.
+    """
+    from radedit_core.cli import main
+
+    argv = [str(a) for a in args]
+    if "-q" in argv:
+        argv.remove("-q")
+        argv.insert(0, "-q")
+    extra = dict(env or {})
+    extra.setdefault("HF_HUB_OFFLINE", "1")
+    if home is not None:
+        extra["RADEDIT_HOME"] = str(home)
+    out, err = io.StringIO(), io.StringIO()
+    with process_state(extra, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: --help, --version, usage errors
+            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+            if not isinstance(exc.code, (int, type(None))):
+                print(exc.code, file=err)
+    proc = subprocess.CompletedProcess(["radedit", *argv], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(proc.stderr)
+    return proc
