@@ -39,6 +39,26 @@ _THREADS = os.environ.get("OMP_NUM_THREADS") or (1 if os.environ.get("PYTEST_XDI
 torch.set_num_threads(int(_THREADS or max(1, min(2, os.cpu_count() or 1))))
 
 
+def pytest_collection_modifyitems(config, items):
+    """Spread the slow tests over the xdist workers, each at the head of a worker's share.
+
+    Under ``-n N --dist worksteal`` (pyproject's addopts) worker i starts with the i-th contiguous
+    N-th of the list and idle workers steal from the tail of the others' queues.  A long end-to-end
+    check left at the end of one share would run alone while the other worker has nothing to steal;
+    put first, it runs while the rest is shared out.  Without xdist the order changes nothing but
+    which tests run first.
+    """
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    slow = [item for item in items if item.get_closest_marker("slow")]
+    rest = [item for item in items if not item.get_closest_marker("slow")]
+    share = -(-len(rest) // workers)
+    items[:] = [
+        item
+        for i in range(workers)
+        for item in (slow[i::workers] + rest[i * share : (i + 1) * share])
+    ]
+
+
 @pytest.fixture(scope="module")
 def one_thread():
     """One torch thread while a module runs (modules that compare runs bit for bit or race
