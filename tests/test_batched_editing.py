@@ -25,10 +25,14 @@ modes:
   test above rules out even small ones;
 * a batch makes as many UNet calls as one image;
 * :meth:`RadEditor.edit_batch` of one request is :meth:`RadEditor.edit` bit
-  for bit, and of three requests agrees within one stored unit on the
-  source grid;
+  for bit, and of three requests (per-sample kernels) too, on the source grid;
 * the compiled step loop is not recompiled across steps or across batches
   of the same size.
+
+Only the rounding tolerance (a figure docs/speed.md states, measured on the demo
+model) runs on the demo model; everything else is mechanics of the batching,
+checked bit for bit, by call counts or within a stored unit, and runs on the
+test-only micro model (conftest), whose edits are many times cheaper.
 """
 
 from __future__ import annotations
@@ -53,8 +57,7 @@ SEEDS = [3, 11, 7]
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(scope="module")
-def phantoms():
+def phantoms(model_size):
     """Three phantoms in model space with their own edit (lung) and keep (pacemaker) masks."""
     from radedit_core.imaging.image import SourceImage
     from radedit_core.imaging.transform import ModelSpaceTransform
@@ -64,18 +67,29 @@ def phantoms():
     for seed, lung in ((0, "left_lung"), (1, "right_lung"), (2, "left_lung")):
         ph = chest_phantom(600, 520, seed=seed)
         src = SourceImage.from_array(quantise(ph.image, 12), value_range=(0, 4095))
-        tf = ModelSpaceTransform.fit(src)
+        tf = ModelSpaceTransform.fit(src, model_size)
         images.append(tf.image_to_model(src.array))
         edits.append(tf.mask_to_model(ph.mask(lung).astype(np.float32)))
         keeps.append(tf.mask_to_model(ph.mask("pacemaker").astype(np.float32)))
     return torch.cat(images), edits, keeps
 
 
-@pytest.fixture(scope="module")
-def three(phantoms):
+def three_of(model_size):
     """Image 1 is a global edit, image 2 keeps nothing."""
-    images, edits, keeps = phantoms
+    images, edits, keeps = phantoms(model_size)
     return images, [edits[0], None, edits[2]], [keeps[0], keeps[1], None]
+
+
+@pytest.fixture(scope="module")
+def three(edit_pipe):
+    """The three edits in the demo model's space."""
+    return three_of(edit_pipe.model_resolution)
+
+
+@pytest.fixture(scope="module")
+def micro_three(micro_pipe):
+    """The three edits in the micro model's space."""
+    return three_of(micro_pipe.model_resolution)
 
 
 
@@ -108,13 +122,13 @@ def batch_and_singles(pipe, three, inversion, count_unet=None):
 
 
 @pytest.mark.parametrize("inversion", ["ddpm", "ddim"])
-def test_a_batch_is_its_single_edits_bit_for_bit_with_per_sample_kernels(components, three, inversion):
+def test_a_batch_is_its_single_edits_bit_for_bit_with_per_sample_kernels(micro_components, micro_three, inversion):
     from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
 
-    pipe = RadEditPipeline.from_components(components)
+    pipe = RadEditPipeline.from_components(micro_components)
     pipe.set_progress_bar_config(disable=True)
     pipe.use_unet_module(PerSampleUNet(pipe.unet))
-    batch, singles, _, _ = batch_and_singles(pipe, three, inversion)
+    batch, singles, _, _ = batch_and_singles(pipe, micro_three, inversion)
     for b, one in enumerate(singles):
         mine = batch.select(b)
         assert torch.equal(mine.latents, one.latents), f"image {b}"
@@ -125,7 +139,9 @@ def test_a_batch_is_its_single_edits_bit_for_bit_with_per_sample_kernels(compone
     assert (batch.images[0] - batch.images[1]).abs().max() > 0.1
 
 
-@pytest.mark.parametrize("inversion", ["ddpm", "ddim"])
+# The default inversion in the quick loop; DDIM's batching is proven exact above, its rounding
+# bound (the same figure) is checked with the slow tests.
+@pytest.mark.parametrize("inversion", ["ddpm", pytest.param("ddim", marks=pytest.mark.slow)])
 def test_a_batch_agrees_with_its_single_edits_within_float32_rounding(edit_pipe, three, inversion, count_unet):
     batch, singles, batch_calls, counter = batch_and_singles(edit_pipe, three, inversion, count_unet)
     assert batch.unet_calls == singles[0].unet_calls == batch_calls  # a batch costs the calls of one image
@@ -137,8 +153,9 @@ def test_a_batch_agrees_with_its_single_edits_within_float32_rounding(edit_pipe,
         assert latent <= LATENT_ATOL and image <= IMAGE_ATOL, f"image {b}: latents {latent:.1e}, images {image:.1e}"
 
 
-def test_a_batch_carries_b_times_the_samples_in_the_same_calls(edit_pipe, three, count_unet):
-    images, edits, keeps = three
+def test_a_batch_carries_b_times_the_samples_in_the_same_calls(micro_pipe, micro_three, count_unet):
+    edit_pipe = micro_pipe
+    images, edits, keeps = micro_three
     prompts = [p[:1] for p in PROMPTS]  # one prompt each: calls of 2B samples per step
     with count_unet(edit_pipe.unet) as one:
         edit_pipe(images[:1], prompts[0], edit_mask=edits[0], num_inference_steps=STEPS, generator=0)
@@ -148,11 +165,16 @@ def test_a_batch_carries_b_times_the_samples_in_the_same_calls(edit_pipe, three,
     assert three_images.samples == 3 * one.samples
 
 
-def test_edit_batch_maps_each_image_back_like_edit(editor, tmp_path):
+def test_edit_batch_maps_each_image_back_like_edit(micro_components, tmp_path):
+    # Per-sample UNet kernels (as above): the batch's rounding equals the singles', so each
+    # image must come back onto its source grid bit for bit, not merely within a stored unit.
     from radedit_core.demo import sample_dir
     from radedit_core.settings import EditSettings
-    from radedit_core.workflow import prepare_edit
+    from radedit_core.workflow import RadEditor, prepare_edit
 
+    editor = RadEditor(micro_components)
+    editor.set_progress(False)
+    editor.pipe.use_unet_module(PerSampleUNet(editor.pipe.unet))
     sample = sample_dir()
     rows = [(["No pneumothorax"], 1, sample / "pacemaker_mask.png", 5),
             (["Small left pleural effusion", "Mild cardiomegaly"], 2, None, 0),
@@ -171,17 +193,19 @@ def test_edit_batch_maps_each_image_back_like_edit(editor, tmp_path):
     batch = editor.edit_batch(requests)
     for r, result in zip(requests, batch):
         single = editor.edit(r.image, r.edit, r.keep, r.settings, mask_paths=(r.edit_ref, r.keep_ref))
-        diff = np.abs(result.image.array.astype(np.int64) - single.image.array.astype(np.int64))
-        assert diff.max() <= 1, "more than one stored unit"
+        assert np.array_equal(result.image.array, single.image.array)
         assert result.provenance["result"]["batch_size"] == 3 and result.batch_size == 3
         assert result.provenance["settings"]["prompts"] == r.settings.prompts
         assert result.masks.summary() == single.masks.summary()  # each image's own dilation
-    # the pixel keep mask holds bit for bit in the batched edit too
+    # the edits differ (three copies of one image would prove nothing) and the pixel keep
+    # mask holds bit for bit in the batched edit too
+    assert not np.array_equal(batch[0].image.array, batch[1].image.array)
     keep = batch[0].masks.keep >= 1.0
-    assert np.array_equal(batch[0].image.array[keep], requests[0].image.array[keep])
+    assert keep.any() and np.array_equal(batch[0].image.array[keep], requests[0].image.array[keep])
 
 
-def test_edits_that_cannot_share_a_pass_are_refused(editor, tmp_path):
+def test_edits_that_cannot_share_a_pass_are_refused(micro_editor, tmp_path):
+    editor = micro_editor
     from radedit_core.demo import sample_dir
     from radedit_core.settings import EditSettings
     from radedit_core.workflow import prepare_edit
@@ -193,7 +217,7 @@ def test_edits_that_cannot_share_a_pass_are_refused(editor, tmp_path):
         editor.edit_batch([a, b])
 
 
-def test_compiled_step_loop_is_not_recompiled_across_steps_or_batches(components, three):
+def test_compiled_step_loop_is_not_recompiled_across_steps_or_batches(micro_components, micro_three):
     # Dynamo decides recompilation (its guards); the "eager" backend keeps the test fast and
     # leaves the code generation, which does not change that decision, to the GPU check.
     import torch._dynamo
@@ -201,10 +225,10 @@ def test_compiled_step_loop_is_not_recompiled_across_steps_or_batches(components
 
     from radedit_core.pipelines.pipeline_radedit import RadEditPipeline
 
-    images, edits, keeps = three
-    pipe = RadEditPipeline.from_components(components)
+    images, edits, keeps = micro_three
+    pipe = RadEditPipeline.from_components(micro_components)
     pipe.set_progress_bar_config(disable=True)
-    eager = RadEditPipeline.from_components(components)
+    eager = RadEditPipeline.from_components(micro_components)
     eager.set_progress_bar_config(disable=True)
     torch._dynamo.reset()
     pipe.compile_unet(mode=None, backend="eager")

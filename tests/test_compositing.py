@@ -3,7 +3,9 @@
 The formula (radedit_core.imaging.compositing): inside the centred crop
 ``out = src + f * [(E_v - R_v) + r * (R_v - src)]`` with ``E = decode(x_edit)``
 and ``R = decode(x0)``.  First on constructed model-space images (exact
-expectations, no model), then with the demo model through the files users give.
+expectations, no model), then through the files users give: null edits (returned bit for bit
+whatever the weights) on the test-only micro model (conftest), the locality of a real edit (a
+figure measured on it) on the demo model.
 """
 
 from __future__ import annotations
@@ -231,15 +233,16 @@ def test_an_edit_mask_outside_the_crop_is_noted_and_refused_above_the_limit(tmp_
     prepare_edit(tmp_path / "cxr.png", str(tmp_path / "part.png"), None, settings, tmp_path / "out.png")
 
 
-# -- with the demo model -----------------------------------------------------------------------------
+# -- with a model: null edits on the micro model (bit for bit, whatever the weights) ------------------
 
 
 def null_settings(**kw) -> EditSettings:
     return EditSettings([NULL_PROMPT], weights=[3.5], invert_prompt=NULL_PROMPT, invert_guidance=3.5, steps=6, **kw)
 
 
-def test_null_edit_latents_and_images_are_x0_s_bit_for_bit_in_the_default_layout(edit_pipe, model_inputs):
-    image = model_inputs[0]
+def test_null_edit_latents_and_images_are_x0_s_bit_for_bit_in_the_default_layout(micro_pipe, micro_model_inputs):
+    edit_pipe = micro_pipe
+    image = micro_model_inputs[0]
     out = edit_pipe(image, NULL_PROMPT, weights=3.5, invert_prompt=NULL_PROMPT, invert_guidance=3.5,
                     num_inference_steps=12, generator=0)  # fmt: skip
     assert torch.equal(out.latents, out.source_latents) and torch.equal(out.images, out.reconstruction)
@@ -266,7 +269,8 @@ def _write_sitk(path, array, geometry=Geometry(spacing=(0.2, 0.3), origin=(-10.0
     "case",
     ["png8-odd-keep-pixel", "png16-keep-latent", "jpeg", "nifti-int16", "nifti-float32", "dicom-keep-pixel"],
 )
-def test_null_edit_of_a_file_returns_the_source(case, editor, tmp_path):
+def test_null_edit_of_a_file_returns_the_source(case, micro_editor, tmp_path):
+    editor = micro_editor
     ph = chest_phantom(601, 517, seed=5)
     keep_mask = (ph.mask("pacemaker") * 255).astype(np.uint8)
     keep, keep_mode, output = None, "pixel", tmp_path / "out.png"
@@ -304,12 +308,12 @@ def test_null_edit_of_a_file_returns_the_source(case, editor, tmp_path):
     assert sidecar["result"]["changed_pixels"] == 0 and sidecar["locality"]["edit"]["changed_fraction"] == 0.0
 
 
-def test_null_edit_of_the_default_cli_call(tmp_path, radedit_home, capsys):
+def test_null_edit_of_the_default_cli_call(tmp_path, radedit_home, micro_model_dir, capsys):
     ph = chest_phantom(517, 601, seed=6)
     image = _write_png(tmp_path / "in.png", quantise(ph.image, 16))
     code = radedit_main([
         "-q", "edit", "--image", str(image), "--global-edit", "--prompt", NULL_PROMPT, "--invert-prompt", NULL_PROMPT,
-        "--guidance", "3.5", "--invert-guidance", "3.5", "--model", "tiny", "--device", "cpu", "--steps", "10",
+        "--guidance", "3.5", "--invert-guidance", "3.5", "--model", str(micro_model_dir), "--device", "cpu", "--steps", "10",
         "--output", str(tmp_path / "out.png"),
     ])  # fmt: skip
     assert code == 0 and "0 pixels changed" in capsys.readouterr().out
@@ -318,6 +322,9 @@ def test_null_edit_of_the_default_cli_call(tmp_path, radedit_home, capsys):
     assert sidecar["settings"]["detail"] == "unchanged" and sidecar["settings"]["inversion_batch_size"] is None
     assert sidecar["notes"] == ["14.0% of the image lies outside the centred 517x517 crop that the model sees and is "
                                 "left as it was"]  # fmt: skip
+
+
+# -- with the demo model: what a real edit does outside its masks --------------------------------------
 
 
 def test_a_real_edit_changes_outside_its_masks_only_by_the_reverse_pass(editor):

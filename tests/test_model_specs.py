@@ -1,8 +1,11 @@
 """What a model spec may say, and how models load: scheduler and text settings the maths honour,
 one-folder models with remote code or fp16-only weights, the offline cache, non-finite outputs.
 
-Models are the bundled demo model's components, saved again with
-``save_pretrained`` in the layouts under test (real diffusers/transformers classes).
+Models are the test-only micro model's components (conftest: the demo model's classes, configurations
+and folder layout, a fraction of its compute), saved again with ``save_pretrained`` in the layouts
+under test (real diffusers/transformers classes); what is checked here (loading, settings, the
+maths the scheduler settings select, exactness bit for bit) does not depend on what the weights
+edit.  The spec-checking tests read the demo model's own ``radedit_model.json``.
 """
 
 from __future__ import annotations
@@ -40,8 +43,8 @@ class CXRBertTestModel(BertModel):
 '''
 
 
-def copy_model(tiny_model_dir: Path, dest: Path) -> Path:
-    shutil.copytree(tiny_model_dir, dest)
+def copy_model(model_dir: Path, dest: Path) -> Path:
+    shutil.copytree(model_dir, dest)
     (dest / "radedit_model.json").unlink()  # a plain one-folder model, found by its layout
     return dest
 
@@ -114,7 +117,8 @@ def test_scheduler_settings_the_maths_does_not_honour_are_refused(tiny_model_dir
 
 
 @pytest.mark.parametrize("prediction_type", ["v_prediction", "sample"])
-def test_v_and_sample_prediction_are_honoured_and_inversion_stays_exact(components, prediction_type):
+def test_v_and_sample_prediction_are_honoured_and_inversion_stays_exact(micro_components, prediction_type):
+    components = micro_components
     from dataclasses import replace
 
     config = {**dict(components.scheduler.config), "prediction_type": prediction_type}
@@ -163,7 +167,8 @@ def test_text_settings_parse_strictly_and_fit_the_encoder(tiny_model_dir):
         load_components(too_long, device="cpu")
 
 
-def test_long_prompts_are_reported_truncated(editor, phantom):
+def test_long_prompts_are_reported_truncated(micro_editor, phantom):
+    editor = micro_editor
     from radedit_core.imaging.image import SourceImage
     from radedit_core.settings import EditSettings
     from radedit_core.synthetic import quantise
@@ -180,8 +185,8 @@ def test_long_prompts_are_reported_truncated(editor, phantom):
 # -- loading layouts -------------------------------------------------------------------------------
 
 
-def test_one_folder_model_whose_text_encoder_ships_remote_code(tiny_model_dir, tmp_path):
-    folder = copy_model(tiny_model_dir, tmp_path / "remote")
+def test_one_folder_model_whose_text_encoder_ships_remote_code(micro_model_dir, tmp_path):
+    folder = copy_model(micro_model_dir, tmp_path / "remote")
     encoder = folder / "text_encoder"
     (encoder / "configuration_cxrbert.py").write_text(CXR_BERT_CONFIG)
     (encoder / "modeling_cxrbert.py").write_text(CXR_BERT_MODEL)
@@ -196,12 +201,12 @@ def test_one_folder_model_whose_text_encoder_ships_remote_code(tiny_model_dir, t
         load_components(folder, device="cpu")
     components = load_components(folder, device="cpu", trust_remote_code=True)
     assert type(components.text_encoder).__name__ == "CXRBertTestModel"
-    reference = load_components(tiny_model_dir, device="cpu")
+    reference = load_components(micro_model_dir, device="cpu")
     assert torch.equal(edit_once(components), edit_once(reference))  # same weights, same edit
 
 
-def test_one_folder_model_with_fp16_variant_weights_only(tiny_model_dir, tmp_path):
-    reference = load_components(tiny_model_dir, device="cpu")
+def test_one_folder_model_with_fp16_variant_weights_only(micro_model_dir, tmp_path):
+    reference = load_components(micro_model_dir, device="cpu")
     folder = tmp_path / "fp16"
     reference.unet.save_pretrained(folder / "unet", variant="fp16")
     reference.vae.save_pretrained(folder / "vae", variant="fp16")
@@ -229,14 +234,14 @@ def test_published_model_offline_with_an_empty_cache_fails_at_once(tmp_path, mon
 # -- non-finite results ----------------------------------------------------------------------------
 
 
-def test_a_vae_that_overflows_is_an_error_naming_the_stage_and_nothing_is_written(tiny_model_dir, tmp_path, phantom):
+def test_a_vae_that_overflows_is_an_error_naming_the_stage_and_nothing_is_written(micro_model_dir, tmp_path, phantom):
     from radedit_core.settings import EditSettings
     from radedit_core.workflow import RadEditor, edit_file
     from radedit_core.imaging.io import write_image
     from radedit_core.imaging.image import Geometry
     from radedit_core.synthetic import quantise
 
-    editor = RadEditor(load_components(tiny_model_dir, device="cpu"))
+    editor = RadEditor(load_components(micro_model_dir, device="cpu"))
     editor.set_progress(False)
     with torch.no_grad():
         conv_out = editor.components.vae.decoder.conv_out

@@ -2,7 +2,10 @@
 
 A one-slice volume made from a synthetic chest X-ray and a segmentation with
 painted segments, the segmentations logic of Slicer exporting them, the edit
-in a background ``radedit_core.worker`` process with the tiny model, the
+in a background ``radedit_core.worker`` process (a real process: it is what the
+module runs) with the test-only micro model (conftest; the module's mechanics do
+not depend on what the edit does, and a worker on it edits in a fraction of the
+demo model's time), the
 result loaded back with Slicer's own storage node, and the export through
 radedit_core's DICOM writer.  The GUI half of the module (``RadEdit.py``
 needs Qt) is checked statically here and runs for real in ``Slicer --testing``
@@ -82,14 +85,21 @@ def scene_inputs(core, phantom):
 
 
 @pytest.fixture
-def logic(core, tmp_path, tiny_model_dir):
+def logic(core, tmp_path, radedit_home):
     return RadEditCoreLogic(core.scene, core.segmentations_logic, python=sys.executable, work_root=tmp_path / "work")
 
 
-def tiny(**changes) -> EditParameters:
-    values = dict(prompt=PROMPT, steps=6, model="tiny", device="cpu", dtype="float32", dilate=0, keep_mode="pixel")
-    values.update(changes)
-    return EditParameters(**values)
+@pytest.fixture(scope="module")
+def micro(micro_model_dir):
+    """EditParameters on the micro model, few steps, with ``changes``."""
+
+    def make(**changes) -> EditParameters:
+        values = dict(prompt=PROMPT, steps=6, model=str(micro_model_dir), device="cpu", dtype="float32", dilate=0,
+                      keep_mode="pixel")  # fmt: skip
+        values.update(changes)
+        return EditParameters(**values)
+
+    return make
 
 
 def volume_nodes(scene) -> list[str]:
@@ -136,10 +146,11 @@ def test_mask_problems_are_reported_in_words(logic, scene_inputs, core):
 # -- the background edit ----------------------------------------------------------------------
 
 
-def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs):
+def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs, micro):
     s = scene_inputs
     volume = s["volume"]
-    run = logic.startEdit(volume, s["segmentation"], s["edit_ids"], s["keep_ids"], tiny())
+    # 30 steps: enough progress events for the 0.1 s polling below to see it advance
+    run = logic.startEdit(volume, s["segmentation"], s["edit_ids"], s["keep_ids"], micro(steps=30))
     # The job folder holds what the worker reads: the volume and masks on its grid.
     assert sorted(p.name for p in run.job_dir.iterdir()) == ["edit.nrrd", "input.nrrd", "job.json", "keep.nrrd"]
 
@@ -183,9 +194,9 @@ def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs):
     np.testing.assert_array_equal(mrml.single_slice(volume), s["array"])
 
 
-def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
+def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs, micro):
     s = scene_inputs
-    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], s["keep_ids"], tiny(steps=20))
+    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], s["keep_ids"], micro(steps=100))  # the edit stage outlasts the cancel
     wait_for_stage(run.process, "edit")
     pid = run.process.pid
     t0 = time.perf_counter()
@@ -203,17 +214,17 @@ def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs):
     assert volume_nodes(logic.scene()) == ["CXR"]
 
 
-def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs, tmp_path):
+def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs, tmp_path, micro):
     s = scene_inputs
     # found when the worker checks the job: nothing starts
     with pytest.raises(WorkerError, match="/nowhere/model: model not found"):
-        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(model="/nowhere/model"))
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], micro(model="/nowhere/model"))
     assert not logic.workRoot().exists() or not any(logic.workRoot().iterdir())
     # found while running: the worker's message, and the job's folder goes
     empty = tmp_path / "empty_model"
     for part in ("unet", "vae", "text_encoder", "tokenizer"):
         (empty / part).mkdir(parents=True)
-    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(model=str(empty)))
+    run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], micro(model=str(empty)))
     run.process.wait(timeout=120)
     assert run.state == "error"
     with pytest.raises(WorkerError, match="text encoder not found: local folder"):
@@ -222,15 +233,15 @@ def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs, tm
     assert volume_nodes(logic.scene()) == ["CXR"]
 
 
-def test_bad_parameters_are_refused_before_anything_runs(logic, scene_inputs):
+def test_bad_parameters_are_refused_before_anything_runs(logic, scene_inputs, micro):
     # radedit_core's settings layer checks them (worker --check): the module holds no rules of its own.
     s = scene_inputs
     with pytest.raises(WorkerError, match="prompt: is empty"):
-        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(prompt="  "))
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], micro(prompt="  "))
     with pytest.raises(WorkerError, match=r"skip_ratio: must be a finite number in \[0, 1\), got 1.0"):
-        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(skip_ratio=1.0))
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], micro(skip_ratio=1.0))
     with pytest.raises(WorkerError, match="guidance: must be a finite number in .* got nan"):
-        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], tiny(guidance=float("nan")))
+        logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], [], micro(guidance=float("nan")))
     assert not (logic.workRoot()).exists() or not any(logic.workRoot().iterdir())
 
 
@@ -339,7 +350,7 @@ def test_helper_package_imports_no_qt():
     [{"photometric": "MONOCHROME2"}, {"photometric": "MONOCHROME1", "rescale": (2.0, -1024.0)}],
     ids=["monochrome2", "monochrome1-rescaled"],
 )
-def test_export_writes_a_derived_series_into_the_source_study(core, tmp_path, tiny_model_dir, encoding):
+def test_export_writes_a_derived_series_into_the_source_study(core, tmp_path, encoding, micro):
     core.clear()
     cxr = make_cxr("CR", rows=ROWS, columns=COLS, seed=3, pixel_spacing=0.3, **encoding)
     source = cxr.dataset
@@ -362,7 +373,7 @@ def test_export_writes_a_derived_series_into_the_source_study(core, tmp_path, ti
         file_for_instance=database.get,
         import_dicom_folder=imported.append,
     )
-    run = logic.edit(volume, segmentation, [edit_id], [keep_id], tiny(), timeout=300)
+    run = logic.edit(volume, segmentation, [edit_id], [keep_id], micro(), timeout=300)
     # The model saw the image as radedit_core's DICOM reader presents it (MONOCHROME2 polarity,
     # the VOI window), whatever rescale and polarity the volume has in Slicer.
     sidecar = json.loads(run.sidecar_path.read_text())

@@ -94,14 +94,17 @@ def test_a_stubborn_tree_behind_a_launcher_is_killed_after_the_grace(launcher, m
     assert _gone(tree)
 
 
-def test_cancel_through_a_launcher_stops_the_real_worker(launcher, tmp_path, tiny_model_dir):
+def test_cancel_through_a_launcher_stops_the_real_worker(launcher, tmp_path, radedit_home, micro_model_dir):
     core = sb.bootstrap()
     phantom = chest_phantom(128, 112, seed=3)
     volume = sb.add_cxr_volume(core.scene, quantise(phantom.image, 12).astype(np.int16), "CXR")
     segmentation = core.scene.AddNewNodeByClass("vtkMRMLSegmentationNode", "Segmentation")
     lungs = sb.paint_segment(segmentation, volume, "lungs", phantom.mask("left_lung", "right_lung"))
     logic = RadEditCoreLogic(core.scene, core.segmentations_logic, python=launcher, work_root=tmp_path / "work")
-    parameters = EditParameters(prompt=PAPER_PROMPTS["normal"], steps=40, model="tiny", device="cpu", dtype="float32", dilate=0)
+    # The micro model (conftest): the process tree is under test, not the edit; 100 steps keep its
+    # edit stage running well past the cancel.
+    parameters = EditParameters(prompt=PAPER_PROMPTS["normal"], steps=100, model=str(micro_model_dir), device="cpu",
+                                dtype="float32", dilate=0)  # fmt: skip
     run = logic.startEdit(volume, segmentation, [lungs], [], parameters)
     wait_for_stage(run.process, "edit")
     tree = [psutil.Process(run.process.pid), *psutil.Process(run.process.pid).children(recursive=True)]
