@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
+import runpy
 import subprocess
+import sys
+import traceback
 from pathlib import Path
 from typing import Mapping
 
@@ -76,4 +80,44 @@ def radedit(*args, home: Path | str | None = None, cwd: Path | str | None = None
     proc = subprocess.CompletedProcess(["radedit", *argv], code, out.getvalue(), err.getvalue())
     if check and code != 0:
         raise AssertionError(proc.stderr)
+    return proc
+
+
+def python_m(module: str, *args, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
+             check: bool = False) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS`` in this process (e.g. ``python_m("monai.bundle", "run", "edit", ...)``).
+
+    :func:`runpy.run_module` runs the module as ``__main__`` with ``sys.argv`` as the command line
+    gives it, so code that asks how it was started (``__main__.__spec__``) sees what a process
+    would.  Put back afterwards, besides :func:`process_state`: ``sys.argv``, ``sys.path`` (the
+    bundle machinery adds the bundle folder) and the root logger's handlers and level
+    (``ConfigWorkflow`` applies the bundle's ``logging.conf``).  Its handlers write to the
+    ``stdout``/``stderr`` of the call, which come back in the result, as in :func:`radedit`.
+    """
+    argv = [module, *(str(a) for a in args)]
+    extra = dict(env or {})
+    extra.setdefault("HF_HUB_OFFLINE", "1")
+    root = logging.getLogger()
+    saved = sys.argv[:], sys.path[:], list(root.handlers), root.level
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with process_state(extra, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            sys.argv = argv
+            if cwd is not None:  # python -m puts the working folder first on the path
+                sys.path.insert(0, os.getcwd())
+            try:
+                runpy.run_module(module, run_name="__main__", alter_sys=True)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if not isinstance(exc.code, (int, type(None))):
+                    print(exc.code, file=err)
+            except Exception:  # what the interpreter does with an uncaught exception
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        sys.argv, sys.path[:], root.handlers[:], root.level = saved[0], saved[1], saved[2], saved[3]
+    proc = subprocess.CompletedProcess(["python", "-m", *argv], code, out.getvalue(), err.getvalue())
+    if check and code != 0:
+        raise AssertionError(f"{proc.args} failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc

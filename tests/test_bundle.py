@@ -1,9 +1,12 @@
 """The MONAI bundle as users run it: ``python -m monai.bundle run ...``, ``torchrun``, ``ConfigWorkflow``.
 
-Every run is on the CPU with the tiny model and few steps.  The runs that
-compare pixels use one intra-op thread everywhere (torchrun gives each worker
-OMP_NUM_THREADS=1): floating-point sums split over another number of threads
-round differently, and the tiny model's random weights amplify that.
+Every run is on the CPU with few steps.  The sample's edit runs the literal command in a process
+of its own, on the demo model (the default ``model`` id); the other runs check what the bundle does,
+so they run ``python -m monai.bundle`` in this process (``cli_runner.python_m``: a process pays
+about 12 s of imports) on the test-only micro model (``--model <folder>``), except the torchrun
+ranks, which are processes.  The runs that compare pixels use one intra-op thread everywhere
+(torchrun gives each worker OMP_NUM_THREADS=1): floating-point sums split over another number of
+threads round differently, and random weights amplify that.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
+from cli_runner import python_m
 from radedit_core.demo import sample_dir
 from radedit_core.errors import ConfigError
 
@@ -33,7 +37,7 @@ BUNDLE = REPO / "monai_bundle"
 CONFIG = BUNDLE / "configs" / "inference.json"
 MULTI = "['configs/inference.json','configs/multi_gpu_inference.json']"
 FAST = ["--steps", "10", "--device", "cpu"]
-ROWS = 6  # datalist rows of the two-rank runs
+ROWS = 4  # datalist rows of the two-rank runs
 
 
 # One torch thread for the whole module (conftest.one_thread).
@@ -56,7 +60,7 @@ def bundle_env(home: Path) -> dict[str, str]:
 
 
 def bundle_run(*args, home, cwd=REPO, nproc=0, check=True, timeout=300):
-    """``python -m monai.bundle run ...``, or under ``torchrun --nproc_per_node=nproc``."""
+    """``python -m monai.bundle run ...`` in a process, or under ``torchrun --nproc_per_node=nproc``."""
     launcher = [sys.executable, "-m", "monai.bundle", "run"]
     if nproc:
         # --standalone: a free rendezvous port, so parallel test sessions do not collide
@@ -66,6 +70,13 @@ def bundle_run(*args, home, cwd=REPO, nproc=0, check=True, timeout=300):
     proc = subprocess.run(cmd, cwd=cwd, env=bundle_env(home), capture_output=True, text=True, timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"{cmd} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def bundle_here(*args, home, cwd=REPO) -> subprocess.CompletedProcess:
+    """``python -m monai.bundle run ...`` in this process (what the command does, not its process)."""
+    proc = python_m("monai.bundle", "run", *args, cwd=cwd, env={"RADEDIT_HOME": str(home), "PYTHONWARNINGS": "ignore"})
+    assert proc.returncode == 0, f"{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
     return proc
 
 
@@ -113,7 +124,7 @@ def root_logging():
 
 
 @pytest.fixture(scope="module")
-def reference(data, radedit_home, tmp_path_factory):
+def reference(data, radedit_home, tmp_path_factory, micro_model_dir):
     """The datalist edited by one process, through the ConfigWorkflow API (initialize/run/finalize):
     what the two-rank runs must reproduce."""
     import logging
@@ -124,7 +135,8 @@ def reference(data, radedit_home, tmp_path_factory):
     handlers, level = list(root.handlers), root.level
     out = tmp_path_factory.mktemp("reference")
     wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None,
-                        datalist=str(data / "list.json"), output_dir=str(out), steps=10, device="cpu")  # fmt: skip
+                        datalist=str(data / "list.json"), output_dir=str(out), steps=10, device="cpu",
+                        model=str(micro_model_dir))  # fmt: skip
     try:
         wf.initialize()
         result = wf.run()
@@ -155,13 +167,14 @@ def test_edit_with_no_overrides_but_steps_runs_the_sample_from_repo_root_and_bun
     assert sidecar["masks"]["keep_pixels"] > 0 and sidecar["result"]["changed_pixels"] > 0
 
     # the same command from inside the bundle folder finds the same sample and item: nothing to do
-    again = bundle_run("edit", "--config_file", "configs/inference.json", "--steps", "10", "--output_dir", out,
-                       cwd=BUNDLE, home=radedit_home)  # fmt: skip
+    # (the command's process is the one above: this one runs here)
+    again = bundle_here("edit", "--config_file", "configs/inference.json", "--steps", "10", "--output_dir", out,
+                        cwd=BUNDLE, home=radedit_home)  # fmt: skip
     assert "0 done, 1 skipped" in again.stdout
     assert manifest(out)["items"][0]["status"] == "skipped"
 
 
-def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, radedit_home):
+def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, radedit_home, micro_model_dir):
     import pydicom
 
     from radedit_core.dicom.synthetic import write_study
@@ -173,8 +186,8 @@ def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, ra
     # the study folder as input (its one CR image is found), masks chosen from the SEG by segment label
     args = ["edit", "--config_file", CONFIG, "--input", study.folder, "--edit_mask", f"{study.seg}#lungs",
             "--keep_mask", f"{study.seg}#pacemaker", "--keep_mode", "pixel", "--dilate", "0", *FAST,
-            "--output_dir", out]  # fmt: skip
-    bundle_run(*args, home=radedit_home)
+            "--model", micro_model_dir, "--output_dir", out]  # fmt: skip
+    bundle_here(*args, home=radedit_home)
     record = manifest(out)["items"][0]
     series, sidecar = Path(record["output"]), json.loads(Path(record["sidecar"]).read_text())
     assert record["status"] == "done" and series.is_dir() and series.parent == out
@@ -192,13 +205,13 @@ def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, ra
     assert before == {p.name: p.read_bytes() for p in study.files}  # the study is untouched
 
 
-def test_edit_datalist_with_every_parameter_overridden(data, tmp_path, radedit_home):
+def test_edit_datalist_with_every_parameter_overridden(data, tmp_path, radedit_home, micro_model_dir):
     out = tmp_path / "out"
-    bundle_run(
+    bundle_here(
         "edit", "--config_file", CONFIG, "--datalist", data / "list.csv", "--output_dir", out,
         "--prompt", "Moderate pulmonary edema", "--guidance", "9", "--steps", "8", "--skip_ratio", "0.25",
         "--eta", "0.8", "--seed", "7", "--device", "cpu", "--dtype", "float32", "--keep_mode", "latent",
-        "--model", "tiny", home=radedit_home,
+        "--model", micro_model_dir, home=radedit_home,
     )  # fmt: skip
     m = manifest(out)
     assert m["counts"] == {"done": 3} and m["source"] == str(data / "list.csv")
@@ -213,20 +226,20 @@ def test_edit_datalist_with_every_parameter_overridden(data, tmp_path, radedit_h
         assert [r["status"] for r in csv.DictReader(fh)] == ["done"] * 3
 
 
-def test_generate(tmp_path, radedit_home):
+def test_generate(tmp_path, radedit_home, micro_model_dir):
     out = tmp_path / "out"
-    bundle_run("generate", "--config_file", CONFIG, "--prompt", "['No acute cardiopulmonary process','Small left pleural effusion']",
-               "--steps", "6", "--device", "cpu", "--output_dir", out, home=radedit_home)  # fmt: skip
+    bundle_here("generate", "--config_file", CONFIG, "--prompt", "['No acute cardiopulmonary process','Small left pleural effusion']",
+                "--steps", "6", "--device", "cpu", "--model", micro_model_dir, "--output_dir", out, home=radedit_home)  # fmt: skip
     m = manifest(out / "generated")
     assert m["kind"] == "generate" and m["counts"] == {"done": 2}
     for record in m["items"]:
         image = np.asarray(Image.open(record["output"]))
-        assert image.shape == (512, 512) and image.dtype == np.uint8
+        assert image.shape == (128, 128) and image.dtype == np.uint8  # the micro model's image size
         sidecar = json.loads(Path(record["sidecar"]).read_text())
         assert sidecar["settings"]["steps"] == 6 and sidecar["settings"]["guidance"] == 7.5
 
 
-def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, root_logging):
+def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, root_logging, micro_model_dir):
     from monai.bundle import ConfigParser, ConfigWorkflow
 
     from radedit_core.batch import BatchSummary
@@ -242,7 +255,7 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
 
     # the default run id is the edit; a rerun skips everything
     wf = ConfigWorkflow(config_file=str(CONFIG), workflow_type=None, datalist=str(data / "list.json"),
-                        output_dir=str(out), steps=10, device="cpu")  # fmt: skip
+                        output_dir=str(out), steps=10, device="cpu", model=str(micro_model_dir))  # fmt: skip
     wf.initialize()
     assert wf.run()[0].skipped == ROWS
     wf.finalize()
@@ -265,26 +278,17 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     assert parser.get_parsed_content("model_dirs") == [str(BUNDLE / "models")]
 
 
-def test_two_gloo_ranks_process_each_item_once_and_match_one_process(data, tmp_path, radedit_home, reference):
-    reference, out = reference[0], tmp_path / "out"
-    proc = bundle_run("edit", "--config_file", MULTI, "--datalist", data / "list.json", *FAST, "--output_dir", out,
-                      cwd=BUNDLE, nproc=2, home=radedit_home)  # fmt: skip
-    assert "rank 0 of 2 joined the process group (gloo)" in proc.stdout
-    m = manifest(out)
-    assert m["world_size"] == 2 and m["counts"] == {"done": ROWS}
-    assert m["processed_per_rank"] == [ROWS // 2, ROWS // 2]
-    assert sorted(r["id"] for r in m["items"]) == sorted(p.stem for p in reference.glob("*.png"))
-    for record in m["items"]:
-        sidecar = json.loads(Path(record["sidecar"]).read_text())
-        assert sidecar["batch"]["rank"] == record["rank"] and sidecar["batch"]["world_size"] == 2
-        assert pixels(Path(record["output"])) == pixels(reference / Path(record["output"]).name)
-    assert proc.stdout.count(" failed; manifest ") == 1  # written once, by rank 0
-
-
-def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest(data, tmp_path, radedit_home, reference):
+def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest_and_match_one_process(
+    data, tmp_path, radedit_home, reference, micro_model_dir
+):
+    """Two torchrun ranks killed mid-run, then run again: each item once (the first run's finished items
+    skipped, the rest done by the two ranks), the manifest written once, by rank 0, and every output the
+    one-process reference's (a torchrun pair costs two processes' imports: one kill and one resume prove
+    both properties)."""
     reference, out = reference[0], tmp_path / "out"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m", "monai.bundle",
-           "run", "edit", "--config_file", MULTI, "--datalist", str(data / "list.json"), *FAST, "--output_dir", str(out)]  # fmt: skip
+           "run", "edit", "--config_file", MULTI, "--datalist", str(data / "list.json"), *FAST, "--model",
+           str(micro_model_dir), "--output_dir", str(out)]  # fmt: skip
     proc = subprocess.Popen(cmd, cwd=BUNDLE, env=bundle_env(radedit_home), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     def sidecars() -> set[str]:  # finished items (<id>.png.json); pathlib's glob also matches ".<id>...part.json"
@@ -306,9 +310,13 @@ def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest(data, tmp_path,
     assert 0 < len(finished) < ROWS, "the run was not interrupted mid-way; raise ROWS or --steps"
     assert not (out / "manifest.json").exists()
 
-    bundle_run("edit", "--config_file", MULTI, "--datalist", data / "list.json", *FAST, "--output_dir", out,
-               cwd=BUNDLE, nproc=2, home=radedit_home)  # fmt: skip
+    proc = bundle_run("edit", "--config_file", MULTI, "--datalist", data / "list.json", *FAST, "--model",
+                      micro_model_dir, "--output_dir", out, cwd=BUNDLE, nproc=2, home=radedit_home)  # fmt: skip
+    assert "rank 0 of 2 joined the process group (gloo)" in proc.stdout
+    assert proc.stdout.count(" failed; manifest ") == 1  # written once, by rank 0
     m = manifest(out)
+    assert m["world_size"] == 2 and len(m["processed_per_rank"]) == 2
+    assert sorted(r["id"] for r in m["items"]) == sorted(p.stem for p in reference.glob("*.png"))
     status = {r["id"]: r["status"] for r in m["items"]}
     assert {i for i, s in status.items() if s == "skipped"} == finished
     assert {i for i, s in status.items() if s == "done"} == set(status) - finished
@@ -316,6 +324,9 @@ def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest(data, tmp_path,
     assert not list(out.glob(".*part*"))
     for record in m["items"]:
         assert pixels(Path(record["output"])) == pixels(reference / Path(record["output"]).name)
+        if record["status"] == "done":  # done by the rank the manifest names
+            sidecar = json.loads(Path(record["sidecar"]).read_text())
+            assert sidecar["batch"]["rank"] == record["rank"] and sidecar["batch"]["world_size"] == 2
 
 
 # meta_schema_20240725's top-level "required" list and the tensor fields it
@@ -380,20 +391,15 @@ BAD_OVERRIDES = [
 
 def test_bad_overrides_are_one_clear_line_and_no_output(data, tmp_path, radedit_home):
     before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in data.iterdir() if p.is_file()}
-    runs = []
-    # the four runs side by side: each is mostly interpreter start-up
     for k, (case, args, message, code) in enumerate(BAD_OVERRIDES):
         out = tmp_path / f"out{k}"
         args = [a.format(tmp=tmp_path, data=data) for a in args]
         if "--input" in args:
             args += ["--keep_mask", "None"]
-        cmd = [sys.executable, "-m", "monai.bundle", "run", "edit", "--config_file", str(CONFIG), *FAST,
-               "--output_dir", str(out), *args]  # fmt: skip
-        proc = subprocess.Popen(cmd, cwd=REPO, env=bundle_env(radedit_home), text=True,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
-        runs.append((case, message, code, out, proc))
-    for case, message, code, out, proc in runs:
-        _, stderr = proc.communicate(timeout=300)
+        # in this process: the one-line error is the bundle's (scripts.radedit_workflow), not the process's
+        proc = python_m("monai.bundle", "run", "edit", "--config_file", CONFIG, *FAST, "--output_dir", out, *args,
+                        cwd=REPO, env={"RADEDIT_HOME": str(radedit_home)})  # fmt: skip
+        stderr = proc.stderr
         assert proc.returncode == code, (case, stderr[-3000:])
         errors = [line for line in stderr.splitlines() if line.startswith("radedit: error: ")]
         assert len(errors) == 1 and message in errors[0], (case, stderr[-3000:])

@@ -1,8 +1,11 @@
 """Building stress-test sets: recipes on a phantom-world datalist, as users run it (API, CLI, torchrun).
 
 The world is small (pneumothorax in half the cases, the default drain correlation) and the edits are
-short (the tiny demo model, 10 steps): the tests check the machinery and what the set exposes about
-the predictors, not the realism of the demo model's edits.
+short: what the set exposes about the predictors on the tiny demo model (10 steps: the strong
+predictor needs edits that remove the finding), resume and sharding on the test-only micro model
+(the machinery, not the edits).  The killed build and the torchrun ranks are processes; the resumed
+run is ``cli_runner.radedit`` in this process, with one torch thread like the processes, so that
+the ranks' edits can be compared bit for bit.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import numpy as np
 import pytest
 import yaml
 
+from cli_runner import radedit
 from radedit_core.cli import main
 from radedit_core.errors import ConfigError
 from radedit_core.stress.build import StressBuild, region_mask
@@ -232,13 +236,17 @@ def _small_datalist(world: Path, folder: Path, positives: int = 3) -> Path:
     return path
 
 
-def _build_cmd(datalist: Path, recipes: Path, out: Path, nproc: int = 0) -> list[str]:
+def _build_args(datalist: Path, recipes: Path, out: Path, model: Path) -> list[str]:
+    return ["-q", "stress", "build", "--datalist", str(datalist), "--recipes", str(recipes), "--output", str(out),
+            "--device", "cpu", "--subgroups", "site", "--model", str(model)]  # fmt: skip
+
+
+def _build_cmd(datalist: Path, recipes: Path, out: Path, model: Path, nproc: int = 0) -> list[str]:
     launcher = [sys.executable, "-m", "radedit_core.cli"]
     if nproc:
         launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
                     "-m", "radedit_core.cli"]  # fmt: skip
-    return [*launcher, "-q", "stress", "build", "--datalist", str(datalist), "--recipes", str(recipes),
-            "--output", str(out), "--device", "cpu", "--subgroups", "site"]  # fmt: skip
+    return [*launcher, *_build_args(datalist, recipes, out, model)]
 
 
 def _finished(out: Path) -> set[str]:
@@ -251,13 +259,14 @@ def _set_rows(out: Path) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def resumed(world, tmp_path_factory, radedit_home):
-    """A build killed with SIGKILL after its first finished edit, then run again to the end."""
+def resumed(world, tmp_path_factory, radedit_home, micro_model_dir, one_thread):
+    """A build killed with SIGKILL after its first finished edit (a process), then run again to the end
+    (here: the resume reads what the killed process left)."""
     folder = tmp_path_factory.mktemp("resume")
     recipes = _write(folder / "recipes.yaml", SWEEP_RECIPES)
     datalist = _small_datalist(world, folder)
     out = folder / "set"
-    proc = subprocess.Popen(_build_cmd(datalist, recipes, out), env=_env(radedit_home), start_new_session=True,
+    proc = subprocess.Popen(_build_cmd(datalist, recipes, out, micro_model_dir), env=_env(radedit_home), start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     deadline = time.monotonic() + 240
     try:
@@ -268,8 +277,7 @@ def resumed(world, tmp_path_factory, radedit_home):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     finished = _finished(out)
-    rerun = subprocess.run(_build_cmd(datalist, recipes, out), env=_env(radedit_home), capture_output=True, text=True,
-                           timeout=300)  # fmt: skip
+    rerun = radedit(*_build_args(datalist, recipes, out, micro_model_dir), home=radedit_home)
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     return out, recipes, finished, datalist
 
@@ -295,10 +303,10 @@ def test_a_build_killed_part_way_resumes_with_every_item_exactly_once(resumed):
     assert guidance == [5.0, 15.0]  # the sweep: one edit per value (a dose-response in the evaluation)
 
 
-def test_two_gloo_ranks_build_the_same_set_as_one_process(world, resumed, tmp_path, radedit_home):
+def test_two_gloo_ranks_build_the_same_set_as_one_process(world, resumed, tmp_path, radedit_home, micro_model_dir):
     reference, recipes, _, datalist = resumed
     out = tmp_path / "set"
-    proc = subprocess.run(_build_cmd(datalist, recipes, out, nproc=2), env=_env(radedit_home), capture_output=True,
+    proc = subprocess.run(_build_cmd(datalist, recipes, out, micro_model_dir, nproc=2), env=_env(radedit_home), capture_output=True,
                           text=True, timeout=300)  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     manifest = json.loads((out / "manifest.json").read_text())

@@ -269,16 +269,15 @@ def test_timm_model_with_its_pretrained_data_config(timm_folder, png8, stress_se
 
 
 def test_the_bundle_names_a_library_predictor_by_the_same_id(hf_folder, stress_set, tmp_path, radedit_home):
-    import os
-    import subprocess
+    # the bundle's command line, in this process (cli_runner.python_m): the id is what is checked, and a
+    # process would add ~12 s of imports (the bundle's own process is tested in test_bundle.py)
+    from cli_runner import python_m
 
     repo = Path(__file__).resolve().parent.parent
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "stress_evaluate", "--config_file",
-           str(repo / "monai_bundle" / "configs" / "stress.json"), "--set", str(stress_set), "--predictor",
-           f"huggingface:{hf_folder}", "--results", str(tmp_path / "bundle"), "--device", "cpu", "--resamples", "100"]  # fmt: skip
-    env = dict(os.environ, PYTHONPATH=str(repo), RADEDIT_HOME=str(radedit_home), HF_HUB_OFFLINE="1",
-               OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")  # fmt: skip
-    proc = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, timeout=300)
+    proc = python_m("monai.bundle", "run", "stress_evaluate", "--config_file", repo / "monai_bundle" / "configs" / "stress.json",
+                    "--set", stress_set, "--predictor", f"huggingface:{hf_folder}", "--results", tmp_path / "bundle",
+                    "--device", "cpu", "--resamples", "100", cwd=repo,
+                    env={"RADEDIT_HOME": str(radedit_home), "PYTHONWARNINGS": "ignore"})  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "bundle" / "results.json").read_text())
     assert results["predictor"]["form"] == "huggingface" and results["predictor"]["ref"] == f"huggingface:{hf_folder}"

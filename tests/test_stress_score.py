@@ -119,7 +119,10 @@ def recipes(tmp_path):
     return path
 
 
-def test_min_score_filters_a_built_set_with_the_score_of_the_published_layout(world, biovil_t, recipes, editor, tmp_path):
+# The edits' quality does not matter to the filter (the weights are random too): the test-only micro model.
+def test_min_score_filters_a_built_set_with_the_score_of_the_published_layout(world, biovil_t, recipes, micro_editor,
+                                                                             tmp_path):  # fmt: skip
+    editor = micro_editor
     from radedit_core.batch.datalist import read_datalist
     from radedit_core.imaging.io import read_image
     from radedit_core.stress.build import StressBuild
@@ -194,8 +197,8 @@ def hi_ml_missing(monkeypatch):
 
 
 def test_a_build_without_the_score_records_it_unavailable_and_applies_no_score_filter(hi_ml_missing, world, biovil_t,
-                                                                                       recipes, editor, tmp_path, capsys):  # fmt: skip
-    hi_ml_broken = hi_ml_missing
+                                                                                       recipes, micro_editor, tmp_path, capsys):  # fmt: skip
+    hi_ml_broken, editor = hi_ml_missing, micro_editor
     recipes.write_text(yaml.safe_dump({"defaults": RECIPES["defaults"], "recipes": {"remove-pneumothorax": {
         **PTX, "filters": {"min_score": 0.2}}}}, sort_keys=False))  # fmt: skip
     from radedit_core.cli import main

@@ -1,6 +1,7 @@
 """Stress-test verdicts a researcher can defend (issue 17, sections 1-3).
 
-* The README's stress commands on a small phantom world (40 cases, 10 steps), as a user types them:
+* The README's stress commands on a small phantom world (24 cases, 5 with a pneumothorax, 6 steps), as a
+  user types them (run in this process, ``cli_runner.radedit``: what the commands do, not their process):
   the datalist's rows are read by the one rule (every list by default, ``--split`` to choose) and the
   console says which; the set refers to its images relative to the set folder (or copies them in);
   the drain detector's shortcut effect is about -100 points with an interval that excludes 0.
@@ -12,22 +13,21 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from cli_runner import radedit
+
 from radedit_core.stress import intervals
 from radedit_core.stress.metrics import ClassificationTable, Outcomes, SourceBootstrap, summarise
 
 REPO = Path(__file__).resolve().parent.parent
-TESTS = Path(__file__).parent
 MANIFESTATION = REPO / "radedit_core" / "data" / "recipes" / "phantom_world" / "manifestation.yaml"
 
 
@@ -117,14 +117,13 @@ def test_shortcut_effect_of_a_drain_detector_and_of_a_model_following_the_findin
 
 
 # -- the README's commands on a small phantom world ------------------------------------------------
-def _env(home: Path) -> dict[str, str]:
-    return dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{TESTS}", RADEDIT_HOME=str(home), HF_HUB_OFFLINE="1",
-                OMP_NUM_THREADS="1", PYTHONWARNINGS="ignore")  # fmt: skip
+#: The world's size and the edits' steps: enough positives (5 with seed 0) for a shortcut effect whose interval
+#: excludes 0, with the demo model (whose edits must remove the finding for the strong predictor to hold).
+CASES, STEPS = 24, 6
 
 
 def _radedit(args: list[str], cwd: Path, home: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "radedit_core.cli", *args], cwd=cwd, env=_env(home),
-                          capture_output=True, text=True, timeout=900)  # fmt: skip
+    return radedit(*args, cwd=cwd, home=home, env={"PYTHONWARNINGS": "ignore"})
 
 
 @pytest.fixture(scope="module")
@@ -133,13 +132,14 @@ def readme_run(tmp_path_factory, radedit_home):
     from stress_phantom_predictors import drain_detector, train, world_images, save, UNBIASED
 
     work = tmp_path_factory.mktemp("readme")
-    subprocess.run([sys.executable, str(REPO / "scripts" / "make_phantom_world.py"), "--out", "phantom", "--n", "40",
-                    "--seed", "0"], cwd=work, env=_env(radedit_home), check=True, capture_output=True, timeout=600)  # fmt: skip
+    # scripts/make_phantom_world.py is this command (`radedit phantom`)
+    _radedit(["phantom", "--out", "phantom", "--n", str(CASES), "--seed", "0"], work, radedit_home).check_returncode()
     (work / "predictors").mkdir()
-    weak = drain_detector(work / "predictors")  # the drain detector posing as a pneumothorax classifier
+    # the drain detector posing as a pneumothorax classifier; 300 draws see every drain of this world
+    weak = drain_detector(work / "predictors", n=300)
     strong = save(train(*world_images(150, seed=2, **UNBIASED)), work / "predictors" / "strong.ts", "strong")
     build = _radedit(["stress", "build", "--datalist", "phantom/datalist.json", "--recipes", str(MANIFESTATION),
-                      "--output", "stress_set/", "--subgroups", "site", "--steps", "10"], work, radedit_home)  # fmt: skip
+                      "--output", "stress_set/", "--subgroups", "site", "--steps", str(STEPS)], work, radedit_home)  # fmt: skip
     assert build.returncode == 0, build.stderr[-3000:]
     runs = {}
     for name, predictor in (("weak", weak), ("strong", strong)):
@@ -156,13 +156,13 @@ def test_the_readme_build_reads_every_list_and_says_so(readme_run):
     work, build, _ = readme_run
     lists = json.loads((work / "phantom" / "datalist.json").read_text())
     counts = {k: len(lists[k]) for k in ("training", "validation", "testing")}
-    assert sum(counts.values()) == 40
+    assert sum(counts.values()) == CASES
     said = ", ".join(f"{k} ({v} row{'s' * (v != 1)})" for k, v in counts.items())
     assert f"read lists {said}" in build.stderr, build.stderr[-2000:]
     data = json.loads((work / "stress_set" / "set.json").read_text())
     rows = data["testing"]
     positives = sum(int(r["pneumothorax"]) for k in counts for r in lists[k])
-    assert len([r for r in rows if r["kind"] == "real"]) == 40
+    assert len([r for r in rows if r["kind"] == "real"]) == CASES
     assert len([r for r in rows if r.get("recipe") == "remove-pneumothorax"]) == positives >= 3
     assert len([r for r in rows if r.get("recipe") == "remove-pneumothorax:sham"]) == positives
     # every path relative to the set folder; the provenance's steps a number
@@ -170,8 +170,8 @@ def test_the_readme_build_reads_every_list_and_says_so(readme_run):
         for column in ("image", "edit_mask", "keep_mask"):
             if r.get(column):
                 assert not Path(r[column]).is_absolute(), r[column]
-    assert data["provenance"]["edit_settings"]["remove-pneumothorax"]["steps"] == 10
-    assert data["provenance"]["settings_overrides"]["steps"] == 10
+    assert data["provenance"]["edit_settings"]["remove-pneumothorax"]["steps"] == STEPS
+    assert data["provenance"]["settings_overrides"]["steps"] == STEPS
 
 
 def test_split_chooses_lists_and_an_empty_choice_says_what_it_looked_at(readme_run, radedit_home, tmp_path):
@@ -225,7 +225,7 @@ def test_a_self_contained_export_copies_the_real_images_in(readme_run, radedit_h
     work, _, _ = readme_run
     # the finished edits are reused (the same items): only the set is written again, with copies
     run = _radedit(["-q", "stress", "build", "--datalist", "phantom/datalist.json", "--recipes", str(MANIFESTATION),
-                    "--output", "stress_set/", "--subgroups", "site", "--steps", "10", "--self-contained"],
+                    "--output", "stress_set/", "--subgroups", "site", "--steps", str(STEPS), "--self-contained"],
                    work, radedit_home)  # fmt: skip
     assert run.returncode == 0, run.stderr[-2000:]
     alone = tmp_path / "alone"

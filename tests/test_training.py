@@ -452,14 +452,18 @@ def unet_config_file(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle_runs(data, unet_config_file, tmp_path_factory, radedit_home):
-    """One process with batch 4, and (side by side: it is mostly interpreter start-up) a bad option."""
+    """``python -m monai.bundle run train ...`` with batch 4, and with a bad option, in this process
+    (``cli_runner.python_m``: the command line as typed, without a process's ~12 s of imports; the bundle's
+    own process is tested in test_bundle.py, the ranks below are processes)."""
+    from cli_runner import python_m
+
     folder = tmp_path_factory.mktemp("bundle")
-    good = bundle_command("--config_file", "configs/train.json", *bundle_args(data, folder / "one", unet_config_file, 4))
-    bad = bundle_command("--config_file", "configs/train.json", "--datalist", data, "--output_dir", folder / "bad",
-                         "--caption_dropout", 2)  # fmt: skip
-    procs = [bundle_start(cmd, radedit_home) for cmd in (good, bad)]
-    finish(good, procs[0])
-    return folder, finish(bad, procs[1], check=False)
+    env = {"RADEDIT_HOME": str(radedit_home), "PYTHONWARNINGS": "ignore"}
+    good = python_m("monai.bundle", "run", "train", "--config_file", "configs/train.json",
+                    *bundle_args(data, folder / "one", unet_config_file, 4), cwd=BUNDLE, env=env, check=True)  # fmt: skip
+    bad = python_m("monai.bundle", "run", "train", "--config_file", "configs/train.json", "--datalist", data,
+                   "--output_dir", folder / "bad", "--caption_dropout", 2, cwd=BUNDLE, env=env)  # fmt: skip
+    return folder, (bad.returncode, bad.stdout, bad.stderr)
 
 
 def test_bundle_train_run_id_from_the_command_line(bundle_runs, data):
