@@ -10,7 +10,9 @@ two processes, torchrun ranks, the bundle's ``python -m monai.bundle``) keep sub
 
 Differences from a process: warnings that go through :mod:`logging` reach pytest's log capture,
 not ``stderr`` (the root logger already has pytest's handlers, so ``logging.basicConfig`` is a
-no-op), and modules stay imported between calls.
+no-op), and modules stay imported between calls.  So that a test can still check what a process
+would have written to ``stderr``, :func:`radedit` also returns the warnings logged during the call
+as ``logged``: lines ``LEVEL: message`` (the CLI's logging format).
 """
 
 from __future__ import annotations
@@ -51,13 +53,25 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
         os.umask(saved_umask)
 
 
+class _LoggedLines(logging.Handler):
+    """Warnings and errors logged during a call, formatted as the CLI's ``basicConfig`` would."""
+
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(f"{record.levelname}: {record.getMessage()}")
+
+
 def radedit(*args, home: Path | str | None = None, cwd: Path | str | None = None,
             env: Mapping[str, str] | None = None, check: bool = False) -> subprocess.CompletedProcess:
     """``radedit ARGS`` in this process: a :class:`subprocess.CompletedProcess` with text output.
 
     ``home``: ``RADEDIT_HOME`` for the call; ``-q`` anywhere in ARGS is moved before the
     sub-command (argparse wants it there); ``check``: raise AssertionError with stderr on a
-    non-zero exit.
+    non-zero exit.  The result also has ``logged``: the lines a process would have logged to
+    ``stderr`` (warnings and errors through :mod:`logging`).
     """
     from radedit_core.cli import main
 
@@ -70,14 +84,21 @@ def radedit(*args, home: Path | str | None = None, cwd: Path | str | None = None
     if home is not None:
         extra["RADEDIT_HOME"] = str(home)
     out, err = io.StringIO(), io.StringIO()
-    with process_state(extra, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(argv)
-        except SystemExit as exc:  # argparse: --help, --version, usage errors
-            code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
-            if not isinstance(exc.code, (int, type(None))):
-                print(exc.code, file=err)
+    logged = _LoggedLines()
+    root = logging.getLogger()
+    root.addHandler(logged)
+    try:
+        with process_state(extra, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(argv)
+            except SystemExit as exc:  # argparse: --help, --version, usage errors
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 2)
+                if not isinstance(exc.code, (int, type(None))):
+                    print(exc.code, file=err)
+    finally:
+        root.removeHandler(logged)
     proc = subprocess.CompletedProcess(["radedit", *argv], code, out.getvalue(), err.getvalue())
+    proc.logged = logged.lines
     if check and code != 0:
         raise AssertionError(proc.stderr)
     return proc

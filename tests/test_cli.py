@@ -1,10 +1,15 @@
-"""The ``radedit`` command as users type it (subprocess, tiny model, CPU)."""
+"""The ``radedit`` command as users type it (CPU).
+
+The commands run in this process (:mod:`cli_runner`: a subprocess pays ~12 s of imports) on the
+micro model: these tests check what the command does with files, options and errors, not what an
+edit looks like.  One test runs the installed console script ``radedit`` as a process: the entry
+point, its exit code and a stderr of exactly one line (logging would add lines there).
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,26 +19,11 @@ import pytest
 import SimpleITK as sitk
 from PIL import Image
 
+from cli_runner import radedit
 from radedit_core.demo import sample_dir
 
-FAST = ["--steps", "20", "--model", "tiny", "--device", "cpu", "-q"]
-#: FAST without the model: the plumbing tests add ``--model <micro_model_dir>`` (conftest).
+#: The plumbing tests add ``--model <micro_model_dir>`` (conftest).
 MECHANICS = ["--steps", "20", "--device", "cpu", "-q"]
-
-
-def radedit(*args, env_home=None, check=False):
-    env = dict(os.environ, HF_HUB_OFFLINE="1")
-    if env_home:
-        env["RADEDIT_HOME"] = str(env_home)
-    cmd = [sys.executable, "-m", "radedit_core.cli", *map(str, args)]
-    # -q must precede the sub-command for argparse
-    if "-q" in cmd:
-        cmd.remove("-q")
-        cmd.insert(3, "-q")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
-    if check and proc.returncode != 0:
-        raise AssertionError(proc.stderr)
-    return proc
 
 
 def digest(folder: Path) -> dict[str, str]:
@@ -57,7 +47,7 @@ def test_edit_png_writes_image_and_provenance(inputs, tmp_path, radedit_home, mi
         "--keep-mask", inputs / "pacemaker_mask.png", "--prompt", "Moderate pulmonary edema",
         "--keep-mode", "pixel", "--dilate", "5", "--seed", "3", "--output", out, *MECHANICS,
         "--model", micro_model_dir,
-        env_home=radedit_home, check=True,
+        home=radedit_home, check=True,
     )
     assert "wrote" in proc.stdout
     src = np.asarray(Image.open(inputs / "cxr.png"))
@@ -90,20 +80,22 @@ def test_edit_nifti_keeps_geometry_and_dtype(tmp_path, radedit_home, micro_model
     out = tmp_path / "edited.nii.gz"
     radedit("edit", "--image", tmp_path / "cxr.nii.gz", "--edit-mask", tmp_path / "mask.nii.gz",
             "--prompt", "New right upper lobe consolidation", "--output", out, *MECHANICS, "--model", micro_model_dir,
-            env_home=radedit_home, check=True)
+            home=radedit_home, check=True)
     res = sitk.ReadImage(str(out))
     assert res.GetSize() == img.GetSize() and res.GetPixelID() == img.GetPixelID()
     assert res.GetSpacing() == pytest.approx(img.GetSpacing()) and res.GetOrigin() == pytest.approx(img.GetOrigin())
 
 
-def test_generate(tmp_path, radedit_home):
+def test_generate(tmp_path, radedit_home, micro_model_dir):
     out = tmp_path / "gen"
     radedit("generate", "--prompt", "No acute cardiopulmonary process", "--prompt", "Left pectoral pacemaker",
-            "--steps", "10", "--model", "tiny", "--device", "cpu", "--output", out, "-q",
-            env_home=radedit_home, check=True)
+            "--steps", "10", "--model", micro_model_dir, "--device", "cpu", "--output", out, "-q",
+            home=radedit_home, check=True)
     files = sorted(p.name for p in out.iterdir())
     assert files == ["sample_000.png", "sample_001.png", "samples.json"]
-    assert np.asarray(Image.open(out / "sample_000.png")).shape == (512, 512)
+    # the model space of the model (the micro model's VAE: 128 x 128)
+    size = json.loads((micro_model_dir / "vae" / "config.json").read_text())["sample_size"]
+    assert np.asarray(Image.open(out / "sample_000.png")).shape == (size, size) == (128, 128)
 
 
 @pytest.mark.parametrize(
@@ -120,7 +112,7 @@ def test_generate(tmp_path, radedit_home):
         ("bad dtype", ["--dtype", "int8"], "--dtype: must be one of auto, float32"),
     ],
 )
-def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_home, case, args, message):
+def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_home, micro_model_dir, case, args, message):
     Image.fromarray(np.ones((10, 10), np.uint8)).save(tmp_path / "small.png")
     Image.fromarray(np.zeros((640, 560), np.uint8)).save(tmp_path / "empty.png")
     (tmp_path / "junk.png").write_bytes(b"\x89PNG\r\n\x1a\nthis is not a png")
@@ -142,10 +134,8 @@ def test_bad_input_is_a_clear_error_with_no_output(inputs, tmp_path, radedit_hom
             extra += [key, value.format(tmp=tmp_path)]
     before_in, before_tmp = digest(inputs), digest(tmp_path)
     cli = ["edit"] + [x for k, v in opts.items() if v is not None for x in (k, v)] + extra
-    fast = [a for a in FAST if a not in extra and not (a == "tiny" and "--model" in extra)]
-    if "--model" in extra:
-        fast = ["--steps", "20", "--device", "cpu", "-q"]
-    proc = radedit(*cli, *fast, env_home=radedit_home)
+    model = [] if "--model" in extra else ["--model", micro_model_dir]
+    proc = radedit(*cli, *MECHANICS, *model, home=radedit_home)
     assert proc.returncode != 0, case
     assert message in proc.stderr, proc.stderr
     assert digest(inputs) == before_in and digest(tmp_path) == before_tmp  # inputs untouched
@@ -166,3 +156,18 @@ def test_train_and_phantom_are_sub_commands_with_one_line_errors(tmp_path):
     assert not (tmp_path / "run").exists()
     proc = radedit("phantom", "--out", tmp_path / "world", "--n", "2", "--seed", "3")
     assert proc.returncode == 0 and (tmp_path / "world" / "datalist.json").is_file(), proc.stderr
+
+
+def test_the_console_script_is_the_command_with_its_exit_code_and_one_stderr_line(tmp_path):
+    """The one process test of the entry point: the ``radedit`` script pip installed (not
+    ``python -m``) runs :func:`radedit_core.cli.main`, exits with its code and writes ONE line to
+    stderr (in a process, a logging warning would be a second line; in-process it is not seen).
+    ``edit`` refuses a missing image before importing torch: ~4 s instead of ~15."""
+    script = Path(sys.executable).with_name("radedit")
+    assert script.is_file(), f"{script}: the console script is not installed"
+    out = tmp_path / "out" / "edited.png"
+    proc = subprocess.run([str(script), "edit", "--image", str(tmp_path / "nope.png"), "--global-edit",
+                           "--prompt", "x", "--output", str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.splitlines() == [f"radedit: error: {tmp_path / 'nope.png'}: file does not exist"]
+    assert proc.stdout == "" and not out.parent.exists()

@@ -1,7 +1,8 @@
 """Data safety and error boundaries (issue 16), as a careful tester tries them.
 
 Every case runs a real command (``radedit`` in-process through :func:`radedit_core.cli.main`, the
-worker as a subprocess) and checks what matters to a user: the documented exit code, ONE line on
+worker in-process through :func:`radedit_core.worker.main` with its protocol stream a buffer: a
+process pays ~12 s of imports, and tests/test_worker.py covers the worker as a process) and checks what matters to a user: the documented exit code, ONE line on
 stderr naming the file or option, no traceback, no partial output, and every input byte-identical
 (checksums) afterwards.  Variants spell one file several ways (relative with ``..``, symlinks, hard
 links).  Disk-full cases run on a small tmpfs the test mounts (as root, as CI runs) and check that
@@ -380,10 +381,19 @@ def _job(folder: Path, **fields) -> Path:
     return path
 
 
-def _worker(job: Path, *args: str, cwd: Path | None = None) -> tuple[int, list[dict], str]:
-    proc = subprocess.run([sys.executable, "-m", "radedit_core.worker", *args, str(job)], capture_output=True,
-                          text=True, env=env(), cwd=cwd or REPO, timeout=300)  # fmt: skip
-    return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()], proc.stderr
+def _worker(job: Path, *args: str, cwd: Path, monkeypatch, capsys) -> tuple[int, list[dict], str]:
+    """The worker on ``job`` in this process, run from ``cwd``: (exit code, events, stderr)."""
+    import io
+
+    from radedit_core import worker
+
+    stream = io.StringIO()
+    monkeypatch.setattr(worker, "_protocol_stream", lambda: stream)
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # what main sets, undone after the test
+    monkeypatch.chdir(cwd)
+    capsys.readouterr()
+    code = worker.main([*args, str(job)])
+    return code, [json.loads(line) for line in stream.getvalue().splitlines()], capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -400,23 +410,27 @@ def _worker(job: Path, *args: str, cwd: Path | None = None) -> tuple[int, list[d
         ({"output": "link.png", "overwrite": True}, 4, "is the same file as the input image"),
     ],
 )
-def test_worker_jobs_that_would_lose_data_are_refused(inputs, fields, code, problem):
+def test_worker_jobs_that_would_lose_data_are_refused(inputs, monkeypatch, capsys, fields, code, problem):
     os.link(inputs / "cxr.png", inputs / "hard.png")
     (inputs / "link.png").symlink_to("cxr.png")
     job = _job(inputs, **fields)
     before = checksums(inputs.parent)
-    rc, events, stderr = _worker(job, "--check")  # --check: the job's checks, no model
+    # --check: the job's checks, no model; from the repository, not the job's folder
+    rc, events, stderr = _worker(job, "--check", cwd=REPO, monkeypatch=monkeypatch, capsys=capsys)
     assert rc == code, (events, stderr)
     assert events[-1]["event"] == "error" and problem in events[-1]["message"] and "Traceback" not in stderr
     assert checksums(inputs.parent) == before
 
 
-def test_worker_paths_count_from_the_job_folder_and_dotdot_through_a_new_folder_works(inputs, tmp_path, radedit_home):
+def test_worker_paths_count_from_the_job_folder_and_dotdot_through_a_new_folder_works(
+        inputs, tmp_path, radedit_home, micro_model_dir, monkeypatch, capsys):
     for name in ("cxr.png", "lungs_mask.png"):  # 128 x 128: the worker's whole run in a few seconds
         image = Image.open(inputs / name)
         image.resize((128, 128), Image.NEAREST if "mask" in name else Image.BILINEAR).save(inputs / name)
-    job = _job(inputs, output="new/../edited.png")
-    rc, events, stderr = _worker(job, cwd=tmp_path)  # another working folder: relative paths are the job's
+    job = _job(inputs, output="new/../edited.png", model={"name": str(micro_model_dir), "device": "cpu"})
+    (tmp_path / "elsewhere").mkdir()
+    # another working folder: relative paths are the job's
+    rc, events, stderr = _worker(job, cwd=tmp_path / "elsewhere", monkeypatch=monkeypatch, capsys=capsys)
     assert rc == 0, stderr
     assert events[-1]["event"] == "done" and events[-1]["output"] == str(inputs / "edited.png")
     assert (inputs / "edited.png").is_file() and (inputs / "edited.png.json").is_file()
@@ -702,11 +716,12 @@ BUILD_RECIPES = {
 }  # fmt: skip
 
 
-def test_full_disk_stress_build_is_exit_4_and_resumes(small_disk, small_world, tmp_path, capsys, radedit_home):
+def test_full_disk_stress_build_is_exit_4_and_resumes(small_disk, small_world, tmp_path, capsys, radedit_home,
+                                                      micro_model_dir):
     disk, grow = small_disk
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(BUILD_RECIPES))
     argv = ["stress", "build", "--datalist", small_world / "datalist.csv", "--recipes", tmp_path / "r.yaml",
-            "--output", disk / "set", "--score", "off", "--device", "cpu"]  # fmt: skip
+            "--output", disk / "set", "--score", "off", "--device", "cpu", "--model", micro_model_dir]  # fmt: skip
     before = checksums(small_world)
     filler = fill(disk, 48 * 1024)  # room for the lock and some, not for the edits
     code, err = cli(capsys, *argv)
@@ -719,12 +734,23 @@ def test_full_disk_stress_build_is_exit_4_and_resumes(small_disk, small_world, t
     assert (disk / "set" / "set.json").is_file() and checksums(small_world) == before
 
 
-def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, radedit_home):
+def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, radedit_home, monkeypatch):
+    # The holder is another process (what the lock is for); the bundle's edit runs here through MONAI's
+    # ConfigWorkflow (a `python -m monai.bundle` process pays ~20 s of imports).  How the bundle's command
+    # line turns any radedit error into one line and its exit code is tests/test_settings.py::test_bundle_process.
+    from monai.bundle import ConfigWorkflow
+
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "monai.bundle", "run", "edit", "--config_file",
-           str(REPO / "monai_bundle" / "configs" / "inference.json"), "--steps", "2", "--output_dir", str(out)]  # fmt: skip
+    monkeypatch.chdir(REPO)
     with lock_held_elsewhere(out) as pid:
-        proc = subprocess.run(cmd, cwd=REPO, env=env(radedit_home), capture_output=True, text=True, timeout=300)
-    errors = [line for line in proc.stderr.splitlines() if line.startswith("radedit: error: ")]
-    assert proc.returncode == 4 and len(errors) == 1 and f"pid {pid}" in errors[0], proc.stderr[-3000:]
-    assert "Traceback" not in proc.stderr and not out.exists()
+        wf = ConfigWorkflow(config_file=str(REPO / "monai_bundle" / "configs" / "inference.json"), run_id="edit",
+                            workflow_type=None, logging_file=False, steps=2, output_dir=str(out))  # fmt: skip
+        wf.initialize()
+        with pytest.raises(Exception) as info:
+            wf.run()
+    cause = info.value  # MONAI wraps what a component raises in RuntimeError
+    while cause is not None and not isinstance(cause, OutputError):
+        cause = cause.__cause__
+    assert cause is not None and cause.exit_code == 4, info.value
+    assert "another run is writing this output folder" in str(cause) and f"pid {pid}" in str(cause), cause
+    assert not out.exists()

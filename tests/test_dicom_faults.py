@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -428,7 +425,8 @@ def test_inherited_errors_are_listed_and_copied_unrepaired(tmp_path):
 # -- 7. Pixel Padding Value ------------------------------------------------------------------------------
 
 
-def test_padding_case_is_kept_out_of_the_range_and_unchanged_by_an_edit(tmp_path, editor):
+def test_padding_case_is_kept_out_of_the_range_and_unchanged_by_an_edit(tmp_path, micro_editor):
+    editor = micro_editor  # mechanics (what padding does to the range, the edit and the file): the micro model
     path = case("A15_pixel_padding_cr")
     src = pydicom.dcmread(path)
     image = read_dicom_image(path)
@@ -494,14 +492,14 @@ def test_slicer_mask_on_itk_1mm_grid_is_accepted_with_a_note(tmp_path):
         read_mask_array(tmp_path / "shifted.seg.nrrd", read_dicom_image(case(name)))
 
 
-def test_cli_edits_the_cr_with_its_slicer_mask(tmp_path, radedit_home):
+def test_cli_edits_the_cr_with_its_slicer_mask(tmp_path, radedit_home, micro_model_dir):
+    from cli_runner import radedit  # in this process: the test checks the files, not the process
+
     name = "A05e_cr_pixelspacing_only_slicer_mask"
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RADEDIT_HOME=str(radedit_home))
     out = tmp_path / "edited"
-    cmd = [sys.executable, "-m", "radedit_core.cli", "-q", "edit", "--image", str(case(name)),
-           "--edit-mask", str(case(name, "edit.seg.nrrd")), "--prompt", "Small left pleural effusion",
-           "--model", "tiny", "--device", "cpu", "--steps", "4", "--output", str(out)]  # fmt: skip
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    proc = radedit("-q", "edit", "--image", case(name), "--edit-mask", case(name, "edit.seg.nrrd"),
+                   "--prompt", "Small left pleural effusion", "--model", micro_model_dir, "--device", "cpu",
+                   "--steps", "4", "--output", out, home=radedit_home)
     assert proc.returncode == 0, proc.stderr
     assert_valid_or_inherited(out / "edited.dcm", [])
     assert json.loads((tmp_path / "edited.json").read_text())["masks"]["edit_pixels"] > 0

@@ -1,8 +1,9 @@
 """PACS round trips against a real Orthanc (DIMSE and DICOMweb, loopback only).
 
 The transport tests drive :mod:`radedit_core.pacs` directly; the round trips
-run ``radedit pacs-edit`` as a user types it (subprocess, tiny model, CPU)
-and check Orthanc's state through its REST API.  A missing Orthanc fails the
+run ``radedit pacs-edit`` as a user types it (in this process: a subprocess pays ~12 s of
+imports; micro model: they check the transfers, not the edit; CPU) and check Orthanc's
+state through its REST API.  A missing Orthanc fails the
 module (see tests/orthanc_server.py).
 """
 
@@ -12,10 +13,8 @@ import copy
 import hashlib
 import json
 import logging
-import os
 import re
 import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from io import BytesIO
@@ -28,6 +27,7 @@ from PIL import Image
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
+from cli_runner import radedit
 from radedit_core.errors import ConfigError, PacsError
 from radedit_core.pacs import (
     PacsServer,
@@ -48,6 +48,8 @@ from tests.orthanc_server import (  # noqa: F401 - orthanc is a fixture
 )
 
 FAST = ["--model", "tiny", "--device", "cpu", "--steps", "10"]
+#: FAST without the model, for the commands that get as far as an edit: they add ``--model <micro_model_dir>``.
+MECHANICS = ["--device", "cpu", "--steps", "10"]
 CR = "1.2.840.10008.5.1.4.1.1.1"
 BASIC_TEXT_SR = "1.2.840.10008.5.1.4.1.1.88.11"
 
@@ -155,15 +157,6 @@ def same_content(a: Dataset, b: Dataset) -> bool:
 
 
 # -- running the CLI --------------------------------------------------------------------
-
-
-def radedit(*args, home: Path, tmpdir: Path | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, HF_HUB_OFFLINE="1", RADEDIT_HOME=str(home))
-    if tmpdir is not None:
-        tmpdir.mkdir(parents=True, exist_ok=True)
-        env["TMPDIR"] = str(tmpdir)
-    cmd = [sys.executable, "-m", "radedit_core.cli", "-q", *map(str, args)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
 def cli_in_process(args, capsys, tmpdir: Path, monkeypatch) -> tuple[int, str, str]:
@@ -370,7 +363,7 @@ def check_round_trip(orthanc: OrthancHandle, study: Study, proc, before, output:
 
 
 @pytest.mark.parametrize("protocol", ["dimse", "dicomweb"])
-def test_pacs_edit_round_trip(orthanc, tmp_path, radedit_home, protocol):
+def test_pacs_edit_round_trip(orthanc, tmp_path, radedit_home, micro_model_dir, capsys, monkeypatch, protocol):
     study = upload(orthanc, make_study(tmp_path / "src", seg=True))
     before = snapshot(orthanc, study.study_uid)
     if protocol == "dimse":
@@ -383,11 +376,10 @@ def test_pacs_edit_round_trip(orthanc, tmp_path, radedit_home, protocol):
         where = ["--dicomweb", orthanc.dicomweb, "--write-seg"]
         masks = ["--edit-mask", f"study:{seg}:lungs", "--keep-mask", f"study:{seg}:pacemaker"]
     output = tmp_path / "out" / "edited"
-    proc = radedit(
-        "pacs-edit", *where, "--study", study.study_uid, *masks, "--keep-mode", "pixel",
-        "--prompt", "Small right pleural effusion", "--series-description", f"RadEdit {protocol}",
-        "--output", output, *FAST, home=radedit_home, tmpdir=tmp_path / "tmp",
-    )
+    args = ["pacs-edit", *where, "--study", study.study_uid, *masks, "--keep-mode", "pixel",
+            "--prompt", "Small right pleural effusion", "--series-description", f"RadEdit {protocol}",
+            "--output", output, *MECHANICS, "--model", micro_model_dir]
+    proc = subprocess.CompletedProcess(args, *cli_in_process(args, capsys, tmp_path / "tmp", monkeypatch))
     stored = check_round_trip(orthanc, study, proc, before, output, with_seg=protocol == "dicomweb")
     assert stored.SeriesDescription == f"RadEdit {protocol}"
     assert int(stored.SeriesNumber) >= 1000
@@ -401,10 +393,8 @@ def test_pacs_edit_round_trip(orthanc, tmp_path, radedit_home, protocol):
         ("dicomweb", SCU_AET, DROPPED_DESCRIPTION, r"stored series .* but the server does not list instance"),
     ],
 )
-def test_pacs_edit_store_failure_leaves_nothing(orthanc, tmp_path, radedit_home, capsys, monkeypatch,
-                                                protocol, aet, description, message):
-    # In this process: the subprocess round trips above already cover the
-    # command as typed, and a second torch start-up per case costs seconds.
+def test_pacs_edit_store_failure_leaves_nothing(orthanc, tmp_path, radedit_home, micro_model_dir, capsys,
+                                                monkeypatch, protocol, aet, description, message):
     study = upload(orthanc, make_study(tmp_path / "src"))
     before = snapshot(orthanc, study.study_uid)
     where = ["--pacs", orthanc.dimse(), "--aet", aet] if protocol == "dimse" else ["--dicomweb", orthanc.dicomweb]
@@ -412,7 +402,8 @@ def test_pacs_edit_store_failure_leaves_nothing(orthanc, tmp_path, radedit_home,
     output = tmp_path / "out" / "edited"
     code, out, err = cli_in_process(
         ["pacs-edit", *where, "--study", study.study_uid, "--edit-mask", study.edit_mask,
-         "--prompt", "No acute cardiopulmonary process", "--output", output, *extra, *FAST],
+         "--prompt", "No acute cardiopulmonary process", "--output", output, *extra, *MECHANICS,
+         "--model", micro_model_dir],
         capsys, tmp_path / "tmp", monkeypatch,
     )
     assert code == 5, err
@@ -500,8 +491,7 @@ def test_pacs_edit_bad_input_is_a_clear_error(orthanc, error_studies, tmp_path, 
 
 
 def test_pacs_edit_help_lists_protocols():
-    proc = subprocess.run([sys.executable, "-m", "radedit_core.cli", "pacs-edit", "--help"],
-                          capture_output=True, text=True, timeout=60)
+    proc = radedit("pacs-edit", "--help")
     assert proc.returncode == 0
     for flag in ("--pacs", "--dicomweb", "--study", "--select", "--aet", "--edit-mask", "--keep-mask",
                  "--write-seg", "--output", "--prompt", "--model"):

@@ -181,7 +181,11 @@ def test_config_workflow_refuses_before_the_model_loads(option, value, message, 
     assert nothing_written(out)
 
 
-# -- a sample through real processes --------------------------------------------------------------
+# -- a sample through each front end's own entry ------------------------------------------------------
+# The bundle runs as a process (``python -m monai.bundle``: its one-line error is what a command line
+# gets, not the Python API).  The CLI and the worker run their ``main`` here (a process pays ~12 s of
+# imports): tests/test_cli.py runs the installed ``radedit`` as a process and tests/test_worker.py the
+# worker, with their exit codes and stdout/stderr.
 
 
 def one_error_line(proc) -> str:
@@ -191,11 +195,13 @@ def one_error_line(proc) -> str:
 
 
 def test_cli_process(inputs, tmp_path, failing_model):
+    from cli_runner import radedit
+
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "-m", "radedit_core.cli", *cli_args("guidance", "nan", inputs, out, failing_model)],
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    proc = radedit(*cli_args("guidance", "nan", inputs, out, failing_model))
     assert proc.returncode == 2
     assert one_error_line(proc) == "radedit: error: --guidance: must be a finite number in [-100, 100], got nan"
+    assert not proc.logged, proc.logged
     assert nothing_written(out)
 
 
@@ -212,17 +218,21 @@ def test_bundle_process(inputs, tmp_path, failing_model):
     assert nothing_written(out)
 
 
-def test_worker_process(inputs, tmp_path, failing_model):
+def test_worker_process(inputs, tmp_path, failing_model, monkeypatch):
+    from radedit_core import worker
+
     out = tmp_path / "out"
     job = {"radedit_job": 1, "task": "edit", "image": str(inputs / "cxr.png"), "edit_mask": str(inputs / "lungs_mask.png"),
            "output": str(out / "edited.png"), "settings": {"prompts": ["x"], "steps": 1001},
            "model": {"name": str(failing_model), "device": "cpu"}}  # fmt: skip
     job_path = tmp_path / "job.json"
     job_path.write_text(json.dumps(job))
-    proc = subprocess.run([sys.executable, "-m", "radedit_core.worker", str(job_path)], capture_output=True, text=True,
-                          timeout=300)  # fmt: skip
-    events = [json.loads(line) for line in proc.stdout.splitlines()]
-    assert proc.returncode == 2
+    stream = io.StringIO()  # the protocol stream (a duplicate of fd 1 in a process)
+    monkeypatch.setattr(worker, "_protocol_stream", lambda: stream)
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # what main sets, undone after the test
+    code = worker.main([str(job_path)])
+    events = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert code == 2
     assert events[-1]["event"] == "error" and events[-1]["message"] == "steps: must be an integer from 1 to 1000, got 1001"
     assert not any(e.get("stage") == "load" for e in events)
     assert nothing_written(out)

@@ -1,11 +1,17 @@
 """``python -m radedit_core.worker``: the JSON-lines protocol front ends rely on.
 
-Real processes, the tiny model, 10 steps: the events and exit codes a front
-end parses, the files it loads, what an error and a Cancel leave behind.
+The events and exit codes a front end parses, the files it loads, what an error and a Cancel
+leave behind; the micro model (the protocol and files, not what an edit looks like), 10 steps.
+Real processes where the process is what a front end sees: a whole job (every stdout line a
+JSON event, exit code, files), SIGTERM, the probe.  The error cases run :func:`worker.main` in
+this process (a process pays ~12 s of imports each) with the protocol stream a string buffer:
+the same job loading, checks, error event and exit code; only the fd plumbing differs, and the
+process tests cover that.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import subprocess
@@ -19,6 +25,7 @@ import SimpleITK as sitk
 from radedit_core.imaging.image import SourceImage
 from radedit_core.synthetic import chest_phantom, quantise
 from radedit_core.imaging.intensity import apply_intensity, stored_value_map, to_source_values
+from radedit_core import worker as worker_module
 from radedit_core.worker import JOB_VERSION
 
 PROMPT = "No acute cardiopulmonary process"
@@ -36,7 +43,7 @@ def write_nrrd(path: Path, array2d: np.ndarray, geometry=GEOMETRY) -> Path:
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory):
+def inputs(tmp_path_factory, micro_model_dir):
     folder = tmp_path_factory.mktemp("worker_inputs")
     phantom = chest_phantom(144, 128, seed=5)
     image = quantise(phantom.image, 12).astype(np.int16)
@@ -50,6 +57,7 @@ def inputs(tmp_path_factory):
         "array": image,
         "lungs": lungs,
         "drain": drain,
+        "model": str(micro_model_dir),
     }
 
 
@@ -64,7 +72,7 @@ def job_for(inputs, out_dir: Path, **changes) -> dict:
         # keep_scope "mask": the "drain" is a mask over an image without one, so nothing in it stands out
         "settings": {"prompts": [PROMPT], "weights": [15.0], "steps": 10, "keep_mode": "pixel", "dilate": 0,
                      "keep_scope": "mask"},
-        "model": {"name": "tiny", "device": "cpu", "dtype": "float32"},
+        "model": {"name": inputs["model"], "device": "cpu", "dtype": "float32"},
         "intensity": {"invert": False},
     }
     job.update(changes)
@@ -86,6 +94,15 @@ def worker(job_path: Path, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
+def worker_in_process(job_path: Path, monkeypatch) -> subprocess.CompletedProcess:
+    """:func:`radedit_core.worker.main` here, its protocol stream a buffer (see the module docstring)."""
+    stream = io.StringIO()
+    monkeypatch.setattr(worker_module, "_protocol_stream", lambda: stream)
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # what main sets, undone after the test
+    code = worker_module.main([str(job_path)])
+    return subprocess.CompletedProcess(["worker", str(job_path)], code, stream.getvalue(), "")
+
+
 def events(stdout: str) -> list[dict]:
     # Every stdout line is a protocol line: a stray print would break front ends.
     return [json.loads(line) for line in stdout.splitlines()]
@@ -95,7 +112,7 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
-def test_edit_job_reports_progress_and_writes_output_on_the_source_grid(inputs, tiny_model_dir, tmp_path):
+def test_edit_job_reports_progress_and_writes_output_on_the_source_grid(inputs, tmp_path):
     out_dir = tmp_path / "out"
     job = write_job(tmp_path / "job.json", job_for(inputs, out_dir, intensity={"invert": True}))
     proc = worker(job)
@@ -147,12 +164,12 @@ def test_edit_job_reports_progress_and_writes_output_on_the_source_grid(inputs, 
         ({"intensity": {"window": [5, 1]}}, "window must be (low, high) with low < high", 2),
     ],
 )
-def test_errors_are_one_event_a_nonzero_exit_and_no_output(inputs, tiny_model_dir, tmp_path, change, message, code):
+def test_errors_are_one_event_a_nonzero_exit_and_no_output(inputs, tmp_path, monkeypatch, change, message, code):
     out_dir = tmp_path / "out"
     job = job_for(inputs, out_dir, **change)
     if "missing.nrrd" in str(change):
         job["edit_mask"] = str(tmp_path / "missing.nrrd")
-    proc = worker(write_job(tmp_path / "job.json", job))
+    proc = worker_in_process(write_job(tmp_path / "job.json", job), monkeypatch)
     assert proc.returncode == code
     evs = events(proc.stdout)
     assert evs[-1]["event"] == "error" and message in evs[-1]["message"], evs
@@ -160,20 +177,21 @@ def test_errors_are_one_event_a_nonzero_exit_and_no_output(inputs, tiny_model_di
     assert not (out_dir / "edited.nrrd").exists() and not (out_dir / "edited.nrrd.json").exists()
 
 
-def test_mask_off_the_image_grid_is_refused_before_the_model_loads(inputs, tiny_model_dir, tmp_path):
+def test_mask_off_the_image_grid_is_refused_before_the_model_loads(inputs, tmp_path, monkeypatch):
     shifted = dict(GEOMETRY, origin=(0.0, 0.0, 0.0))
     mask = write_nrrd(tmp_path / "moved.nrrd", inputs["lungs"].astype(np.uint8), shifted)
-    proc = worker(write_job(tmp_path / "job.json", job_for(inputs, tmp_path / "out", edit_mask=str(mask))))
+    job = write_job(tmp_path / "job.json", job_for(inputs, tmp_path / "out", edit_mask=str(mask)))
+    proc = worker_in_process(job, monkeypatch)
     assert proc.returncode == 2
     evs = events(proc.stdout)
     assert "mask geometry" in evs[-1]["message"] and "moved.nrrd" in evs[-1]["message"]
     assert not any(e["event"] == "progress" for e in evs)
 
 
-def test_sigterm_cancels_and_leaves_no_partial_output(inputs, tiny_model_dir, tmp_path):
+def test_sigterm_cancels_and_leaves_no_partial_output(inputs, tmp_path):
     out_dir = tmp_path / "out"
     job = job_for(inputs, out_dir)
-    job["settings"]["steps"] = 40
+    job["settings"]["steps"] = 100  # the micro model is fast: the edit stage lasts ~1 s after the signal is sent
     proc = subprocess.Popen(
         [sys.executable, "-m", "radedit_core.worker", str(write_job(tmp_path / "job.json", job))],
         stdout=subprocess.PIPE,
