@@ -229,3 +229,20 @@ def test_command_line_loads_no_torch():
     code = "import sys, radedit_core.cli; print(sorted({'torch', 'diffusers', 'monai'} & set(sys.modules)))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_bad_training_option_is_refused_before_torch_is_imported(tmp_path):
+    # `radedit train` checks every option (training/settings.py) before it imports the engine.
+    import subprocess  # noqa: PLC0415
+
+    code = (
+        "import sys; from radedit_core.cli import main\n"
+        f"code = main(['train', '--datalist', {str(tmp_path / 'd.json')!r}, '--output', {str(tmp_path / 'out')!r},"
+        " '--learning-rate', '-1'])\n"
+        "print(code, sorted({'torch', 'diffusers', 'monai'} & set(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    from radedit_core.errors import ConfigError  # noqa: PLC0415
+
+    assert proc.stdout.strip() == f"{ConfigError.exit_code} []", proc.stdout + proc.stderr
+    assert "learning" in proc.stderr and not (tmp_path / "out").exists()

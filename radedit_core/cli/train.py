@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..training.arguments import add_train_arguments, options_from_args
+from ..training.settings import TrainSettings
 
 
 def add_parser(sub) -> None:
@@ -17,7 +18,9 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..training.engine import train_from_mapping  # noqa: PLC0415 - torch, diffusers and MONAI
+    # Options are checked before the engine is imported: a typo costs no 10 s of torch, diffusers and MONAI imports.
+    settings = TrainSettings.from_mapping(options_from_args(args))
+    from ..training.engine import Trainer  # noqa: PLC0415 - torch, diffusers and MONAI
 
-    print(train_from_mapping(options_from_args(args)))
+    print(Trainer(settings).run())
     return 0
