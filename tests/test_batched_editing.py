@@ -141,7 +141,8 @@ def test_a_batch_is_its_single_edits_bit_for_bit_with_per_sample_kernels(micro_c
 
 # The default inversion in the quick loop; DDIM's batching is proven exact above, its rounding
 # bound (the same figure) is checked with the slow tests.
-@pytest.mark.parametrize("inversion", ["ddpm", pytest.param("ddim", marks=pytest.mark.slow)])
+@pytest.mark.slow
+@pytest.mark.parametrize("inversion", ["ddpm", "ddim"])
 def test_a_batch_agrees_with_its_single_edits_within_float32_rounding(edit_pipe, three, inversion, count_unet):
     batch, singles, batch_calls, counter = batch_and_singles(edit_pipe, three, inversion, count_unet)
     assert batch.unet_calls == singles[0].unet_calls == batch_calls  # a batch costs the calls of one image

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 
 RUN = """
@@ -21,6 +23,7 @@ print("LOADED", json.dumps(loaded))
 """
 
 
+@pytest.mark.slow
 def test_the_benchmark_prints_every_figure_without_imaging_dicom_or_monai(tmp_path):
     figures_path = tmp_path / "figures.json"
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")

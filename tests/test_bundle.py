@@ -146,6 +146,7 @@ def reference(data, radedit_home, tmp_path_factory, micro_model_dir):
     return out, result, wf
 
 
+@pytest.mark.slow
 def test_edit_with_no_overrides_but_steps_runs_the_sample_from_repo_root_and_bundle_folder(tmp_path, radedit_home):
     out = tmp_path / "out"
     proc = bundle_run("edit", "--config_file", "monai_bundle/configs/inference.json", "--steps", "10",
@@ -278,6 +279,7 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     assert parser.get_parsed_content("model_dirs") == [str(BUNDLE / "models")]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_killed_mid_run_resume_with_only_the_rest_and_match_one_process(
     data, tmp_path, radedit_home, reference, micro_model_dir
 ):

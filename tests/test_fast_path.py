@@ -53,6 +53,7 @@ def reference(edit_pipe, model_inputs):
     return _edit(edit_pipe, model_inputs, batch_conditions=False, inversion_batch_size=1)
 
 
+@pytest.mark.slow
 def test_batched_call_layout_matches_one_sample_per_call(edit_pipe, model_inputs, reference):
     fast = _edit(edit_pipe, model_inputs, inversion_batch_size=16)
     assert fast.unet_calls < reference.unet_calls

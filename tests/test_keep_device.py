@@ -94,6 +94,7 @@ def test_the_latent_keep_pins_only_cells_the_device_dominates():
     assert dominated_cells(mask, 8).tolist() == [[1, 1], [0, 0]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["pixel", "latent"])
 def test_the_finding_goes_beside_the_kept_drain_as_everywhere_else(demo_editor, case, mode):
     settings = EditSettings([PROMPT], steps=STEPS, keep_mode=mode, keep_scope="device")  # CLI defaults but steps and scope

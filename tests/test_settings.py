@@ -205,6 +205,7 @@ def test_cli_process(inputs, tmp_path, failing_model):
     assert nothing_written(out)
 
 
+@pytest.mark.slow
 def test_bundle_process(inputs, tmp_path, failing_model):
     out = tmp_path / "out"
     proc = subprocess.run(

@@ -146,6 +146,7 @@ def test_mask_problems_are_reported_in_words(logic, scene_inputs, core):
 # -- the background edit ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs, micro):
     s = scene_inputs
     volume = s["volume"]
@@ -194,6 +195,7 @@ def test_background_edit_gives_a_result_on_the_input_grid(logic, scene_inputs, m
     np.testing.assert_array_equal(mrml.single_slice(volume), s["array"])
 
 
+@pytest.mark.slow
 def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs, micro):
     s = scene_inputs
     run = logic.startEdit(s["volume"], s["segmentation"], s["edit_ids"], s["keep_ids"], micro(steps=100))  # the edit stage outlasts the cancel
@@ -214,6 +216,7 @@ def test_cancel_ends_the_process_and_leaves_nothing(logic, scene_inputs, micro):
     assert volume_nodes(logic.scene()) == ["CXR"]
 
 
+@pytest.mark.slow
 def test_worker_errors_reach_the_user_with_their_message(logic, scene_inputs, tmp_path, micro):
     s = scene_inputs
     # found when the worker checks the job: nothing starts
@@ -350,6 +353,7 @@ def test_helper_package_imports_no_qt():
     [{"photometric": "MONOCHROME2"}, {"photometric": "MONOCHROME1", "rescale": (2.0, -1024.0)}],
     ids=["monochrome2", "monochrome1-rescaled"],
 )
+@pytest.mark.slow
 def test_export_writes_a_derived_series_into_the_source_study(core, tmp_path, encoding, micro):
     core.clear()
     cxr = make_cxr("CR", rows=ROWS, columns=COLS, seed=3, pixel_spacing=0.3, **encoding)

@@ -94,6 +94,7 @@ def test_a_stubborn_tree_behind_a_launcher_is_killed_after_the_grace(launcher, m
     assert _gone(tree)
 
 
+@pytest.mark.slow
 def test_cancel_through_a_launcher_stops_the_real_worker(launcher, tmp_path, radedit_home, micro_model_dir):
     core = sb.bootstrap()
     phantom = chest_phantom(128, 112, seed=3)

@@ -168,6 +168,7 @@ def predictors(tmp_path_factory):
     return weak_and_strong(tmp_path_factory.mktemp("predictors"))
 
 
+@pytest.mark.slow
 def test_the_set_exposes_the_weak_predictor_and_not_the_strong_one(world, predictors, editor, tmp_path):
     from radedit_core.stress.evaluate import evaluate_set
     from radedit_core.stress.predictor_forms import load_predictor
@@ -282,6 +283,7 @@ def resumed(world, tmp_path_factory, radedit_home, micro_model_dir, one_thread):
     return out, recipes, finished, datalist
 
 
+@pytest.mark.slow
 def test_a_build_killed_part_way_resumes_with_every_item_exactly_once(resumed):
     from radedit_core.imaging.io import read_image
 
@@ -303,6 +305,7 @@ def test_a_build_killed_part_way_resumes_with_every_item_exactly_once(resumed):
     assert guidance == [5.0, 15.0]  # the sweep: one edit per value (a dose-response in the evaluation)
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_build_the_same_set_as_one_process(world, resumed, tmp_path, radedit_home, micro_model_dir):
     reference, recipes, _, datalist = resumed
     out = tmp_path / "set"

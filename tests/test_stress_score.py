@@ -120,6 +120,7 @@ def recipes(tmp_path):
 
 
 # The edits' quality does not matter to the filter (the weights are random too): the test-only micro model.
+@pytest.mark.slow
 def test_min_score_filters_a_built_set_with_the_score_of_the_published_layout(world, biovil_t, recipes, micro_editor,
                                                                              tmp_path):  # fmt: skip
     editor = micro_editor

@@ -152,6 +152,7 @@ def readme_run(tmp_path_factory, radedit_home):
     return work, build, runs
 
 
+@pytest.mark.slow
 def test_the_readme_build_reads_every_list_and_says_so(readme_run):
     work, build, _ = readme_run
     lists = json.loads((work / "phantom" / "datalist.json").read_text())
@@ -174,6 +175,7 @@ def test_the_readme_build_reads_every_list_and_says_so(readme_run):
     assert data["provenance"]["settings_overrides"]["steps"] == STEPS
 
 
+@pytest.mark.slow
 def test_split_chooses_lists_and_an_empty_choice_says_what_it_looked_at(readme_run, radedit_home, tmp_path):
     work, _, _ = readme_run
     lists = json.loads((work / "phantom" / "datalist.json").read_text())
@@ -192,6 +194,7 @@ def test_split_chooses_lists_and_an_empty_choice_says_what_it_looked_at(readme_r
     assert not (tmp_path / "set2").exists()
 
 
+@pytest.mark.slow
 def test_the_drain_detector_relies_on_the_drain_and_the_report_says_so_first(readme_run):
     work, _, runs = readme_run
     (weak,) = runs["weak"]["shortcut"]
@@ -221,6 +224,7 @@ def test_the_drain_detector_relies_on_the_drain_and_the_report_says_so_first(rea
     assert len(read_stress_set(moved / "stress_set").rows) == len(read_stress_set(work / "stress_set").rows)
 
 
+@pytest.mark.slow
 def test_a_self_contained_export_copies_the_real_images_in(readme_run, radedit_home, tmp_path):
     work, _, _ = readme_run
     # the finished edits are reused (the same items): only the set is written again, with copies

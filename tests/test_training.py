@@ -459,8 +459,8 @@ def bundle_runs(data, unet_config_file, tmp_path_factory, radedit_home):
 
     folder = tmp_path_factory.mktemp("bundle")
     env = {"RADEDIT_HOME": str(radedit_home), "PYTHONWARNINGS": "ignore"}
-    good = python_m("monai.bundle", "run", "train", "--config_file", "configs/train.json",
-                    *bundle_args(data, folder / "one", unet_config_file, 4), cwd=BUNDLE, env=env, check=True)  # fmt: skip
+    python_m("monai.bundle", "run", "train", "--config_file", "configs/train.json",
+             *bundle_args(data, folder / "one", unet_config_file, 4), cwd=BUNDLE, env=env, check=True)  # fmt: skip
     bad = python_m("monai.bundle", "run", "train", "--config_file", "configs/train.json", "--datalist", data,
                    "--output_dir", folder / "bad", "--caption_dropout", 2, cwd=BUNDLE, env=env)  # fmt: skip
     return folder, (bad.returncode, bad.stdout, bad.stderr)
@@ -484,6 +484,7 @@ def test_bundle_train_run_id_from_the_command_line(bundle_runs, data):
     assert errors == ["radedit: error: caption_dropout: must be a finite number in [0, 1], got 2.0"]
 
 
+@pytest.mark.slow
 def test_two_gloo_ranks_with_batch_b_train_like_one_process_with_batch_2b(
     bundle_runs, data, unet_config_file, tmp_path, radedit_home
 ):

@@ -112,6 +112,7 @@ def leftovers(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
 
 
+@pytest.mark.slow
 def test_edit_job_reports_progress_and_writes_output_on_the_source_grid(inputs, tmp_path):
     out_dir = tmp_path / "out"
     job = write_job(tmp_path / "job.json", job_for(inputs, out_dir, intensity={"invert": True}))
@@ -188,6 +189,7 @@ def test_mask_off_the_image_grid_is_refused_before_the_model_loads(inputs, tmp_p
     assert not any(e["event"] == "progress" for e in evs)
 
 
+@pytest.mark.slow
 def test_sigterm_cancels_and_leaves_no_partial_output(inputs, tmp_path):
     out_dir = tmp_path / "out"
     job = job_for(inputs, out_dir)
