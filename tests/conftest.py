@@ -49,7 +49,9 @@ def pytest_collection_modifyitems(config, items):
     which tests run first.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    slow = [item for item in items if item.get_closest_marker("slow")]
+    # ``@pytest.mark.slow(seconds=N)``: a measured duration, so that the longest starts first.
+    slow = sorted((item for item in items if item.get_closest_marker("slow")),
+                  key=lambda item: -item.get_closest_marker("slow").kwargs.get("seconds", 0))  # fmt: skip
     rest = [item for item in items if not item.get_closest_marker("slow")]
     share = -(-len(rest) // workers)
     items[:] = [
