@@ -478,8 +478,9 @@ def test_pacs_edit_bad_input_is_a_clear_error(orthanc, error_studies, tmp_path, 
     if "--output" not in argv:
         argv += ["--output", str(tmp_path / "out" / "edited")]
     before = orthanc.instance_count()
+    # No case waits for a timeout: 30 s only keeps a loaded Orthanc's late answer from reading as one.
     returned, out, err = cli_in_process(
-        ["pacs-edit", *argv, "--prompt", "x", "--timeout", "10", *FAST], capsys, tmp_path / "tmp", monkeypatch
+        ["pacs-edit", *argv, "--prompt", "x", "--timeout", "30", *FAST], capsys, tmp_path / "tmp", monkeypatch
     )
     assert returned == code, err
     assert err.startswith("radedit: error: ") and len(err.strip().splitlines()) == 1, err
