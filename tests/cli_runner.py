@@ -142,3 +142,25 @@ def python_m(module: str, *args, cwd: Path | str | None = None, env: Mapping[str
     if check and code != 0:
         raise AssertionError(f"{proc.args} failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc
+
+
+def bundle_run_error(config_file: Path | str, error_type: type[BaseException], **overrides):
+    """Run the bundle's ``edit`` id through MONAI's ``ConfigWorkflow`` in this process, expecting it to fail.
+
+    Returns ``(raised, cause)``: what ``run()`` raised (MONAI wraps what a component raises in
+    RuntimeError) and the first ``error_type`` on its ``__cause__`` chain (None where there is none).
+    Raises AssertionError when the run succeeds.
+    """
+    from monai.bundle import ConfigWorkflow
+
+    wf = ConfigWorkflow(config_file=str(config_file), run_id="edit", workflow_type=None, logging_file=False,
+                        **overrides)  # fmt: skip
+    wf.initialize()
+    try:
+        wf.run()
+    except Exception as raised:  # noqa: BLE001 - any failure; the caller checks its cause
+        cause = raised
+        while cause is not None and not isinstance(cause, error_type):
+            cause = cause.__cause__
+        return raised, cause
+    raise AssertionError(f"{config_file}: the bundle run succeeded")

@@ -738,19 +738,13 @@ def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, raded
     # The holder is another process (what the lock is for); the bundle's edit runs here through MONAI's
     # ConfigWorkflow (a `python -m monai.bundle` process pays ~20 s of imports).  How the bundle's command
     # line turns any radedit error into one line and its exit code is tests/test_settings.py::test_bundle_process.
-    from monai.bundle import ConfigWorkflow
+    from cli_runner import bundle_run_error
 
     out = tmp_path / "out"
     monkeypatch.chdir(REPO)
     with lock_held_elsewhere(out) as pid:
-        wf = ConfigWorkflow(config_file=str(REPO / "monai_bundle" / "configs" / "inference.json"), run_id="edit",
-                            workflow_type=None, logging_file=False, steps=2, output_dir=str(out))  # fmt: skip
-        wf.initialize()
-        with pytest.raises(Exception) as info:
-            wf.run()
-    cause = info.value  # MONAI wraps what a component raises in RuntimeError
-    while cause is not None and not isinstance(cause, OutputError):
-        cause = cause.__cause__
-    assert cause is not None and cause.exit_code == 4, info.value
+        raised, cause = bundle_run_error(REPO / "monai_bundle" / "configs" / "inference.json", OutputError,
+                                         steps=2, output_dir=str(out))  # fmt: skip
+    assert cause is not None and cause.exit_code == 4, raised
     assert "another run is writing this output folder" in str(cause) and f"pid {pid}" in str(cause), cause
     assert not out.exists()

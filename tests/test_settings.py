@@ -165,19 +165,13 @@ def test_worker_job_refused_before_the_model_loads(option, value, message, input
 
 @pytest.mark.parametrize("option, value, message", BAD_VALUES[::4], ids=IDS[::4])
 def test_config_workflow_refuses_before_the_model_loads(option, value, message, inputs, tmp_path, failing_model):
-    from monai.bundle import ConfigWorkflow
+    from cli_runner import bundle_run_error
 
     out = tmp_path / "out"
     overrides = bundle_options(option, value, inputs, out, failing_model)
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None, logging_file=False, **overrides)
-    wf.initialize()
-    with pytest.raises(Exception) as info:
-        wf.run()
-    cause = info.value  # MONAI wraps what a component raises in RuntimeError
-    while cause is not None and not isinstance(cause, ConfigError):
-        cause = cause.__cause__
-    assert cause is not None and __import__("re").match(rf"{option}: {message}", str(cause)), info.value
+    raised, cause = bundle_run_error(CONFIG, ConfigError, **overrides)
+    assert cause is not None and __import__("re").match(rf"{option}: {message}", str(cause)), raised
     assert nothing_written(out)
 
 
