@@ -106,16 +106,30 @@ def radedit(*args, home: Path | str | None = None, cwd: Path | str | None = None
 
 def python_m(module: str, *args, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
              check: bool = False) -> subprocess.CompletedProcess:
-    """``python -m MODULE ARGS`` in this process (e.g. ``python_m("monai.bundle", "run", "edit", ...)``).
+    """``python -m MODULE ARGS`` in this process (e.g. ``python_m("monai.bundle", "run", "edit", ...)``);
+    see :func:`python`."""
+    return python("-m", module, *args, cwd=cwd, env=env, check=check)
 
-    :func:`runpy.run_module` runs the module as ``__main__`` with ``sys.argv`` as the command line
-    gives it, so code that asks how it was started (``__main__.__spec__``) sees what a process
+
+def python(*argv, cwd: Path | str | None = None, env: Mapping[str, str] | None = None,
+           check: bool = False) -> subprocess.CompletedProcess:
+    """``python -m MODULE ARGS``, ``python -c CODE ARGS`` or ``python SCRIPT.py ARGS`` in this process.
+
+    :mod:`runpy` runs the module or script as ``__main__`` with ``sys.argv`` and ``sys.path[0]`` as
+    the interpreter sets them (the working folder for ``-m``/``-c``, the script's folder for a
+    script), so code that asks how it was started (``__main__.__spec__``) sees what a process
     would.  Put back afterwards, besides :func:`process_state`: ``sys.argv``, ``sys.path`` (the
     bundle machinery adds the bundle folder) and the root logger's handlers and level
     (``ConfigWorkflow`` applies the bundle's ``logging.conf``).  Its handlers write to the
     ``stdout``/``stderr`` of the call, which come back in the result, as in :func:`radedit`.
     """
-    argv = [module, *(str(a) for a in args)]
+    argv = [str(a) for a in argv]
+    if len(argv) >= 2 and argv[0] in ("-m", "-c"):
+        mode, target, rest = argv[0], argv[1], argv[2:]
+    elif argv and argv[0].endswith(".py"):
+        mode, target, rest = "script", argv[0], argv[1:]
+    else:
+        raise ValueError(f"python {' '.join(argv)}: only -m MODULE, -c CODE or SCRIPT.py run in this process")
     extra = dict(env or {})
     extra.setdefault("HF_HUB_OFFLINE", "1")
     root = logging.getLogger()
@@ -123,11 +137,16 @@ def python_m(module: str, *args, cwd: Path | str | None = None, env: Mapping[str
     out, err = io.StringIO(), io.StringIO()
     try:
         with process_state(extra, cwd), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            sys.argv = argv
-            if cwd is not None:  # python -m puts the working folder first on the path
-                sys.path.insert(0, os.getcwd())
+            sys.argv = {"-m": [target], "-c": ["-c"], "script": [target]}[mode] + rest
+            first = str(Path(target).resolve().parent) if mode == "script" else os.getcwd()
+            sys.path.insert(0, first)
             try:
-                runpy.run_module(module, run_name="__main__", alter_sys=True)
+                if mode == "-m":
+                    runpy.run_module(target, run_name="__main__", alter_sys=True)
+                elif mode == "script":
+                    runpy.run_path(target, run_name="__main__")
+                else:
+                    exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -138,7 +157,7 @@ def python_m(module: str, *args, cwd: Path | str | None = None, env: Mapping[str
                 code = 1
     finally:
         sys.argv, sys.path[:], root.handlers[:], root.level = saved[0], saved[1], saved[2], saved[3]
-    proc = subprocess.CompletedProcess(["python", "-m", *argv], code, out.getvalue(), err.getvalue())
+    proc = subprocess.CompletedProcess(["python", *argv], code, out.getvalue(), err.getvalue())
     if check and code != 0:
         raise AssertionError(f"{proc.args} failed ({code}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}")
     return proc

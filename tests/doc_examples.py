@@ -17,7 +17,9 @@ directives)::
 * ``slow``: the page's test is marked slow.
 
 The blocks of one page run in order in one working folder (:func:`make_workspace`) and the
-Python blocks share one namespace, as a reader who follows the page top to bottom would.
+Python blocks share one namespace, as a reader who follows the page top to bottom would.  Shell
+blocks run in bash, their ``radedit`` and ``python`` commands served by the test process
+(:mod:`tests.example_server`; ``RADEDIT_EXAMPLES_IN_PROCESS=0`` runs them as processes).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from pyflakes import checker as pyflakes_checker
 from pyflakes import messages as pyflakes_messages
 from sybil import Document, Region, Sybil
 from sybil.parsers.markdown.lexers import FencedCodeBlockLexer
+
+from tests.example_server import run_bash
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
@@ -220,10 +224,7 @@ def evaluate_block(example) -> None:
     if block.language == "python":
         exec(compile(source, block.where, "exec"), example.namespace)
         return
-    run = subprocess.run(
-        ["bash", "-euo", "pipefail", "-c", source], cwd=folder, env=example_env(folder),
-        capture_output=True, text=True, timeout=BLOCK_TIMEOUT_S,
-    )
+    run = run_bash(source, folder, example_env(folder), BLOCK_TIMEOUT_S)
     output = (run.stdout + run.stderr)[-4000:]
     assert run.returncode == 0, f"{block.where}: exit code {run.returncode}\n{output}"
     example.namespace["__last_output__"] = run.stdout

@@ -4,6 +4,8 @@ sizes each block's directive comment states (tests/doc_examples.py)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.doc_examples import PAGES, ROOT, SYBIL, make_workspace, page_is_slow, parse_directives
@@ -53,3 +55,43 @@ def test_main_job_command_is_the_readmes_first():
     started = [e.parsed.source.strip() for e in SYBIL.parse(ROOT / "docs" / "getting-started.md")
                if e.parsed.language == "bash"]
     assert readme[0] == MAIN_JOB and started[0] == MAIN_JOB
+
+
+def test_shell_examples_commands_run_in_this_process_and_keep_bash_semantics(tmp_path):
+    """tests/example_server.py: ``radedit`` and ``python -m/-c/script`` come back to the test process
+    with their output and exit codes; bash keeps its variables, ``$(...)``, ``||`` and ``set -e``."""
+    from tests.doc_examples import example_env
+    from tests.example_server import in_process, run_bash
+
+    if not in_process():
+        pytest.skip("RADEDIT_EXAMPLES_IN_PROCESS=0: every command runs as a process")
+    (tmp_path / "script.py").write_text("import sys, os\nprint(os.getpid(), sys.argv[1:], sys.path[0])\n")
+    source = """
+        version=$(radedit --version)
+        echo "version [$version]"
+        status=0
+        radedit edit --image missing.png --prompt x --global-edit --output out.png || status=$?
+        echo "edit exit $status"
+        python -c "import os, sys; print('pid', os.getpid(), sys.argv)" a b
+        python script.py one "two words"
+        status=0
+        python -c "import sys; sys.exit(3)" || status=$?
+        echo "python exit $status"
+        MY_SETTING=42 python -c "import os; print('env', os.environ['MY_SETTING'])"
+        python --version
+    """
+    run = run_bash(source, tmp_path, example_env(tmp_path), 120)
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    from radedit_core._version import __version__
+
+    assert any(line.startswith("version [") and __version__ in line for line in lines), lines
+    assert "edit exit 2" in lines, (lines, run.stderr)
+    assert "radedit: error: missing.png: file does not exist" in run.stderr and not (tmp_path / "out.png").exists()
+    assert f"pid {os.getpid()} ['-c', 'a', 'b']" in lines
+    assert f"{os.getpid()} ['one', 'two words'] {tmp_path}" in lines
+    assert "python exit 3" in lines and "env 42" in lines
+    assert "MY_SETTING" not in os.environ
+    assert any(line.startswith("Python 3.") for line in lines)  # the real interpreter (no -m/-c/script)
+    # set -e: a failing served command ends the block with its code
+    assert run_bash("radedit edit --nonsense\necho after", tmp_path, example_env(tmp_path), 60).returncode == 2
