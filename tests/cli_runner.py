@@ -146,7 +146,7 @@ def python(*argv, cwd: Path | str | None = None, env: Mapping[str, str] | None =
                 elif mode == "script":
                     runpy.run_path(target, run_name="__main__")
                 else:
-                    exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})
+                    exec(compile(target, "<string>", "exec"), {"__name__": "__main__", "__builtins__": __builtins__})  # noqa: S102 - python -c
                 code = 0
             except SystemExit as exc:
                 code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

@@ -102,7 +102,7 @@ def run_bash(source: str, cwd: Path, env: dict[str, str], timeout: float) -> sub
     here (see the module docstring); what :func:`subprocess.run` returns with text output."""
     command = ["bash", "-euo", "pipefail", "-c", source]
     if not in_process():
-        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False)
     # A short path of our own: a Unix socket's path has a limit of about 100 bytes.
     with tempfile.TemporaryDirectory(prefix="rx-") as folder, \
             tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:  # fmt: skip
