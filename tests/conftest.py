@@ -37,6 +37,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 # with one thread: N workers share the cores already.
 _THREADS = os.environ.get("OMP_NUM_THREADS") or (1 if os.environ.get("PYTEST_XDIST_WORKER") else None)
 torch.set_num_threads(int(_THREADS or max(1, min(2, os.cpu_count() or 1))))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # The processes a test starts (workers, bundle runs, examples) share the cores with the other
+    # xdist workers too; a test that wants another count sets it in the child's environment.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 def pytest_collection_modifyitems(config, items):
