@@ -11,9 +11,7 @@ classes, configurations, tokenizer and scheduler of
 1. VAE: L1 + L2 reconstruction + 1e-4 KL on random crops of the model-space
    images, then the per-channel latent normalisation folded into its weights
    so that latents times the fixed ``scaling_factor`` have unit variance;
-2. UNet (from the seeded initialisation of :data:`DEMO_UNET`, ``TINY_UNET``
-   widened at the two coarse, cross-attention levels where the findings the
-   edits add and remove are decided):
+2. UNet (from the seeded initialisation of ``TINY_UNET``, ``unet_config="tiny"``):
    epsilon-prediction loss with the model card's schedule on the
    posterior-mode latents of the full 512 x 512 images (encoded once),
    conditioned on the report impressions through the frozen (random) text
@@ -31,11 +29,6 @@ generative model should know it everywhere; the *predictors* of the
 replication are the ones trained on the site-biased world).  The chest drain
 keeps the default world's correlation with pneumothorax (0.9 / 0.02): that
 correlation is what a global edit trips over (paper Sec. 5.3).
-
-``--vae-from MODEL`` skips stage 1 and takes the VAE (and the frozen text
-encoder and tokenizer) from an already trained model folder, e.g. the bundled
-demo model's: the VAE stage is deterministic, so retraining it with the same
-seed and threads gives the same VAE.
 
 The run folders (checkpoints, metrics, sample grids) are kept under
 ``--work-dir`` if given; an interrupted run continues from its last
@@ -62,7 +55,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
-from radedit_core.models.tiny import TINY_UNET  # noqa: E402
 from radedit_core.phantom_world import WorldConfig, write_dataset  # noqa: E402
 from radedit_core.training import train_from_mapping  # noqa: E402
 
@@ -73,10 +65,6 @@ TRAINING_WORLD = {
     "site_only": {},
     "pacemaker": 0.3,
 }
-#: The demo UNet: ``TINY_UNET`` with 96 and 128 channels at the 16x16 and 8x8
-#: latent levels (cross-attention), 4.9 M parameters; about 1.8x the training
-#: step time of ``TINY_UNET`` on a CPU, 1.5x its sampling step.
-DEMO_UNET = dict(TINY_UNET, block_out_channels=(16, 32, 96, 128))
 #: Data set seed of the training world (the replication's worlds use other seeds).
 WORLD_SEED = 101
 
@@ -94,7 +82,7 @@ def vae_stage(args: argparse.Namespace, datalist: Path, run_dir: Path) -> dict:
 
 def unet_stage(args: argparse.Namespace, datalist: Path, run_dir: Path, start: Path) -> dict:
     return dict(
-        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start), unet_config=DEMO_UNET, seed=args.seed + 1,
+        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start), unet_config="tiny", seed=args.seed + 1,
         max_train_steps=args.unet_steps, batch_size=args.unet_batch, learning_rate=args.unet_lr,
         adam_weight_decay=1e-4, lr_scheduler="cosine", lr_warmup_steps=min(200, args.unet_steps), max_grad_norm=1.0,
         use_ema=True, ema_decay=0.999, caption_dropout=args.caption_dropout, caption_period_dropout=0.5,
@@ -103,36 +91,6 @@ def unet_stage(args: argparse.Namespace, datalist: Path, run_dir: Path, start: P
         checkpointing_steps=250, validation_epochs=0, validation_timesteps=10, sample_epochs=0, num_sample_images=4,
         sample_steps=50, log_every=25, model_name=DEMO_NAME, progress=True,
     )  # fmt: skip
-
-
-def vae_record(model: Path) -> tuple[str, dict]:
-    """The VAE stage's README line and metrics for the model folder whose VAE is used.
-
-    A VAE-stage run folder's model has its own ``training.json``; a demo model
-    written by this script keeps it as ``vae/training.json``; an older demo
-    model only has them in its README (the line and the metrics block).
-    """
-    for path in (model / "training.json", model / "vae" / "training.json"):
-        if path.exists():
-            record = json.loads(path.read_text())
-            if record.get("settings", {}).get("stage") == "vae":
-                vs = record["settings"]
-                line = (
-                    f"- VAE stage: {record['global_step']} steps, batch {vs['batch_size']} random "
-                    f"{vs['vae_crop_size']}x{vs['vae_crop_size']} crops, AdamW lr {vs['learning_rate']:g} cosine, "
-                    f"L1 + L2 + {vs['vae_kl_weight']:g} KL; latent normalisation folded into "
-                    "quant_conv/post_quant_conv."
-                )
-                return line, record["metrics"]
-    readme_path = model / "README.md"
-    if readme_path.exists():
-        text = readme_path.read_text()
-        lines = [line for line in text.splitlines() if line.startswith("- VAE stage:")]
-        block = text.split("```json", 1)[-1].split("```", 1)[0] if "```json" in text else ""
-        metrics = json.loads(block).get("vae") if block.strip() else None
-        if lines and metrics:
-            return lines[0], metrics
-    raise SystemExit(f"--vae-from: {model} has no record of a VAE stage (train one with this script's stage 1)")
 
 
 def write_world(folder: Path, images: int, holdout: int, workers: int) -> Path:
@@ -147,9 +105,9 @@ def write_world(folder: Path, images: int, holdout: int, workers: int) -> Path:
     return datalist
 
 
-def readme(command: str, vae_line: str, vae_from: Path | None, unet: dict, record: dict) -> str:
+def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
     """The model folder's README: what it is, the command, both stages and their metrics."""
-    us = unet["settings"]
+    vs, us = vae["settings"], unet["settings"]
     unet_cfg = json.loads((Path(record["unet_config_path"])).read_text())
     vae_cfg = json.loads((Path(record["vae_config_path"])).read_text())
     lines = [
@@ -170,8 +128,9 @@ def readme(command: str, vae_line: str, vae_from: Path | None, unet: dict, recor
         f"- Data: {record['images']} phantom-world cases (data set seed {WORLD_SEED}, "
         f"world {json.dumps(TRAINING_WORLD)} over the default world), 16-bit PNGs mapped to model space "
         "by the training data loader exactly as the editing path maps images.",
-        vae_line + (f" (VAE, text encoder and tokenizer taken from `{vae_from}`, trained earlier by this stage.)"
-                     if vae_from is not None else ""),
+        f"- VAE stage: {vae['global_step']} steps, batch {vs['batch_size']} random {vs['vae_crop_size']}x"
+        f"{vs['vae_crop_size']} crops, AdamW lr {vs['learning_rate']:g} cosine, L1 + L2 + {vs['vae_kl_weight']:g} KL; "
+        "latent normalisation folded into quant_conv/post_quant_conv.",
         f"- UNet stage: {unet['global_step']} steps, batch {us['batch_size']}, AdamW lr {us['learning_rate']:g} "
         f"cosine ({us['lr_warmup_steps']} warm-up), epsilon target with the model card's schedule, posterior-mode "
         f"latents (cached), caption dropout {us['caption_dropout']:g}, final period dropped with probability "
@@ -193,8 +152,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it exists)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--vae-steps", type=int, default=2000)
-    parser.add_argument("--unet-steps", type=int, default=4000)
-    parser.add_argument("--vae-from", type=Path, help="take the VAE from this trained model folder (skip stage 1)")
+    parser.add_argument("--unet-steps", type=int, default=3000)
     parser.add_argument("--datalist", type=Path, help="train on this MONAI datalist instead of the phantom world")
     parser.add_argument("--images", type=int, default=2000, help="phantom-world cases (without --datalist)")
     parser.add_argument("--holdout", type=int, default=40, help="of which held out for the validation metrics")
@@ -217,13 +175,13 @@ def main() -> None:
         work = args.work_dir or Path(tmp)
         datalist = args.datalist or write_world(work / "world", args.images, args.holdout, args.workers)
         world_s = time.perf_counter() - started
-        vae_model = args.vae_from or work / "vae" / "model"
-        if args.vae_from is None and not vae_model.exists():
-            print(train_from_mapping(vae_stage(args, datalist, vae_model.parent)))
+        vae_run = work / "vae"
+        if not (vae_run / "model").exists():
+            print(train_from_mapping(vae_stage(args, datalist, vae_run)))
         vae_s = time.perf_counter() - started - world_s
-        unet = train_from_mapping(unet_stage(args, datalist, work / "unet", vae_model))
+        unet = train_from_mapping(unet_stage(args, datalist, work / "unet", vae_run / "model"))
         print(unet)
-        vae_line, vae_metrics = vae_record(vae_model)
+        vae_training = json.loads((vae_run / "model" / "training.json").read_text())
         unet_training = json.loads((unet.model_dir / "training.json").read_text())
         total = time.perf_counter() - started
         record = {
@@ -233,22 +191,17 @@ def main() -> None:
             "metrics": {
                 "seed": args.seed,
                 "threads": args.threads,
-                "vae": vae_metrics,
+                "vae": vae_training["metrics"],
                 "unet": unet_training["metrics"],
                 "wall_time_s": {"world": round(world_s, 1), "vae": round(vae_s, 1),
                                 "unet": round(total - world_s - vae_s, 1), "total": round(total, 1)},  # fmt: skip
             },
         }
-        text = readme(command, vae_line, args.vae_from, unet_training, record)
+        text = readme(command, vae_training, unet_training, record)
         if args.out.exists():
             shutil.rmtree(args.out)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(unet.model_dir, args.out)
-        for source in (vae_model / "training.json", vae_model / "vae" / "training.json"):
-            if source.exists() and json.loads(source.read_text()).get("settings", {}).get("stage") == "vae":
-                # Kept so that a later --vae-from this model has the VAE stage's record.
-                shutil.copy2(source, args.out / "vae" / "training.json")
-                break
         (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
