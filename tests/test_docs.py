@@ -43,3 +43,28 @@ def test_mkdocs_strict_fails_on_a_broken_link(tmp_path):
         cwd=tmp_path, env={**os.environ, "NO_MKDOCS_2_WARNING": "1"}, capture_output=True, text=True, timeout=300,
     )
     assert run.returncode != 0 and "missing.md" in run.stdout + run.stderr
+
+
+def test_the_defaults_editing_md_states_are_the_settings_layers():
+    """docs/editing.md's Settings paragraph names the defaults; they are EditSettings' (a new user
+    found the page saying keep scope `device` where the default is `mask`)."""
+    import re
+
+    from radedit_core.settings import EditSettings
+
+    text = " ".join((ROOT / "docs" / "editing.md").read_text().split())
+    defaults = EditSettings(["x"])
+    stated = re.search(
+        r"(\d+) steps, skip ratio ([\d.]+), guidance ([\d.]+) \(per prompt\), invert guidance ([\d.]+), eta ([\d.]+), "
+        r"seed (\d+), (\w+) inversion, \*\*keep mode `(\w+)`\*\*.*?\*\*masks dilated by (\d+) px\*\*.*?"
+        r"\*\*keep scope `(\w+)`\*\*.*?detail `(\w+)`",
+        text,
+    )
+    assert stated, "docs/editing.md: the Settings paragraph's list of defaults was not found"
+    steps, skip, guidance, invert, eta, seed, inversion, keep_mode, dilate, keep_scope, detail = stated.groups()
+    assert (int(steps), float(skip), [float(guidance)], float(invert), float(eta), int(seed)) == (
+        defaults.steps, defaults.skip_ratio, defaults.weights, defaults.invert_guidance, defaults.eta, defaults.seed,
+    )
+    assert (inversion.lower(), keep_mode, int(dilate), keep_scope, detail) == (
+        defaults.inversion, defaults.keep_mode, defaults.dilate, defaults.keep_scope, defaults.detail,
+    )
