@@ -75,9 +75,16 @@ def _environment(env: dict[str, str]):
 
 
 def serve(request: dict) -> subprocess.CompletedProcess:
-    """Run one launcher's command in this process."""
+    """Run one launcher's command in this process.
+
+    The command sees the block's environment less the launchers: a process it starts itself
+    runs the real ``radedit``/``python`` (this process is busy serving it and could not
+    answer a nested request)."""
     program, argv, cwd = request["program"], request["argv"], request["cwd"]
-    with _environment(request["env"]):
+    env = dict(request["env"])
+    shims = str(Path(env.pop("RADEDIT_EXAMPLE_SERVER", "")).parent / "bin")
+    env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != shims)
+    with _environment(env):
         if program == "radedit":
             proc = cli_runner.radedit(*argv, cwd=cwd)
             proc.stderr += "".join(line + "\n" for line in proc.logged)

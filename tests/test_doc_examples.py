@@ -5,6 +5,8 @@ sizes each block's directive comment states (tests/doc_examples.py)."""
 from __future__ import annotations
 
 import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -79,6 +81,7 @@ def test_shell_examples_commands_run_in_this_process_and_keep_bash_semantics(tmp
         echo "python exit $status"
         MY_SETTING=42 python -c "import os; print('env', os.environ['MY_SETTING'])"
         python --version
+        python -c "import shutil; print('nested', shutil.which('radedit'))"
     """
     run = run_bash(source, tmp_path, example_env(tmp_path), 120)
     assert run.returncode == 0, run.stderr
@@ -93,5 +96,7 @@ def test_shell_examples_commands_run_in_this_process_and_keep_bash_semantics(tmp
     assert "python exit 3" in lines and "env 42" in lines
     assert "MY_SETTING" not in os.environ
     assert any(line.startswith("Python 3.") for line in lines)  # the real interpreter (no -m/-c/script)
+    # a served command's own processes run the real commands (the server is busy with it)
+    assert f"nested {Path(sys.executable).parent / 'radedit'}" in lines
     # set -e: a failing served command ends the block with its code
     assert run_bash("radedit edit --nonsense\necho after", tmp_path, example_env(tmp_path), 60).returncode == 2
