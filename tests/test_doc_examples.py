@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.doc_examples import PAGES, ROOT, SYBIL, make_workspace, page_is_slow, parse_directives
+from tests.doc_examples import (
+    PAGES,
+    ROOT,
+    SYBIL,
+    make_workspace,
+    page_is_slow,
+    parse_directives,
+)
 from tests.orthanc_server import orthanc  # noqa: F401 - the PACS examples' server (given orthanc)
 
 
