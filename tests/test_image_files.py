@@ -145,8 +145,9 @@ UNREADABLE = [
     (".png", "empty", "is an empty file (0 bytes); expected a PNG image"),
     (".png", "signature only", "not a readable PNG file (truncated, corrupt or not an image: it ends after 8 bytes, "
                                "before the PNG's end chunk IEND)"),
-    (".png", "cut to 100 bytes", "not a readable PNG file (truncated, corrupt or not an image: Chunk b'IDAT' too short"),
-    (".png", "cut in half", "not a readable PNG file (truncated, corrupt or not an image: Chunk b'IDAT' too short"),
+    (".png", "cut to 100 bytes", "not a readable PNG file (truncated, corrupt or not an image: it ends after 100 bytes, "
+                                 "inside a chunk 'IDAT' of"),
+    (".png", "cut in half", "not a readable PNG file (truncated, corrupt or not an image: it ends after"),
     (".png", "text", "not a PNG file (it does not start with the PNG signature)"),
     (".png", "corrupt pixel data", "not a readable PNG file (truncated, corrupt or not an image)"),
     (".nii", "empty", "is an empty file (0 bytes); expected a NIfTI image"),

@@ -292,8 +292,12 @@ def check_png(path: Path, error: type[InputError] = InputError) -> bool:
 
 def _pypng_detail(exc: BaseException, path: Path) -> str:
     text = re.sub(r"^(ChunkError|FormatError|ChecksumError|ProtocolError): ", "", str(exc)).strip().rstrip(".")
+    size = path.stat().st_size
     if isinstance(exc, EOFError) or text == "No more chunks":
-        return f"it ends after {path.stat().st_size} bytes, before the PNG's end chunk IEND"
+        return f"it ends after {size} bytes, before the PNG's end chunk IEND"
+    cut = re.match(r"Chunk b(['\"])(.*)\1 too short for required (\d+) octets", text)
+    if cut:
+        return f"it ends after {size} bytes, inside a chunk '{cut.group(2)}' of {cut.group(3)} bytes"
     return text
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..dicom import read_dicom_image, read_dicom_mask, write_derived_series
+from ..dicom import choose_series_number, read_dicom_image, read_dicom_mask, write_derived_series
 from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
 from ..errors import ConfigError, InputError, OutputError, PacsError
 from ..fileio import OutputGroup, check_writable
@@ -173,6 +173,10 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
         # Series that were not fetched count too.
         numbers = set(image.metadata.get("study_series_numbers", []))
         image.metadata["study_series_numbers"] = sorted(numbers | {s.number for s in study.series if s.number is not None})
+        # a series number the study uses is refused before the model loads (the writer checks again)
+        source_number = image.metadata["dataset"].get("SeriesNumber")
+        choose_series_number([*image.metadata["study_series_numbers"], *([source_number] if source_number else [])],
+                             request.dicom.series_number, cli_name)  # fmt: skip
         soft = request.settings.soft_masks
         edit = _read_mask(server, study_uid, request.edit_ref, image, entries, soft)
         keep = _read_mask(server, study_uid, request.keep_ref, image, entries, soft)
