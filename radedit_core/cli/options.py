@@ -20,7 +20,6 @@ from ..settings import (
     GenerateSettings,
     ModelOptions,
     cli_name,
-    coerce,
 )
 
 D = EDIT_DEFAULTS
