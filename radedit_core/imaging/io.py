@@ -70,6 +70,9 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 #: grayscale: encoding a grey image whose channels were 1 apart at quality 90 to 100 leaves them up to
 #: 7 apart; colour (a coloured annotation, a photograph) differs by tens to hundreds.
 JPEG_GRAY_TOLERANCE = 8
+#: SimpleITK readers that print to standard error themselves (PNG is checked by pypng first, so
+#: libpng has nothing left to print).
+PRINTING_READERS = ("nrrd", "metaimage")
 #: What each format is called in messages.
 FORMAT_NAMES = {"png": "PNG", "nifti": "NIfTI", "nrrd": "NRRD", "metaimage": "MetaImage", "jpeg": "JPEG", "dicom": "DICOM"}
 
@@ -124,7 +127,8 @@ def read_sitk(path: str | Path) -> sitk.Image:
         check_png(path)
     if fmt == "nifti":
         _check_nifti(path)
-    with _stderr_captured() as printed:
+    # Only the readers that print get file descriptor 2 swapped: the swap is process-wide.
+    with _stderr_captured() if fmt in PRINTING_READERS else contextlib.nullcontext(lambda: "") as printed:
         try:
             image = sitk.ReadImage(str(path))
         except RuntimeError as exc:
