@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .dicom import choose_series_number, locate_dicom_image
-from .dicom.writing import IMAGE_FILE, SEG_FILE, check_series_description, uid_prefix
+from .dicom.writing import IMAGE_FILE, SEG_FILE
 from .errors import ConfigError
 from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
@@ -150,13 +150,11 @@ def _dicom_output(source: SourceImage, given: Any, headers: list, options: Dicom
             f"DICOM series output needs a DICOM input (patient, study and references come from it); "
             f"{given} is {source.format}; give {name('output')} a .png, .nii.gz or .nrrd name"
         )
-    uid_prefix(options.uid_root)
-    if options.series_description is not None:
-        check_series_description(options.series_description)
+    options = DicomOutputOptions.from_mapping(options.to_dict(), name)
     study = str(source.metadata["dataset"].get("StudyInstanceUID", ""))
     used = set(source.metadata.get("study_series_numbers", []))
     used |= {h.series_number for h in headers if h.study_uid == study and h.series_number is not None}
-    return replace(options, series_number=choose_series_number(used, options.series_number))
+    return replace(options, series_number=choose_series_number(used, options.series_number, name))
 
 
 __all__ = ["EditRequest", "edit_inputs", "prepare_edit"]

@@ -32,7 +32,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .fileio import OutputGroup, full_suffix
-from .settings import cli_name
+from .settings import Namer, cli_name, dicom_output_values
 
 #: format -> its file suffixes (the first is the one used when a name is made).
 OUTPUT_FORMATS: dict[str, tuple[str, ...]] = {
@@ -157,12 +157,32 @@ def legacy_sidecar_path(output: str | Path) -> Path:
 
 @dataclass(frozen=True)
 class DicomOutputOptions:
-    """A derived DICOM series' options (see :func:`radedit_core.dicom.write_derived_series`)."""
+    """A derived DICOM series' options (see :func:`radedit_core.dicom.write_derived_series`).
+
+    Checked by the settings layer (:func:`radedit_core.settings.dicom_output_values`); whether
+    the series number is free in the study is checked once the study is read.
+
+    Raises:
+        ConfigError: naming the option (as :meth:`from_mapping`'s ``name`` spells it).
+    """
 
     uid_root: str | None = None
     series_number: int | None = None
     series_description: str | None = None
     write_seg: bool = False
+
+    def __post_init__(self) -> None:
+        for key, value in dicom_output_values(self.to_dict()).items():
+            object.__setattr__(self, key, value)
+
+    @classmethod
+    def from_mapping(cls, values: Any, name: Namer = str) -> "DicomOutputOptions":
+        """The options from a front end's mapping; ``name`` spells an option as the front end does."""
+        return cls(**dicom_output_values(values, name))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"uid_root": self.uid_root, "series_number": self.series_number,
+                "series_description": self.series_description, "write_seg": self.write_seg}  # fmt: skip
 
 
 @dataclass

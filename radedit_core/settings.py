@@ -648,6 +648,81 @@ def parse_split(value: Any, name: str = "split") -> list[str] | None:
     return names
 
 
+# -- derived DICOM series -------------------------------------------------------------------------
+
+#: SeriesNumber is an IS: a signed 32-bit integer (PS3.5 Table 6.2-1).
+MAX_SERIES_NUMBER = 2**31 - 1
+#: Longest UID root: what is left of a UID's 64 characters keeps enough random digits for unique UIDs.
+MAX_UID_ROOT_LENGTH = 40
+#: SeriesDescription is an LO: at most 64 characters, which DICOM validators (dciodvfy) count in
+#: encoded bytes; UTF-8, the character set the writer falls back to for text the source's cannot
+#: encode, takes 2 to 4 bytes for a character outside ASCII.
+MAX_SERIES_DESCRIPTION = 64
+_UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.?$")
+
+
+def uid_root_problem(value: str) -> str | None:
+    """Why ``value`` is not a usable UID root (digits and dots, at most :data:`MAX_UID_ROOT_LENGTH`); None when it is."""
+    root = value.strip()
+    if not _UID_ROOT.match(root):
+        return f"{value!r} is not a DICOM UID prefix (digits and dots, e.g. 1.2.826.0.1.3680043.8.498)"
+    length = len(root) + (0 if root.endswith(".") else 1)
+    if length > MAX_UID_ROOT_LENGTH:
+        return (
+            f"{value!r} is {length} characters; at most {MAX_UID_ROOT_LENGTH} leave room for enough random "
+            "digits to keep UIDs unique"
+        )
+    return None
+
+
+def series_description_problem(value: str) -> str | None:
+    """Why ``value`` cannot be a SeriesDescription (LO: no control characters or backslash, at most 64
+    characters and 64 bytes in UTF-8); None when it can.
+
+    A description that is too long is refused, not cut: it was chosen, so the series must show it whole.
+    """
+    if re.search(r"[\x00-\x1f\x7f\\]", value):
+        return "must not contain control characters or backslashes"
+    if len(value) > MAX_SERIES_DESCRIPTION:
+        return f"is {len(value)} characters; DICOM allows at most {MAX_SERIES_DESCRIPTION}"
+    size = len(value.encode("utf-8"))
+    if size > MAX_SERIES_DESCRIPTION:
+        return (
+            f"is {size} bytes in UTF-8 ({len(value)} characters, some of them take several bytes); DICOM "
+            f"allows at most {MAX_SERIES_DESCRIPTION} bytes"
+        )
+    return None
+
+
+DICOM_OUTPUT_SPECS: dict[str, _Spec] = {
+    "uid_root": _Spec("str", uid_root_problem, optional=True),
+    "series_number": _Spec("int", _integer(0, MAX_SERIES_NUMBER), optional=True),
+    "series_description": _Spec("str", series_description_problem, optional=True),
+    "write_seg": _Spec("bool"),
+}
+
+
+def dicom_output_values(values: Mapping[str, Any], name: Namer = _plain) -> dict[str, Any]:
+    """A derived DICOM series' options, checked: ``uid_root``, ``series_number``, ``series_description``
+    (None: the default), ``write_seg``.
+
+    A blank ``uid_root`` or ``series_number`` is the default (front ends send empty fields); whether
+    a series number is free depends on the study (:func:`radedit_core.dicom.choose_series_number`).
+
+    Raises:
+        ConfigError: naming the option as ``name`` spells it.
+    """
+    _unknown(values, DICOM_OUTPUT_SPECS, name, "DICOM output options")
+    given = dict(values)
+    for key in ("uid_root", "series_number"):
+        if is_missing(given.get(key)):
+            given[key] = None
+    if given.get("write_seg") is None:
+        given["write_seg"] = False
+    checked = _validate(given, DICOM_OUTPUT_SPECS, name)
+    return {key: checked.get(key) for key in DICOM_OUTPUT_SPECS} | {"write_seg": checked["write_seg"]}
+
+
 # -- how front ends spell the options ---------------------------------------------------------
 
 _CLI_NAMES = {"prompts": "--prompt", "weights": "--guidance", "num_images": "--num-images"}
@@ -681,6 +756,10 @@ def edit_settings(base: Mapping[str, Any] | None = None, name: Namer = _plain, *
 __all__ = [
     "DEFAULT_DETAIL",
     "DEFAULT_KEEP_SCOPE",
+    "DICOM_OUTPUT_SPECS",
+    "MAX_SERIES_DESCRIPTION",
+    "MAX_SERIES_NUMBER",
+    "MAX_UID_ROOT_LENGTH",
     "KEEP_SCOPES",
     "BATCH_DEFAULTS",
     "BATCH_KEYS",
@@ -708,10 +787,13 @@ __all__ = [
     "choice_problem",
     "cli_name",
     "coerce",
+    "dicom_output_values",
     "edit_settings",
     "is_missing",
     "parse_split",
     "prefixed",
     "range_problem",
     "row_name",
+    "series_description_problem",
+    "uid_root_problem",
 ]

@@ -68,7 +68,7 @@ from typing import Any, Callable, TextIO
 from ._version import __version__
 from .errors import ConfigError, InputError, MaskError, RadEditError
 from .fileio import check_outputs_apart, check_writable, same_file
-from .settings import EditSettings, ModelOptions, bundle_name
+from .settings import EditSettings, ModelOptions, bundle_name, dicom_output_values
 
 JOB_VERSION = 1
 #: Exit code of a cancelled job (128 + SIGTERM, what a shell reports).
@@ -320,6 +320,8 @@ def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
 
     source_path = Path(_require(job, "source_dicom"))
     out_dir = Path(_require(job, "out_dir"))
+    # the series options before anything is read; their errors name the job fields
+    dicom = dicom_output_values({k: job.get(k) for k in ("uid_root", "series_number", "series_description", "write_seg")})
 
     check_outputs_apart({"out_dir": out_dir}, {k: job.get(k) for k in _INPUT_FIELDS}, folders=("out_dir",))
     emit("progress", stage="read", done=0, total=1)
@@ -353,13 +355,7 @@ def run_export(job: dict[str, Any], emit: Emitter) -> dict[str, Any]:
     result = _export_result(source, stored, job, provenance)
 
     emit("progress", stage="write", done=0, total=1)
-    kwargs: dict[str, Any] = {
-        "uid_root": job.get("uid_root"),
-        "series_number": job.get("series_number"),
-        "series_description": job.get("series_description"),
-        "write_seg": bool(job.get("write_seg", False)),
-        "overwrite": bool(job.get("overwrite", False)),
-    }
+    kwargs: dict[str, Any] = {**dicom, "overwrite": bool(job.get("overwrite", False))}
     files = [Path(p) for p in write_derived_series(result, out_dir, **kwargs)]
     emit("progress", stage="write", done=1, total=1)
     series_uid = study_uid = None

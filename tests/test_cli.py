@@ -103,7 +103,7 @@ def test_generate(tmp_path, radedit_home, micro_model_dir):
     [
         ("mask shape", ["--edit-mask", "{tmp}/small.png"], "small.png: mask size 10x10"),
         ("missing image", ["--image", "{tmp}/nope.png"], "nope.png: file does not exist"),
-        ("unreadable", ["--image", "{tmp}/junk.png"], "junk.png: cannot be read as an image"),
+        ("unreadable", ["--image", "{tmp}/junk.png"], "junk.png: not a readable PNG file (truncated, corrupt or not an image"),
         ("nan image", ["--image", "{tmp}/nan.nii.gz", "--edit-mask", "{tmp}/nanmask.nii.gz"], "nan.nii.gz: contains NaN"),
         ("empty mask", ["--edit-mask", "{tmp}/empty.png"], "empty.png: edit mask is empty"),
         ("no mask", ["--edit-mask", None], "give --edit-mask, or --global-edit"),

@@ -231,8 +231,16 @@ def case_setup(name: str, i: Inputs, args: dict) -> str | None:
         return unwritable(i, args)
     elif name == "used series number":
         args["--series-number"] = "1"
+    elif name == "negative series number":
+        args["--series-number"] = "-5"
     elif name == "bad uid root":
         args["--uid-root"] = "1.2.abc"
+    elif name == "long uid root":
+        args["--uid-root"] = "1.2." + "3" * 45
+    elif name == "long series description":
+        args["--series-description"] = "x" * 70
+    elif name == "multi-byte series description":
+        args["--series-description"] = "Pneumothorax côté droit – " + "é" * 38  # 64 characters, 106 bytes
     elif name == "no series uid":
         args["--image"] = i.folder / "no-series.dcm"
         args["--image"].write_bytes((FAULT_CASES / "A16a_no_series_uid_sc" / "image.dcm").read_bytes())
@@ -276,8 +284,16 @@ CASES = [
     ("dcm output name", ["--output {output}: DICOM output is a series folder"], 2),
     ("output exists", ["{output}: output already exists"], 4),
     ("output not writable", ["{named}", "not writable"], 4),
-    ("used series number", ["series number 1 is already used in the study"], 2),
-    ("bad uid root", ["UID root '1.2.abc' is not a DICOM UID prefix"], 2),
+    ("used series number", ["error: --series-number: 1 is already used in the study (used: 1"], 2),
+    ("negative series number", ["error: --series-number: must be an integer from 0 to 2147483647, got -5"], 2),
+    ("bad uid root", ["error: --uid-root: '1.2.abc' is not a DICOM UID prefix"], 2),
+    ("long uid root", ["error: --uid-root: '1.2.3333", "is 50 characters; at most 40"], 2),
+    ("long series description", ["error: --series-description: is 70 characters; DICOM allows at most 64"], 2),
+    (
+        "multi-byte series description",
+        ["error: --series-description: is 106 bytes in UTF-8 (64 characters, some of them take several bytes)"],
+        2,
+    ),
     ("no series uid", ["{image}: SeriesInstanceUID (0020,000E) is missing or empty; it is Type 1"], 2),
     ("structured report", ["{image}: not an image: it is a Comprehensive SR Storage object (modality SR)"], 2),
 ]

@@ -28,6 +28,7 @@ from radedit_core.workflow import make_edit_result
 from radedit_core.dicom.validate import dciodvfy_executable, validate_dicom
 from radedit_core.dicom.writing import FIRST_DERIVED_SERIES_NUMBER, PATIENT_AND_STUDY_ATTRIBUTES
 from radedit_core.errors import ConfigError, OutputError
+from radedit_core.settings import cli_name
 from radedit_core.imaging.io import read_image, write_like
 
 SHAPE = dict(rows=160, columns=144)
@@ -243,8 +244,14 @@ def test_series_number_rule(tmp_path):
     assert choose_series_number({1, 2}) == FIRST_DERIVED_SERIES_NUMBER
     assert choose_series_number({1, 1000, 1001}) == 1002
     assert choose_series_number({1, 2}, 7) == 7
-    with pytest.raises(ConfigError, match="series number 2 is already used in the study"):
+    with pytest.raises(ConfigError, match=r"^series_number: 2 is already used in the study \(used: 1, 2\)"):
         choose_series_number({1, 2}, 2)
+    # the option named as the front end spells it (the settings layer's namers)
+    with pytest.raises(ConfigError, match=r"^--series-number: 1 is already used in the study"):
+        choose_series_number({1, 100}, 1, cli_name)
+    for number in (-5, 2**31):
+        with pytest.raises(ConfigError, match=rf"^series_number: must be an integer from 0 to 2147483647, got {number}"):
+            choose_series_number({1}, number)
     # The study folder already holds a derived series 1000: the next edit gets 1001.
     study = write_study(tmp_path / "study", kinds=("CR",), **SHAPE)
     first = read_dicom_image(study.folder)
@@ -261,10 +268,17 @@ def test_uid_root_and_description_checks(tmp_path):
     image = read_dicom_image(cxr.save(tmp_path / "cr.dcm"))
     result = lung_edit(cxr, image)
     for root, message in (("1.2.abc", "not a DICOM UID prefix"), ("1.2." + "3" * 45, "at most 40")):
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(ConfigError, match=rf"^uid_root: '{root}' is .*{message}"):
             write_derived_series(result, tmp_path / "bad", uid_root=root)
-    with pytest.raises(ConfigError, match="at most 64"):
+    with pytest.raises(ConfigError, match="^series_description: is 65 characters; DICOM allows at most 64$"):
         write_derived_series(result, tmp_path / "bad", series_description="x" * 65)
+    # LO's 64 count bytes: 64 characters of which some take two bytes in UTF-8 are refused too, not cut
+    for text in ("é" * 64, "Pneumothorax côté droit " + "x" * 39, "🙂" * 17):
+        size = len(text.encode("utf-8"))
+        with pytest.raises(ConfigError, match=rf"^series_description: is {size} bytes in UTF-8 \({len(text)} charac"):
+            write_derived_series(result, tmp_path / "bad", series_description=text)
+    with pytest.raises(ConfigError, match="^--series-description: is 65 characters"):
+        write_derived_series(result, tmp_path / "bad", series_description="x" * 65, name=cli_name)
     assert not (tmp_path / "bad").exists()
     files = write_derived_series(result, tmp_path / "ok", uid_root="2.25.42", series_description="Lungs denser")
     ds = pydicom.dcmread(files[0])
@@ -287,6 +301,28 @@ def test_text_outside_the_source_charset_switches_to_utf8(tmp_path):
     assert ds.SpecificCharacterSet == "ISO_IR 192"
     assert ds.SeriesDescription == "RadEdit: " + prompt and prompt in ds.DerivationDescription
     assert str(ds.PatientName) == "Müller^Anna"
+    assert_valid(files[0])
+
+
+@pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192"])
+def test_text_derived_from_a_non_ascii_prompt_fits_its_vr_in_bytes(tmp_path, charset):
+    """LO (SeriesDescription, 64) and ST (DerivationDescription, 1024) count encoded bytes: a prompt
+    whose first 64 characters are 71 bytes in UTF-8 used to fail dciodvfy."""
+    require_dciodvfy()
+    study = StudyInfo.new(character_set=charset) if charset else None
+    cxr = make_cxr("CR", **SHAPE, **({"study": study} if study else {}))
+    image = read_dicom_image(cxr.save(tmp_path / "cr.dcm"))
+    words = " ".join(f"word{k}" for k in range(1, 61))
+    prompts = [f"Pas de pneumothorax – côté droit 🙂 {words}", "Épanchement " + "é" * 1200]
+    files = write_derived_series(make_edit_result(image, image.array, prompts=prompts), tmp_path / "out")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # pydicom warns on reading a value longer than its VR allows
+        ds = pydicom.dcmread(files[0])
+        description, derivation = ds.SeriesDescription, ds.DerivationDescription
+    assert ds.SpecificCharacterSet == "ISO_IR 192"
+    assert len(description.encode("utf-8")) <= 64 < len(("RadEdit: " + prompts[0])[:64].encode("utf-8"))
+    assert description.startswith("RadEdit: Pas de pneumothorax – côté droit 🙂 word1") and description.endswith("...")
+    assert len(derivation.encode("utf-8")) <= 1024 and derivation.endswith("Synthetic image; research use only.")
     assert_valid(files[0])
 
 

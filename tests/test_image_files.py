@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import struct
+import zlib
 from pathlib import Path
+
+import SimpleITK as sitk
 
 import numpy as np
 import png
@@ -17,6 +22,8 @@ from radedit_core.imaging.io import JPEG_GRAY_TOLERANCE, read_image, read_mask_a
 from radedit_core.outputs import format_name, output_format_for_path, output_format_for_source
 from radedit_core.synthetic import chest_phantom, quantise
 from radedit_core.workflow import EditSettings
+
+from cli_runner import radedit
 
 A11 = Path(__file__).parent / "data" / "png-alpha"
 
@@ -100,6 +107,115 @@ def test_cli_reports_a_transparent_png_in_one_line_before_the_model(tmp_path, gr
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and err[0].startswith(f"radedit: error: {image}: image has an alpha channel")
     assert not (tmp_path / "o.png").exists()
+
+
+def test_one_transparent_pixel_is_counted_not_rounded_to_zero_percent(tmp_path, gray8):
+    alpha = np.full(gray8.shape, 255, np.uint8)
+    alpha[5, 5] = 0
+    with pytest.raises(InputError, match=rf"\(1 of its {gray8.size} pixels is transparent or partly transparent\)"):
+        read_image(write_png(tmp_path / "one.png", gray8, alpha))
+    alpha[5, 6:8] = 100
+    with pytest.raises(MaskError, match=rf"\(3 of its {gray8.size} pixels are transparent or partly transparent\)"):
+        read_mask_array(write_png(tmp_path / "three.png", gray8, alpha), read_image(write_png(tmp_path / "g.png", gray8)))
+
+
+# -- unreadable files ----------------------------------------------------------------------------------
+
+
+def _corrupt_idat(data: bytes) -> bytes:
+    """The PNG with its pixel data scrambled but every chunk length and CRC valid (only zlib can tell)."""
+    at = data.index(b"IDAT") - 4
+    n = struct.unpack(">I", data[at : at + 4])[0]
+    bad = bytes(b ^ 0x5A for b in data[at + 8 : at + 8 + n])
+    chunk = struct.pack(">I", n) + b"IDAT" + bad + struct.pack(">I", zlib.crc32(b"IDAT" + bad))
+    return data[:at] + chunk + data[at + 12 + n :]
+
+
+# (fault, what the file holds given the bytes of a good file of its format)
+FAULTS = {
+    "empty": lambda good: b"",
+    "signature only": lambda good: good[:8],
+    "cut to 100 bytes": lambda good: good[:100],
+    "cut in half": lambda good: good[: len(good) // 2],
+    "text": lambda good: b"patient list, not an image\n" * 4,
+    "gzipped text": lambda good: gzip.compress(b"patient list, not an image\n" * 4),
+}
+# (suffix, fault, message after "<file>: ")
+UNREADABLE = [
+    (".png", "empty", "is an empty file (0 bytes); expected a PNG image"),
+    (".png", "signature only", "not a readable PNG file (truncated, corrupt or not an image: it ends after 8 bytes, "
+                               "before the PNG's end chunk IEND)"),
+    (".png", "cut to 100 bytes", "not a readable PNG file (truncated, corrupt or not an image: it ends after 100 bytes, "
+                                 "inside a chunk 'IDAT' of"),
+    (".png", "cut in half", "not a readable PNG file (truncated, corrupt or not an image: it ends after"),
+    (".png", "text", "not a PNG file (it does not start with the PNG signature)"),
+    (".png", "corrupt pixel data", "not a readable PNG file (truncated, corrupt or not an image)"),
+    (".nii", "empty", "is an empty file (0 bytes); expected a NIfTI image"),
+    (".nii", "text", "not a readable NIfTI file (truncated, corrupt or not an image: no NIfTI header)"),
+    (".nii", "cut in half", "not a readable NIfTI file (truncated, corrupt or not an image: Expected 4096 bytes, got"),
+    (".nii.gz", "empty", "is an empty file (0 bytes); expected a NIfTI image"),
+    (".nii.gz", "text", "not a readable NIfTI file (truncated, corrupt or not an image: a .nii.gz file must be "
+                        "gzip-compressed)"),
+    (".nii.gz", "gzipped text", "not a readable NIfTI file (truncated, corrupt or not an image: no NIfTI header)"),
+    (".nii.gz", "cut in half", "not a readable NIfTI file (truncated, corrupt or not an image: Compressed file ended"),
+    (".nrrd", "empty", "is an empty file (0 bytes); expected a NRRD image"),
+    (".nrrd", "cut in half", "not a readable NRRD file (truncated, corrupt or not an image: _nrrdEncodingRaw_read: "
+                             "fread got only"),
+    (".nrrd", "text", "not a readable NRRD file (truncated, corrupt or not an image: no image reader recognises"),
+    (".mha", "empty", "is an empty file (0 bytes); expected a MetaImage image"),
+    (".mha", "cut to 100 bytes", "not a readable MetaImage file (truncated, corrupt or not an image: DimSize required"),
+    (".mha", "cut in half", "not a readable MetaImage file (truncated, corrupt or not an image: M_ReadElementsData: "
+                            "data not read completely; ideal = 4096 : actual ="),
+    (".jpg", "empty", "is an empty file (0 bytes); expected a JPEG image"),
+    (".jpg", "cut in half", "cannot be read as a JPEG image (image file is truncated"),
+    (".dcm", "empty", "is an empty file (0 bytes); expected a DICOM image"),
+    (".dcm", "text", "not a DICOM file"),
+]
+
+
+def _bad_file(folder: Path, suffix: str, fault: str) -> Path:
+    good = folder / f"good{suffix}"
+    array = quantise(chest_phantom(64, 64, seed=2).image, 8)
+    if suffix == ".jpg":
+        jpeg(good, array)
+    elif suffix != ".dcm":
+        sitk.WriteImage(sitk.GetImageFromArray(array), str(good))
+    data = b"" if suffix == ".dcm" else good.read_bytes()
+    bad = folder / f"{fault.replace(' ', '-')}{suffix}"
+    bad.write_bytes(_corrupt_idat(data) if fault == "corrupt pixel data" else FAULTS[fault](data))
+    return bad
+
+
+@pytest.mark.parametrize("role", ["--image", "--edit-mask"])
+@pytest.mark.parametrize("suffix, fault, message", UNREADABLE, ids=[f"{s}-{f}" for s, f, _ in UNREADABLE])
+def test_an_unreadable_file_is_one_line_naming_it_exit_2(tmp_path, capfd, radedit_home, role, suffix, fault, message):
+    """Empty, truncated and foreign files, as the image and as the mask: one line, exit 2, nothing written,
+    and nothing a C library prints on file descriptor 2 (libpng, MetaIO) besides it."""
+    if role == "--edit-mask" and suffix in (".jpg", ".dcm"):
+        pytest.skip("a JPEG mask is refused for its format; a DICOM mask's faults are tests/test_dicom_bad_input.py's")
+    bad = _bad_file(tmp_path, suffix, fault)
+    image = write_png(tmp_path / "image.png", quantise(chest_phantom(64, 64, seed=2).image, 8))
+    inputs = {"--image": image, "--edit-mask": write_png(tmp_path / "mask.png", np.ones((64, 64), np.uint8))}
+    inputs[role] = bad
+    before = bad.read_bytes()
+    out = tmp_path / "out" / "a.png"
+    proc = radedit("-q", "edit", "--model", "tiny", "--image", inputs["--image"], "--edit-mask", inputs["--edit-mask"],
+                   "--prompt", "x", "--steps", "4", "--output", out, home=radedit_home)  # fmt: skip
+    printed = capfd.readouterr().err
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"radedit: error: {bad}: {message}"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and printed == "", (proc.stderr, printed)
+    assert not out.parent.exists() and bad.read_bytes() == before
+
+
+def test_a_truncated_nifti_is_not_read_as_zeros(tmp_path, gray8):
+    """ITK's NIfTI reader fills a truncated file's missing voxels with 0: nibabel reads the data first."""
+    path = tmp_path / "cut.nii"
+    sitk.WriteImage(sitk.GetImageFromArray(gray8), str(path))
+    data = path.read_bytes()
+    path.write_bytes(data[:-100])  # the last 100 voxels
+    with pytest.raises(InputError, match=r"cut\.nii: not a readable NIfTI file .*Expected 92160 bytes, got 92060"):
+        read_image(path)
 
 
 # -- JPEG in ------------------------------------------------------------------------------------------

@@ -460,6 +460,10 @@ ERROR_CASES = [
     ("mask size", ["--pacs", "{dimse}", "--study", "{one}", "--edit-mask", "{small}"],
      "small.png: mask size 10x10", 2),
     ("output exists", ["--pacs", "{dimse}", "--study", "{one}", "--output", "{root}"], "output already exists", 4),
+    ("used series number", ["--pacs", "{dimse}", "--study", "{one}", "--series-number", "1"],
+     "--series-number: 1 is already used in the study", 2),
+    ("bad uid root", ["--pacs", "{dimse}", "--study", "{one}", "--uid-root", "1.2.abc"],
+     "--uid-root: '1.2.abc' is not a DICOM UID prefix", 2),
 ]
 
 

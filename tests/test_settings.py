@@ -314,6 +314,36 @@ def test_api_errors_name_the_field():
         ModelOptions(device="tpu")
 
 
+def test_dicom_output_options_are_named_as_each_front_end_spells_them(tmp_path):
+    """The derived series' options are checked in this layer like every other option (they used to say
+    "series number -5 is out of range" without naming --series-number, series_number or the job field)."""
+    from radedit_core.outputs import DicomOutputOptions
+    from radedit_core.settings import bundle_name, cli_name, dicom_output_values, prefixed
+    from radedit_core.worker import run_export
+
+    bad = {
+        "uid_root": ("1.2.abc", r"'1\.2\.abc' is not a DICOM UID prefix"),
+        "series_number": ("-5", r"must be an integer from 0 to 2147483647, got -5"),
+        "series_description": ("é" * 40, r"is 80 bytes in UTF-8 \(40 characters, some of them take several bytes\)"),
+        "write_seg": ("maybe", r"expected true or false, got 'maybe'"),
+    }
+    for key, (value, message) in bad.items():
+        for name, spelled in ((cli_name, cli_name(key)), (bundle_name, key), (prefixed("job"), f"job.{key}")):
+            with pytest.raises(ConfigError, match=rf"^{spelled}: {message}"):
+                dicom_output_values({key: value}, name)
+        with pytest.raises(ConfigError, match=rf"^{key}: {message}"):
+            DicomOutputOptions(**{key: value})
+        with pytest.raises(ConfigError, match=rf"^{key}: {message}"):  # the Slicer worker's export job fields
+            run_export({"task": "export", "source_dicom": "x.dcm", "out_dir": str(tmp_path / "o"), key: value}, print)
+    assert cli_name("series_number") == "--series-number" and not (tmp_path / "o").exists()
+    # blank fields of a job or a form are the defaults; a number given as text is a number
+    assert dicom_output_values({"uid_root": "", "series_number": " ", "write_seg": None}) == {
+        "uid_root": None, "series_number": None, "series_description": None, "write_seg": False}  # fmt: skip
+    assert DicomOutputOptions.from_mapping({"series_number": "7"}, cli_name).series_number == 7
+    with pytest.raises(ConfigError, match=r"^unknown DICOM output options --series"):
+        dicom_output_values({"series": 1}, cli_name)
+
+
 # -- options only some front ends have -----------------------------------------------------------
 
 CLI_ONLY = [
@@ -344,6 +374,9 @@ def test_pacs_edit_options_refused_before_any_connection(inputs, tmp_path, faili
         (["--timeout", "nan"], "timeout must be a finite number > 0 seconds, got nan"),
         (["--guidance", "inf"], r"--guidance: must be a finite number in \[-100, 100\], got inf"),
         (["--study", "1.2.x"], "--study '1.2.x' is not a DICOM UID"),
+        (["--uid-root", "1.2.abc"], "--uid-root: '1.2.abc' is not a DICOM UID prefix"),
+        (["--series-number", "-5"], "--series-number: must be an integer from 0 to 2147483647, got -5"),
+        (["--series-description", "x" * 70], "--series-description: is 70 characters; DICOM allows at most 64"),
     ):
         stderr = io.StringIO()
         with redirect_stderr(stderr):

@@ -68,7 +68,7 @@ def add_parser(sub) -> None:
     )
     d.add_argument(
         "--series-description",
-        help="SeriesDescription of the derived series (<= 64 characters) [default: RadEdit: <prompt>]",
+        help="SeriesDescription of the derived series (<= 64 characters, 64 bytes in UTF-8) [default: RadEdit: <prompt>]",
     )
     d.add_argument(
         "--series-number",

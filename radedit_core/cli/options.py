@@ -20,7 +20,6 @@ from ..settings import (
     GenerateSettings,
     ModelOptions,
     cli_name,
-    coerce,
 )
 
 D = EDIT_DEFAULTS
@@ -140,5 +139,5 @@ def model_options_from_args(args: argparse.Namespace) -> ModelOptions:
 
 def dicom_options_from_args(args: argparse.Namespace):
     """The derived-series options (``--uid-root``, ``--series-number``, ``--series-description``, ``--write-seg``)."""
-    number = None if args.series_number is None else coerce("--series-number", args.series_number, "int")
-    return DicomOutputOptions(args.uid_root, number, args.series_description, bool(args.write_seg))
+    keys = ("uid_root", "series_number", "series_description", "write_seg")
+    return DicomOutputOptions.from_mapping({k: getattr(args, k) for k in keys}, cli_name)

@@ -59,6 +59,14 @@ from pydicom.uid import PYDICOM_ROOT_UID, UID, ExplicitVRLittleEndian, generate_
 from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import atomic_directory
+from ..settings import (
+    MAX_SERIES_DESCRIPTION,
+    MAX_SERIES_NUMBER,
+    Namer,
+    range_problem,
+    series_description_problem,
+    uid_root_problem,
+)
 from ..imaging.image import SourceImage
 from .attributes import (  # the module lists shared with the reader's conformance checks
     ACQUISITION_EQUIPMENT,
@@ -108,8 +116,8 @@ VOI_EXTRA_SATURATION = 0.01
 VOI_PERCENTILES = (0.5, 99.5)
 #: Lowest automatic SeriesNumber: derived series stay clear of acquisition numbering.
 FIRST_DERIVED_SERIES_NUMBER = 1000
-MAX_UID_ROOT_LENGTH = 40
-_UID_ROOT = re.compile(r"^(0|[1-9][0-9]*)(\.(0|[1-9][0-9]*))*\.?$")
+#: Longest DerivationDescription (ST: 1024 characters, counted in encoded bytes like every text VR).
+MAX_DERIVATION_DESCRIPTION = 1024
 
 
 # -- small helpers --------------------------------------------------------------------
@@ -137,43 +145,50 @@ def _now() -> _dt.datetime:
     return _dt.datetime.now()
 
 
-def uid_prefix(uid_root: str | None) -> str:
-    """A validated UID prefix ending in '.'; pydicom's root when None."""
-    root = (uid_root or PYDICOM_ROOT_UID).strip()
-    if not _UID_ROOT.match(root):
-        raise ConfigError(
-            f"UID root {uid_root!r} is not a DICOM UID prefix (digits and dots, e.g. 1.2.826.0.1.3680043.8.498)"
-        )
-    if not root.endswith("."):
-        root += "."
-    if len(root) > MAX_UID_ROOT_LENGTH:
-        raise ConfigError(
-            f"UID root {uid_root!r} is {len(root)} characters; at most {MAX_UID_ROOT_LENGTH} leave room for "
-            "enough random digits to keep UIDs unique"
-        )
-    return root
+def _plain(key: str) -> str:
+    return key
+
+
+def uid_prefix(uid_root: str | None, name: Namer = _plain) -> str:
+    """A validated UID prefix ending in '.'; pydicom's root when None.
+
+    Raises:
+        ConfigError: naming the option as ``name("uid_root")`` spells it.
+    """
+    if uid_root is None or not str(uid_root).strip():
+        return PYDICOM_ROOT_UID
+    problem = uid_root_problem(str(uid_root))
+    if problem is not None:
+        raise ConfigError(f"{name('uid_root')}: {problem}")
+    root = str(uid_root).strip()
+    return root if root.endswith(".") else root + "."
 
 
 def new_uid(prefix: str) -> str:
     return str(generate_uid(prefix=prefix))
 
 
-def choose_series_number(used: Iterable[int], requested: int | None = None) -> int:
+def choose_series_number(used: Iterable[int], requested: int | None = None, name: Namer = _plain) -> int:
     """The SeriesNumber of a derived series.
 
     ``requested`` must not be used in the study yet; otherwise the number is
     one above every SeriesNumber seen in the study, and at least
     :data:`FIRST_DERIVED_SERIES_NUMBER` so that it stays clear of acquisition
     series the scan could not see.
+
+    Raises:
+        ConfigError: naming the option as ``name("series_number")`` spells it.
     """
     used = {int(n) for n in used}
     if requested is not None:
         requested = int(requested)
-        if not 0 <= requested <= 2**31 - 1:
-            raise ConfigError(f"series number {requested} is out of range (0 to 2147483647)")
+        problem = range_problem(requested, 0, MAX_SERIES_NUMBER, integer=True)
+        if problem is not None:
+            raise ConfigError(f"{name('series_number')}: {problem}")
         if requested in used:
             raise ConfigError(
-                f"series number {requested} is already used in the study (used: {', '.join(map(str, sorted(used)))})"
+                f"{name('series_number')}: {requested} is already used in the study "
+                f"(used: {', '.join(map(str, sorted(used)))})"
             )
         return requested
     return max(max(used, default=0) + 1, FIRST_DERIVED_SERIES_NUMBER)
@@ -183,19 +198,44 @@ def _clean_text(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\\]+", " ", value).strip()
 
 
+def _utf8_size(text: str) -> int:
+    return len(text.encode("utf-8"))
+
+
+def fit_text(text: str, limit: int, size=_utf8_size, ellipsis: str = "...") -> str:
+    """``text`` cut at a character boundary (ending in ``ellipsis``) so that ``size(text) <= limit``.
+
+    DICOM's length limits of text VRs (LO 64, ST 1024, ...) count the encoded bytes (dciodvfy
+    does, and pydicom warns on reading a longer value): ``size`` measures them, by default in
+    UTF-8, the encoding the writer falls back to, which takes at least as many bytes as the
+    single-byte character sets.
+    """
+    if size(text) <= limit:
+        return text
+    keep = len(text)
+    while keep > 0 and size(text[:keep].rstrip() + ellipsis) > limit:
+        keep -= max(1, (size(text[:keep]) - limit) // 4)  # coarse steps first, then one character at a time
+    return text[:keep].rstrip() + ellipsis
+
+
 def default_series_description(provenance: dict[str, Any]) -> str:
+    """``RadEdit: <first prompt>`` (``(+N)`` for more prompts), cut to :data:`MAX_SERIES_DESCRIPTION` bytes."""
     prompts = [p for p in (provenance.get("settings", {}) or {}).get("prompts", []) or [] if p]
     text = "RadEdit: " + (_clean_text(prompts[0]) if prompts else "edited")
     if len(prompts) > 1:
         text += f" (+{len(prompts) - 1})"
-    return text if len(text) <= 64 else text[:61].rstrip() + "..."
+    return fit_text(text, MAX_SERIES_DESCRIPTION)
 
 
-def check_series_description(value: str) -> str:
-    if len(value) > 64:
-        raise ConfigError(f"series description is {len(value)} characters; DICOM allows at most 64")
-    if re.search(r"[\x00-\x1f\x7f\\]", value):
-        raise ConfigError("series description must not contain control characters or backslashes")
+def check_series_description(value: str, name: Namer = _plain) -> str:
+    """An explicit SeriesDescription, whole: one that does not fit is refused, not cut.
+
+    Raises:
+        ConfigError: naming the option as ``name("series_description")`` spells it.
+    """
+    problem = series_description_problem(value)
+    if problem is not None:
+        raise ConfigError(f"{name('series_description')}: {problem}")
     return value
 
 
@@ -206,8 +246,8 @@ def _mask_name(value: Any) -> str | None:
     return Path(text.split(" [", 1)[0]).name + (" [" + text.split(" [", 1)[1] if " [" in text else "")
 
 
-def derivation_description(provenance: dict[str, Any], limit: int = 1024) -> str:
-    """Prompts, masks, model and seed in words (ST, at most 1024 characters)."""
+def derivation_description(provenance: dict[str, Any], limit: int = MAX_DERIVATION_DESCRIPTION) -> str:
+    """Prompts, masks, model and seed in words (ST: at most ``limit`` bytes in UTF-8, :func:`fit_text`)."""
     settings = provenance.get("settings", {}) or {}
     masks = provenance.get("masks", {}) or {}
     model = provenance.get("model", {}) or {}
@@ -231,16 +271,15 @@ def derivation_description(provenance: dict[str, Any], limit: int = 1024) -> str
         )
     head = f"{RADEDIT_DERIVATION_PREFIX} (radedit_core {provenance.get('version', __version__)})"
     tail = "; ".join(tail_parts) + ". Synthetic image; research use only."
-    room = limit - len(head) - len(tail) - 16
+    room = limit - _utf8_size(head) - _utf8_size(tail) - 16
     shown = []
     for k, prompt in enumerate(prompts):
         weight = f" (guidance {weights[k]:g})" if k < len(weights) and isinstance(weights[k], (int, float)) else ""
         shown.append(f"'{_clean_text(prompt)}'{weight}")
     text_prompts = ", ".join(shown) if shown else "none recorded"
-    if len(text_prompts) > room:
-        text_prompts = text_prompts[: max(room - 3, 0)] + "..."
+    text_prompts = fit_text(text_prompts, max(room, 3))
     text = f"{head}; prompt{'s' if len(prompts) != 1 else ''} {text_prompts}; {tail}"
-    return text[:limit]
+    return fit_text(text, limit)
 
 
 # -- VOI -------------------------------------------------------------------------------
@@ -407,6 +446,13 @@ def _charset(src: Dataset, texts: Iterable[str]) -> Any:
         if not any(_encodable(text, enc) for enc in encodings):
             return "ISO_IR 192"
     return charset
+
+
+def _encoded_size(charset: Any):
+    """The number of bytes a text takes in ``charset`` (a SpecificCharacterSet value; None: ASCII)."""
+    values = [charset] if isinstance(charset, str) else list(charset or [])
+    encodings = pydicom.charset.convert_encodings(values or ["ISO_IR 6"])
+    return lambda text: len(pydicom.charset.encode_string(text, encodings))
 
 
 def _encodable(text: str, encoding: str) -> bool:
@@ -614,6 +660,11 @@ def build_derived_image(
     charset = _charset(src, (series_description, derivation, RESEARCH_NOTICE))
     if charset:
         ds.SpecificCharacterSet = charset
+    # The limits count bytes in the character set written; the texts were fitted in UTF-8, which a
+    # code-extension set (ISO 2022 escapes) may still exceed.
+    size = _encoded_size(charset)
+    ds.SeriesDescription = fit_text(ds.SeriesDescription, MAX_SERIES_DESCRIPTION, size)
+    ds.DerivationDescription = fit_text(ds.DerivationDescription, MAX_DERIVATION_DESCRIPTION, size)
     ds.remove_private_tags()
     ds.file_meta = _file_meta(sop_class, sop_uid)
     return _sorted(ds), decision
@@ -684,6 +735,7 @@ def write_derived_series(
     series_description: str | None = None,
     write_seg: bool = False,
     overwrite: bool = False,
+    name: Namer = _plain,
 ) -> list[Path]:
     """Write an edit as a new derived series of the source's study.
 
@@ -699,7 +751,9 @@ def write_derived_series(
         series_number: the image series' SeriesNumber; default: above every
             number seen in the study and >= 1000 (:func:`choose_series_number`).
             A number the study already uses is an error.
-        series_description: default "RadEdit: <first prompt>" (<= 64 characters).
+        series_description: default "RadEdit: <first prompt>", cut to 64 bytes
+            (:func:`fit_text`); a given one is refused when it does not fit
+            (:func:`radedit_core.settings.series_description_problem`).
         write_seg: also write a DICOM SEG (its own series) with the edit and
             keep masks as applied (after dilation), referencing the new image.
 
@@ -707,18 +761,22 @@ def write_derived_series(
         A :class:`DerivedSeries`: the written files (``out_dir/edited.dcm`` and,
         with ``write_seg``, ``out_dir/masks.dcm``), the new UIDs, the
         SeriesNumber and what was done with the VOI.
+
+    Raises:
+        ConfigError: a bad option, named as ``name`` spells it (default: the
+            argument's name).
     """
     out_dir = Path(out_dir)
     source: SourceImage = result.source
     src = _source_dataset(source)
-    prefix = uid_prefix(uid_root)
+    prefix = uid_prefix(uid_root, name)
     used = set(source.metadata.get("study_series_numbers", []))
     if src.get("SeriesNumber") not in (None, ""):
         used.add(int(src.SeriesNumber))
-    number = choose_series_number(used, series_number)
+    number = choose_series_number(used, series_number, name)
     provenance = dict(getattr(result, "provenance", {}) or {})
     description = (
-        check_series_description(series_description)
+        check_series_description(series_description, name)
         if series_description is not None
         else default_series_description(provenance)
     )

@@ -20,10 +20,24 @@ Everyday image files (docs/editing.md, "Inputs"):
   colour conversion; a note records it.  More colour than that is an error.
   Masks must not be JPEG (its compression noise would put every edge pixel
   inside).  Written only with an explicit quality: JPEG is lossy.
+
+A file a reader cannot read (empty, truncated, corrupt, another kind of file
+under the extension) is an :class:`InputError` (:class:`MaskError` for a
+mask) that says so in one line: an empty file is named as such; a PNG's chunk
+structure is checked (pypng) before the C reader sees it; a NIfTI file's data
+is read whole by nibabel (ITK fills a truncated file's missing voxels with 0);
+what SimpleITK's readers print on the process's standard error (libpng,
+MetaIO) is kept out of it and becomes part of the message instead.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import re
+import sys
+import tempfile
+import zlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +70,11 @@ JPEG_SUFFIXES = (".jpg", ".jpeg")
 #: grayscale: encoding a grey image whose channels were 1 apart at quality 90 to 100 leaves them up to
 #: 7 apart; colour (a coloured annotation, a photograph) differs by tens to hundreds.
 JPEG_GRAY_TOLERANCE = 8
+#: SimpleITK readers that print to standard error themselves (PNG is checked by pypng first, so
+#: libpng has nothing left to print).
+PRINTING_READERS = ("nrrd", "metaimage")
+#: What each format is called in messages.
+FORMAT_NAMES = {"png": "PNG", "nifti": "NIfTI", "nrrd": "NRRD", "metaimage": "MetaImage", "jpeg": "JPEG", "dicom": "DICOM"}
 
 
 def _sitk_geometry(image: sitk.Image) -> Geometry:
@@ -92,20 +111,100 @@ def _has_dicom_preamble(path: Path) -> bool:
 
 
 def read_sitk(path: str | Path) -> sitk.Image:
-    """Read with SimpleITK, turning its exceptions into an :class:`InputError`."""
+    """Read with SimpleITK, turning its exceptions into an :class:`InputError`.
+
+    Raises:
+        InputError: a missing, empty, truncated or corrupt file, in one line (module docstring).
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "file does not exist")
     if path.is_dir():
         raise InputError(path, "is a folder; expected an image file")
-    if full_suffix(path) in (".nii", ".nii.gz"):
-        _check_nifti_finite(path)
-    try:
-        return sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line for line in first if "ERROR" in line or "exception" in line.lower()), "")
-        raise InputError(path, f"cannot be read as an image ({detail.strip() or 'unreadable or corrupt'})") from exc
+    fmt = SITK_FORMATS.get(full_suffix(path))
+    check_not_empty(path, fmt)
+    if fmt == "png":
+        check_png(path)
+    if fmt == "nifti":
+        _check_nifti(path)
+    # Only the readers that print get file descriptor 2 swapped: the swap is process-wide.
+    with _stderr_captured() if fmt in PRINTING_READERS else contextlib.nullcontext(lambda: "") as printed:
+        try:
+            image = sitk.ReadImage(str(path))
+        except RuntimeError as exc:
+            problem = _unreadable(fmt, _reader_detail(str(exc), printed(), path))
+            raise InputError(path, problem) from exc
+    # Lines a reader prints while it succeeds (warnings) still reach the user.
+    text = printed()
+    if text:
+        sys.stderr.write(text if text.endswith("\n") else text + "\n")
+    return image
+
+
+def check_not_empty(path: Path, fmt: str | None, error: type[InputError] = InputError) -> None:
+    """An empty file is named as such, whatever its extension promises."""
+    if path.is_file() and path.stat().st_size == 0:
+        expected = f"; expected a {FORMAT_NAMES[fmt]} image" if fmt in FORMAT_NAMES else ""
+        raise error(path, f"is an empty file (0 bytes){expected}")
+
+
+def _unreadable(fmt: str | None, detail: str) -> str:
+    kind = f"{FORMAT_NAMES[fmt]} " if fmt in FORMAT_NAMES else "image "
+    return f"not a readable {kind}file (truncated, corrupt or not an image{': ' + detail if detail else ''})"
+
+
+@contextlib.contextmanager
+def _stderr_captured():
+    """Catch what C libraries write to file descriptor 2 while the body runs (libpng, MetaIO print there).
+
+    Yields a function that returns the text caught (so far inside the body, all of it after).
+    """
+    sys.stderr.flush()
+    caught: list[str] = []
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+
+        def text() -> str:
+            if caught:
+                return caught[0]
+            sink.flush()
+            sink.seek(0)
+            return sink.read().decode("utf-8", "replace")
+
+        try:
+            saved = os.dup(2)
+        except OSError:  # no file descriptor 2: nothing to keep apart
+            yield lambda: ""
+            return
+        os.dup2(sink.fileno(), 2)
+        try:
+            yield text
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            caught.append(text())
+
+
+#: Lines of SimpleITK's exception text and of what its readers print that say nothing the message does
+#: not: where in ITK's source it was thrown, a stale errno, "cannot read", the reader's call chain.
+_ITK_NOISE = re.compile(
+    r"^Exception thrown in SimpleITK|^Reason: |trouble|Error reading|cannot be read|Failed$|Cannot parse file|"
+    r"Error parsing file|Error while reading file|^\S+:$",
+    re.IGNORECASE,
+)
+
+
+def _reader_detail(message: str, printed: str, path: Path) -> str:
+    """The useful part of a SimpleITK reader's exception and of what its C library printed, on one line."""
+    lines: list[str] = []
+    for line in [*message.splitlines(), *printed.splitlines()]:
+        line = re.sub(r"^(ITK|itk|sitk)(::)?\s*ERROR:\s*(\w+\(0x[0-9a-f]+\):\s*)?", "", line.strip())
+        line = re.sub(r"^\[nrrd\] |^MetaImage: |^libpng error: ", "", line)
+        line = line.replace(f'"{path}"', "the file").replace(str(path), "the file").strip()
+        if "Unable to determine ImageIO reader" in line:
+            line = "no image reader recognises its content"
+        if line and not _ITK_NOISE.search(line) and line not in lines:
+            lines.append(line.rstrip(".:"))
+    return " ".join("; ".join(lines).split())
 
 
 def sitk_to_array(image: sitk.Image, path: Path) -> tuple[np.ndarray, Geometry]:
@@ -147,12 +246,13 @@ def read_image(path: str | Path) -> SourceImage:
     if not path.exists():
         raise InputError(path, "file does not exist")
     fmt = image_format(path)
+    check_not_empty(path, fmt)
     if fmt == "dicom":
         return read_dicom_image(path)
     notes: list[str] = []
     if fmt == "jpeg":
         array, geometry = read_jpeg(path, notes)
-    elif fmt == "png" and _png_has_alpha(path):
+    elif fmt == "png" and check_png(path):
         array, geometry = read_png_with_alpha(path, "image")
     else:
         array, geometry = sitk_to_array(read_sitk(path), path)
@@ -162,16 +262,47 @@ def read_image(path: str | Path) -> SourceImage:
     return SourceImage.from_array(array, geometry=geometry, path=path, format=fmt, metadata=metadata)
 
 
-def _png_has_alpha(path: Path) -> bool:
-    """Whether a PNG's colour type has an alpha channel (grey + alpha or RGBA)."""
+def check_png(path: Path, error: type[InputError] = InputError) -> bool:
+    """Check a PNG's structure before a C reader sees it; whether its colour type has an alpha channel.
+
+    pypng walks the chunks (signature, lengths, CRCs, up to the end chunk IEND), so an empty,
+    truncated or foreign file is an error in user terms, and libpng never prints its own
+    ``libpng error: ...`` line on standard error.
+
+    Raises:
+        ``error`` (InputError, or MaskError for a mask): what is wrong with the file, in one line.
+    """
     import png  # noqa: PLC0415
 
+    check_not_empty(path, "png", error)
     try:
+        with open(path, "rb") as fh:
+            chunks = png.Reader(file=fh).chunks()
+            for kind, _ in chunks:
+                if kind == b"IEND":
+                    break
         reader = png.Reader(filename=str(path))
         reader.preamble()
         return bool(reader.alpha)
-    except (png.Error, OSError):
-        return False  # SimpleITK reports what is wrong with the file
+    except png.FormatError as exc:
+        if "signature" in str(exc):
+            raise error(path, "not a PNG file (it does not start with the PNG signature)") from exc
+        raise error(path, _unreadable("png", _pypng_detail(exc, path))) from exc
+    except (png.Error, EOFError, ValueError) as exc:
+        raise error(path, _unreadable("png", _pypng_detail(exc, path))) from exc
+    except OSError as exc:
+        raise error(path, f"cannot be read ({exc.strerror or exc})") from exc
+
+
+def _pypng_detail(exc: BaseException, path: Path) -> str:
+    text = re.sub(r"^(ChunkError|FormatError|ChecksumError|ProtocolError): ", "", str(exc)).strip().rstrip(".")
+    size = path.stat().st_size
+    if isinstance(exc, EOFError) or text == "No more chunks":
+        return f"it ends after {size} bytes, before the PNG's end chunk IEND"
+    cut = re.match(r"Chunk b(['\"])(.*)\1 too short for required (\d+) octets", text)
+    if cut:
+        return f"it ends after {size} bytes, inside a chunk '{cut.group(2)}' of {cut.group(3)} bytes"
+    return text
 
 
 def read_png_with_alpha(path: Path, what: str = "image") -> tuple[np.ndarray, Geometry]:
@@ -187,13 +318,17 @@ def read_png_with_alpha(path: Path, what: str = "image") -> tuple[np.ndarray, Ge
         width, height, rows, info = png.Reader(filename=str(path)).read()
         planes, bits = int(info["planes"]), int(info["bitdepth"])
         pixels = np.vstack([np.asarray(row, dtype=np.uint16 if bits > 8 else np.uint8) for row in rows])
-    except (png.Error, OSError, ValueError) as exc:
-        raise error(path, f"cannot be read as a PNG image ({exc})") from exc
+    except (png.Error, OSError, ValueError, EOFError) as exc:
+        raise error(path, _unreadable("png", _pypng_detail(exc, path))) from exc
     pixels = pixels.reshape(height, width, planes)
     values, alpha = pixels[..., :-1], pixels[..., -1]
     opaque = 2**bits - 1
     if np.any(alpha != opaque):
-        share = float(np.mean(alpha != opaque))
+        count = int(np.count_nonzero(alpha != opaque))
+        # a share that rounds to 0.0 % would read as none: say the count then
+        share = f"{100 * count / alpha.size:.1f}% of its pixels are"
+        if share.startswith("0.0%"):
+            share = f"{count} of its {alpha.size} pixels {'is' if count == 1 else 'are'}"
         if not np.any(values):
             raise error(
                 path,
@@ -202,7 +337,7 @@ def read_png_with_alpha(path: Path, what: str = "image") -> tuple[np.ndarray, Ge
             )
         raise error(
             path,
-            f"{what} has an alpha channel that is not fully opaque ({100 * share:.1f}% of its pixels are "
+            f"{what} has an alpha channel that is not fully opaque ({share} "
             f"transparent or partly transparent), so its grey values are not what a viewer shows; save the "
             f"{what} as a grayscale PNG without alpha",
         )
@@ -266,15 +401,34 @@ def read_jpeg(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, G
     return np.ascontiguousarray(gray), Geometry()
 
 
-def _check_nifti_finite(path: Path) -> None:
-    """ITK's NIfTI reader turns NaN into 0 (a NaN mask would be silently empty); nibabel reads the stored values.
+def _check_nifti(path: Path) -> None:
+    """Read a NIfTI file's data with nibabel before ITK does: ITK's reader turns NaN into 0 (a NaN mask
+    would be silently empty) and fills the missing voxels of a truncated file with 0.
 
     Called by :func:`read_sitk` for every NIfTI image and mask.
+
+    Raises:
+        InputError: not a NIfTI file, truncated, or NaN or infinite values.
     """
     import nibabel as nib  # noqa: PLC0415
+    from nibabel.filebasedimages import ImageFileError  # noqa: PLC0415
 
-    image = nib.load(str(path))
-    if np.issubdtype(image.get_data_dtype(), np.floating) and not np.all(np.isfinite(np.asarray(image.dataobj))):
+    try:
+        image = nib.load(str(path))
+        data = np.asarray(image.dataobj)
+    except ImageFileError as exc:
+        said = str(exc).replace(str(path), "the file")
+        if "not a gzip file" in said:
+            detail = "a .nii.gz file must be gzip-compressed"
+        elif "Empty file" in said:
+            detail = "the file is empty"
+        else:
+            detail = "no NIfTI header"
+        raise InputError(path, _unreadable("nifti", detail)) from exc
+    except (OSError, EOFError, ValueError, zlib.error) as exc:
+        detail = " ".join(str(exc).replace(str(path), "the file").split()) or type(exc).__name__
+        raise InputError(path, _unreadable("nifti", detail)) from exc
+    if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
         raise InputError(path, "contains NaN or infinite values; images and masks hold finite numbers")
 
 
@@ -374,6 +528,7 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
         path = path.path
     path = Path(path)
     fmt = image_format(path)
+    check_not_empty(path, fmt, MaskError)
     if fmt == "dicom":
         return read_dicom_mask(path, like, select=select, soft=soft)
     if fmt == "jpeg":
@@ -382,7 +537,7 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
             "a mask must not be JPEG: its lossy compression puts noise around every edge, where each non-zero "
             "value would count as inside; save the mask as PNG",
         )
-    if fmt == "png" and path.is_file() and _png_has_alpha(path):
+    if fmt == "png" and path.is_file() and check_png(path, MaskError):
         image, segments = None, []
         array, geometry = read_png_with_alpha(path, "mask")
     else:

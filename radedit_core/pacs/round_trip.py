@@ -16,15 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence
 
-from ..dicom import read_dicom_image, read_dicom_mask, write_derived_series
+from ..dicom import choose_series_number, read_dicom_image, read_dicom_mask, write_derived_series
 from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
-from ..dicom.writing import check_series_description, uid_prefix
 from ..errors import ConfigError, InputError, OutputError, PacsError
 from ..fileio import OutputGroup, check_writable
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import DicomOutputOptions, sidecar_path
 from ..provenance import warn_notes
-from ..settings import EditSettings
+from ..settings import EditSettings, cli_name
 from .operations import fetch_study, find_instances, find_study, store_instances
 from .server import SEGMENTATION, _UID_RE, PacsServer
 
@@ -136,10 +135,7 @@ def prepare_pacs_edit(
         raise ConfigError("give --edit-mask, or --global-edit to edit the whole image")
     if edit_ref is not None and global_edit:
         raise ConfigError("--edit-mask and --global-edit exclude each other")
-    dicom = dicom or DicomOutputOptions()
-    uid_prefix(dicom.uid_root)
-    if dicom.series_description is not None:
-        check_series_description(dicom.series_description)
+    dicom = DicomOutputOptions.from_mapping((dicom or DicomOutputOptions()).to_dict(), cli_name)
     if output is not None:
         output = Path(output)
         check_writable(output, overwrite)
@@ -177,6 +173,10 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
         # Series that were not fetched count too.
         numbers = set(image.metadata.get("study_series_numbers", []))
         image.metadata["study_series_numbers"] = sorted(numbers | {s.number for s in study.series if s.number is not None})
+        # a series number the study uses is refused before the model loads (the writer checks again)
+        source_number = image.metadata["dataset"].get("SeriesNumber")
+        choose_series_number([*image.metadata["study_series_numbers"], *([source_number] if source_number else [])],
+                             request.dicom.series_number, cli_name)  # fmt: skip
         soft = request.settings.soft_masks
         edit = _read_mask(server, study_uid, request.edit_ref, image, entries, soft)
         keep = _read_mask(server, study_uid, request.keep_ref, image, entries, soft)
@@ -192,7 +192,7 @@ def pacs_edit(request: PacsEditRequest, load_editor: Callable[[], Any]) -> PacsE
         d = request.dicom
         series = write_derived_series(
             result, tmp / "derived", uid_root=d.uid_root, series_number=d.series_number,
-            series_description=d.series_description, write_seg=d.write_seg,
+            series_description=d.series_description, write_seg=d.write_seg, name=cli_name,
         )  # fmt: skip
         new = index_instances(series.files)
         strays = sorted({e.study_uid for e in new} - {study_uid})
