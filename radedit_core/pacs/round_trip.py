@@ -20,7 +20,7 @@ from ..dicom import read_dicom_image, read_dicom_mask, write_derived_series
 from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
 from ..dicom.writing import check_series_description, uid_prefix
 from ..errors import ConfigError, InputError, OutputError, PacsError
-from ..fileio import OutputGroup, check_writable
+from ..fileio import OutputGroup, check_replaceable_folder, check_writable
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import DicomOutputOptions, sidecar_path
 from ..provenance import warn_notes
@@ -142,8 +142,10 @@ def prepare_pacs_edit(
         check_series_description(dicom.series_description)
     if output is not None:
         output = Path(output)
-        check_writable(output, overwrite)
-        check_writable(sidecar_path(output), overwrite)
+        check_writable(output, overwrite, folder=True)
+        check_writable(sidecar_path(output), overwrite, folder=False)
+        if overwrite:  # the local copy is written with radedit's marker: only such a folder is replaced
+            check_replaceable_folder(output)
     return PacsEditRequest(server, study_uid, select, edit_ref, keep_ref, settings, dicom, output, overwrite)
 
 
