@@ -598,6 +598,17 @@ def test_worker_jobs_that_would_lose_data_are_refused(inputs, monkeypatch, capsy
     assert checksums(inputs.parent) == before
 
 
+@pytest.mark.parametrize("fields", [{"sidecar": "mymodel/radedit_model.json"}, {"output": "mymodel/radedit_model.png",
+                                                                               "sidecar": "mymodel/README.md"}])
+def test_worker_jobs_never_replace_a_file_of_their_model(inputs, micro_model_dir, monkeypatch, capsys, fields):
+    shutil.copytree(micro_model_dir, inputs / "mymodel")
+    job = _job(inputs, overwrite=True, model={"name": str(inputs / "mymodel"), "device": "cpu"}, **fields)
+    before = checksums(inputs.parent)
+    rc, events, stderr = _worker(job, "--check", cwd=REPO, monkeypatch=monkeypatch, capsys=capsys)
+    assert rc == 4 and "is a file of the input model" in events[-1]["message"], (events, stderr)
+    assert checksums(inputs.parent) == before
+
+
 def test_worker_paths_count_from_the_job_folder_and_dotdot_through_a_new_folder_works(
         inputs, tmp_path, radedit_home, micro_model_dir, monkeypatch, capsys):
     for name in ("cxr.png", "lungs_mask.png"):  # 128 x 128: the worker's whole run in a few seconds
