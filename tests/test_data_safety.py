@@ -180,16 +180,16 @@ def model_copy(micro_model_dir, tmp_path) -> Path:
 @pytest.mark.parametrize(
     "model, output, problem",
     [
-        ("spec/spec.json", "spec/spec", "--output's sidecar {t}/spec/spec.json is the same file as the input "
-                                        "--model {t}/spec/spec.json"),  # a DICOM folder's sidecar
-        ("spec/m.png.json", "spec/m.png", "--output's sidecar {t}/spec/m.png.json is the same file as the input "
-                                          "--model {t}/spec/m.png.json"),  # an image's sidecar
-        ("mymodel", "mymodel/radedit_model", "--output's sidecar {t}/mymodel/radedit_model.json is a file of the "
-                                             "input --model {t}/mymodel"),  # the folder's own spec
+        ("spec/spec.json", "spec/spec",  # a DICOM folder's sidecar
+         "--output's sidecar {t}/spec/spec.json is the same file as the input --model {t}/spec/spec.json"),
+        ("spec/m.png.json", "spec/m.png",  # an image's sidecar
+         "--output's sidecar {t}/spec/m.png.json is the same file as the input --model {t}/spec/m.png.json"),
+        ("mymodel", "mymodel/radedit_model",  # the folder's own spec
+         "--output's sidecar {t}/mymodel/radedit_model.json is a file of the input --model {t}/mymodel"),
         ("mymodel/../mymodel", "mymodel/unet", "--output {t}/mymodel/unet is a file of the input --model"),
         ("link", "mymodel/radedit_model", "is a file of the input --model {t}/link"),  # a symlink to the folder
-        ("spec/spec.json", "mymodel/unet/config", "--output's sidecar {t}/mymodel/unet/config.json is a file of "
-                                                  "the input --model (unet folder)"),  # a folder the spec names
+        ("spec/spec.json", "mymodel/unet/config",  # a folder the spec names
+         "--output's sidecar {t}/mymodel/unet/config.json is a file of the input --model (unet folder)"),
         ("mymodel", "mymodel", "is the same file as the input --model"),
     ],
 )
@@ -852,7 +852,7 @@ def test_full_disk_injected(tmp_path, capsys, monkeypatch):
 
 @pytest.mark.parametrize("output", ["sub/a.png", "sub/a.nrrd", "sub/series"])
 def test_full_disk_edit_names_the_output_not_its_temporary_file(small_disk, micro_model_dir, output):
-    disk, grow = small_disk
+    disk, _grow = small_disk
     filler = fill(disk, 0)
     argv = ["--model", micro_model_dir, *EDIT_STUDY, "--output", disk / output]
     code, err = edit_error(*argv)
