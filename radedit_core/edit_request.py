@@ -18,7 +18,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .dicom import choose_series_number, locate_dicom_image
-from .dicom.writing import IMAGE_FILE, SEG_FILE
+from .dicom.writing import SERIES_FILES_WRITTEN, is_series_file
 from .errors import ConfigError
 from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
 from .imaging.compositing import check_edit_mask_in_crop
@@ -73,6 +73,7 @@ def prepare_edit(
     select: str | None = None,
     dicom: DicomOutputOptions | None = None,
     name: Callable[[str], str] = cli_name,
+    model: Any = None,
 ) -> EditRequest:
     """Check an edit's inputs and outputs before any model loads; nothing is written.
 
@@ -81,6 +82,8 @@ def prepare_edit(
     the SOPInstanceUID or SeriesInstanceUID of the image in a DICOM folder.
     ``dicom``: options of a derived DICOM series (DICOM output only).
     ``name`` spells the options in messages (default: the CLI's ``--option``).
+    ``model``: the model option (a name, spec file, model folder or :class:`ModelSpec`): its files
+    are inputs too, which no output (the sidecar included) may replace.
 
     Raises:
         ConfigError, InputError, MaskError (exit code 2) or OutputError (4),
@@ -92,21 +95,26 @@ def prepare_edit(
         raise ConfigError(f"give {name('edit_mask')}, or {name('global_edit')} to edit the whole image")
     if edit_ref is not None and global_edit:
         raise ConfigError(f"{name('edit_mask')} and {name('global_edit')} exclude each other")
+    if output is None or not str(output).strip():
+        raise ConfigError(f"{name('output')}: empty; give a file name (e.g. edited.png) or a new folder name for a "
+                          "DICOM series")  # fmt: skip
     output = Path(output)
     fmt = output_format_for_path(output, output_format, name("output"))
     given = [name(k) for k in DICOM_ONLY_OPTIONS if dicom is not None and getattr(dicom, k) not in (None, False)]
     if fmt != "dicom" and given:
         raise ConfigError(f"{', '.join(given)} appl{'y' if len(given) > 1 else 'ies'} to DICOM series output only")
+    # first: the working folder (``.``) or a folder above it is refused before its name makes a sidecar name
+    check_writable(output, overwrite, folder=fmt == "dicom")
     sidecar = sidecar_path(output)
-    check_writable(output, overwrite)
-    check_writable(sidecar, overwrite)
-    check_outputs_apart(
+    check_writable(sidecar, overwrite, folder=False)
+    check_edit_outputs_apart(
         {name("output"): output, f"{name('output')}'s sidecar": sidecar},
-        edit_inputs(image, edit_ref, keep_ref, name),
+        image, edit_ref, keep_ref, name, model,
         folders=(name("output"),) if fmt == "dicom" else (),
-    )
+    )  # fmt: skip
     if fmt == "dicom" and overwrite:
-        check_replaceable_folder(output, option=name("overwrite"), own_names=(IMAGE_FILE, SEG_FILE))
+        check_replaceable_folder(output, option=name("overwrite"), own_file=is_series_file,
+                                 own_what=SERIES_FILES_WRITTEN)  # fmt: skip
 
     image_path = Path(image)
     headers: list = []
@@ -132,13 +140,44 @@ def prepare_edit(
     return EditRequest(source, edit_ref, keep_ref, edit, keep, settings, output, fmt, sidecar, overwrite, dicom)
 
 
-def edit_inputs(image: Any, edit_ref: MaskRef | None, keep_ref: MaskRef | None, name=cli_name) -> dict[str, Any]:
-    """``{option: path}`` of the files an edit reads, for :func:`radedit_core.fileio.check_outputs_apart`."""
-    return {
+def edit_inputs(
+    image: Any, edit_ref: MaskRef | None, keep_ref: MaskRef | None, name=cli_name, model: Any = None
+) -> dict[str, Any]:
+    """``{option: path}`` of the files an edit reads, for :func:`radedit_core.fileio.check_outputs_apart`.
+
+    The model's files (:func:`radedit_core.models.spec.model_files`) are under ``name("model")``
+    (a spec file or model folder) and ``name("model") + " (component folder)"``.
+    """
+    from .models.spec import model_files  # noqa: PLC0415
+
+    inputs = {
         name("image"): image,
         name("edit_mask"): None if edit_ref is None else edit_ref.path,
         name("keep_mask"): None if keep_ref is None else keep_ref.path,
     }
+    for k, path in enumerate(model_files(model)):
+        inputs[name("model") if k == 0 else f"{name('model')} ({path.name} folder)"] = path
+    return inputs
+
+
+def check_edit_outputs_apart(
+    outputs: dict[str, Any],
+    image: Any,
+    edit_ref: MaskRef | None,
+    keep_ref: MaskRef | None,
+    name=cli_name,
+    model: Any = None,
+    folders: tuple[str, ...] = (),
+) -> None:
+    """:func:`radedit_core.fileio.check_outputs_apart` of ``outputs`` and an edit's inputs (:func:`edit_inputs`),
+    every file in the model's folders counting as an input.
+
+    Raises:
+        OutputError: an output is an input or a file of the model, or a folder output holds an input.
+    """
+    inputs = edit_inputs(image, edit_ref, keep_ref, name, model=model)
+    model_keys = tuple(k for k in inputs if k == name("model") or k.startswith(name("model") + " ("))
+    check_outputs_apart(outputs, inputs, folders=folders, input_folders=model_keys)
 
 
 def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
@@ -157,4 +196,4 @@ def _dicom_output(source: SourceImage, given: Any, headers: list, options: Dicom
     return replace(options, series_number=choose_series_number(used, options.series_number, name))
 
 
-__all__ = ["EditRequest", "edit_inputs", "prepare_edit"]
+__all__ = ["EditRequest", "check_edit_outputs_apart", "edit_inputs", "prepare_edit"]

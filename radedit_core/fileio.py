@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from ._version import __version__
 from .errors import OutputError
@@ -56,11 +56,23 @@ def is_storage_error(exc: BaseException) -> bool:
 def _as_storage_error(path: Path, exc: BaseException) -> OutputError | None:
     """The :class:`OutputError` for a failed write, or None when ``exc`` is no storage problem.
 
-    Writers in C++ (``torch.save``, ITK) report a full disk as a RuntimeError without an errno:
-    for those the free space of ``path``'s disk decides.
+    The OSError may be the cause of what the writer raised (pydicom re-raises it without its
+    errno).  Writers in C++ (``torch.save``, ITK) report a full disk as a RuntimeError without an
+    errno: its text ("No space left on device") or else the free space of ``path``'s disk decides.
     """
-    if is_storage_error(exc):
-        return storage_error(path, exc)  # type: ignore[arg-type]
+    # a library may re-raise it as another error (pydicom: "With tag (7FE0,0010) got exception: ..."
+    # without the errno), with the OSError as its cause
+    chain: list[BaseException] = []
+    seen: BaseException | None = exc
+    while seen is not None and seen not in chain:
+        if is_storage_error(seen):
+            return storage_error(path, seen)  # type: ignore[arg-type]
+        chain.append(seen)
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(exc, (OSError, RuntimeError)):
+        for code in (errno.ENOSPC, errno.EDQUOT):  # ITK names the reason in its text only
+            if os.strerror(code) in str(exc):
+                return storage_error(path, OSError(code, os.strerror(code)))
     if isinstance(exc, RuntimeError):
         try:
             stat = os.statvfs(_nearest_existing(path.parent))
@@ -99,17 +111,43 @@ def _spelled_out(path: Path) -> Path:
     (an output that is a symlink is replaced, not followed)."""
     if ".." not in path.parts:
         return path
+    if path.name == "..":  # ``x/..`` names a folder above, not an entry ``..`` to create
+        return Path(os.path.realpath(path))
     return Path(os.path.realpath(path.parent)) / path.name
 
 
-def check_writable(path: str | Path, overwrite: bool = False) -> Path:
+def _holds_working_folder(path: Path) -> bool:
+    """Whether ``path`` is the working folder or a folder above it (``.``, ``..``, ``/``, its absolute name)."""
+    try:
+        here = os.getcwd()
+    except OSError:  # the working folder was deleted under us: nothing to protect
+        return False
+    return os.path.isdir(path) and _inside(Path(here), path)
+
+
+def check_writable(path: str | Path, overwrite: bool = False, folder: bool | None = None) -> Path:
     """Fail early (before any computation) if ``path`` cannot be created; creates nothing.
 
+    ``folder``: the output is a folder (a DICOM series, a model); False: a file, and an
+    existing folder of that name is never replaced by it, ``overwrite`` or not; None: either.
+
     Raises:
-        OutputError: the path exists (without ``overwrite``), a parent is a
-            file, or the nearest existing folder is not writable.
+        OutputError: the path is the working folder or a folder above it, a file
+            output's path is an existing folder, the path exists (without
+            ``overwrite``), a parent is a file, or the nearest existing folder is
+            not writable.
     """
     path = _spelled_out(Path(path))
+    if _holds_working_folder(path):
+        raise OutputError(
+            f"{path}: is the working folder{'' if same_file(path, '.') else ' or holds it'}; an output never "
+            "replaces it: give a new name"
+        )
+    if folder is False and path.is_dir() and not path.is_symlink():
+        raise OutputError(
+            f"{path}: is a folder and this output is a file; --overwrite replaces only a file, never a folder: "
+            "choose another name"
+        )
     if path.exists() and not overwrite:
         raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
@@ -147,10 +185,22 @@ def _remove_empty(folders: list[Path]) -> None:
 
 
 @contextlib.contextmanager
-def _storage_errors(path: Path) -> Iterator[None]:
-    """A full disk (or quota) while writing ``path``, wherever it is raised: one line, exit 4."""
+def _storage_errors(path: Path, tmp: Path | None = None) -> Iterator[None]:
+    """A full disk (or quota) while writing ``path``, wherever it is raised: one line, exit 4.
+
+    The message names ``path``, the output asked for, never the temporary sibling ``tmp`` the
+    writer wrote to: also when the writer already turned the failure into an :class:`OutputError`
+    naming the file it was given (an image writer reporting ITK's "No space left on device").
+    """
     try:
         yield
+    except OutputError as exc:
+        error = None if exc.__cause__ is None else _as_storage_error(path, exc.__cause__)
+        if error is None and tmp is not None and str(tmp) in str(exc):
+            error = OutputError(str(exc).replace(str(tmp), str(path)))
+        if error is not None:
+            raise error from exc
+        raise
     except (OSError, RuntimeError) as exc:
         error = _as_storage_error(path, exc)
         if error is not None:
@@ -167,7 +217,7 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     error the temporary file (and any parent folder made for it) is removed
     and ``path`` is left as it was.
     """
-    path = check_writable(path, overwrite)
+    path = check_writable(path, overwrite, folder=False)
     created = _make_parents(path)
     suffix = full_suffix(path)
     try:
@@ -178,7 +228,7 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with _storage_errors(path):
+        with _storage_errors(path, tmp):
             yield tmp
             if path.exists() and not overwrite:
                 raise OutputError(f"{path}: output appeared while writing; not replaced")
@@ -192,14 +242,17 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
 
 @contextlib.contextmanager
-def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple[str, ...] = ()) -> Iterator[Path]:
+def atomic_directory(
+    path: str | Path, overwrite: bool = False, own_file: Callable[[Path], bool] | None = None
+) -> Iterator[Path]:
     """Like :func:`atomic_path` for a folder of files (a DICOM series, a model).
 
     ``overwrite`` replaces only a folder radedit wrote: one holding :data:`MARKER`
-    (written into every such folder) or, when ``own_names`` is given (a DICOM series:
-    its file names), one holding nothing but those names; no marker is written then.
+    (written into every such folder) or, when ``own_file`` is given (a DICOM series:
+    whether a file is one of its instances, from the file's own header), one holding
+    nothing but files ``own_file`` accepts; no marker is written then.
     """
-    path = check_writable(path, overwrite)
+    path = check_writable(path, overwrite, folder=True)
     created = _make_parents(path)
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent))
@@ -207,14 +260,14 @@ def atomic_directory(path: str | Path, overwrite: bool = False, own_names: tuple
         _remove_empty(created)
         raise storage_error(path, exc) from exc
     try:
-        with _storage_errors(path):
+        with _storage_errors(path, tmp):
             yield tmp
             if path.exists():
                 if not overwrite:
                     raise OutputError(f"{path}: output appeared while writing; not replaced")
-                check_replaceable_folder(path, own_names=own_names)
+                check_replaceable_folder(path, own_file=own_file)
                 shutil.rmtree(path)
-            if not own_names:
+            if own_file is None:
                 write_marker(tmp)
             os.chmod(tmp, folder_mode())
             _follow_umask(tmp)
@@ -247,31 +300,48 @@ def write_marker(folder: str | Path, what: str = "output") -> None:
     (Path(folder) / MARKER).write_text(json.dumps({"tool": "radedit_core", "version": __version__, "what": what}) + "\n")
 
 
-def written_by_toolkit(folder: str | Path, manifests: tuple[str, ...] = (), own_names: tuple[str, ...] = ()) -> bool:
+def written_by_toolkit(
+    folder: str | Path, manifests: tuple[str, ...] = (), own_file: Callable[[Path], bool] | None = None
+) -> bool:
     """Whether ``folder`` holds :data:`MARKER` or one of ``manifests`` (the files a toolkit command writes there),
-    or (``own_names`` given) only files of those names."""
+    or (``own_file`` given) only files that ``own_file`` says the toolkit wrote (symlinks never count)."""
     folder = Path(folder)
     if any((folder / name).is_file() for name in (MARKER, *manifests)):
         return True
-    return bool(own_names) and all(p.name in own_names and p.is_file() for p in folder.iterdir())
+    return own_file is not None and all(
+        p.is_file() and not p.is_symlink() and own_file(p) for p in folder.iterdir()
+    )
 
 
 def check_replaceable_folder(
-    folder: str | Path, manifests: tuple[str, ...] = (), option: str = "--overwrite", own_names: tuple[str, ...] = ()
+    folder: str | Path,
+    manifests: tuple[str, ...] = (),
+    option: str = "--overwrite",
+    own_file: Callable[[Path], bool] | None = None,
+    own_what: str = "",
 ) -> None:
     """``option`` may clear ``folder`` only if it is empty or the toolkit wrote it (see :func:`written_by_toolkit`).
 
+    ``own_what`` says in the message what ``own_file`` accepts (e.g. "edited.dcm/masks.dcm written by radedit").
+
     Raises:
-        OutputError: ``folder`` is a file, or a non-empty folder without the marker or a manifest.
+        OutputError: ``folder`` is a symlink (never followed or replaced), a file, or a non-empty folder
+            without the marker, a manifest or (``own_file``) only files the toolkit wrote.
     """
     folder = Path(folder)
     if not folder.exists() and not folder.is_symlink():
         return
-    if folder.is_symlink() or not folder.is_dir():
-        raise OutputError(f"{folder}: {option} replaces only a folder radedit wrote; this is not a folder")
-    if any(folder.iterdir()) and not written_by_toolkit(folder, manifests, own_names):
+    if folder.is_symlink():
         raise OutputError(
-            f"{folder}: not a folder radedit wrote (no {MARKER} or {'/'.join(manifests) or 'manifest'} in it); "
+            f"{folder}: is a symlink; {option} never replaces a symlink or the folder it points to: "
+            "choose a new or empty folder"
+        )
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: {option} replaces only a folder radedit wrote; this is a file")
+    if any(folder.iterdir()) and not written_by_toolkit(folder, manifests, own_file):
+        evidence = "/".join(manifests) or own_what or "manifest"
+        raise OutputError(
+            f"{folder}: not a folder radedit wrote (no {MARKER} or {evidence} in it); "
             f"{option} does not delete other folders: choose a new or empty folder"
         )
 
@@ -301,11 +371,16 @@ def _inside(path: Path, folder: Path) -> bool:
     return False
 
 
-def check_outputs_apart(outputs: dict[str, Any], inputs: dict[str, Any], folders: tuple[str, ...] = ()) -> None:
+def check_outputs_apart(
+    outputs: dict[str, Any], inputs: dict[str, Any], folders: tuple[str, ...] = (), input_folders: tuple[str, ...] = ()
+) -> None:
     """Before anything is written: no output is an input, and no folder output holds one.
 
     ``outputs``/``inputs``: ``{name shown in messages: path}`` (None values are skipped);
-    ``folders``: the names in ``outputs`` that are folders the run may clear or replace.
+    ``folders``: the names in ``outputs`` that are folders the run may clear or replace;
+    ``input_folders``: the names in ``inputs`` that are folders every file of which is an input
+    (a model folder): an output that exists inside one would replace a file of it (new names
+    inside it are fine).
 
     Raises:
         OutputError: naming both, e.g. ``--output a.png is the input --image ../x/a.png``.
@@ -320,6 +395,12 @@ def check_outputs_apart(outputs: dict[str, Any], inputs: dict[str, Any], folders
                 raise OutputError(
                     f"{out_name} {out} is the same file as the input {in_name} {src}; an input is never "
                     "overwritten: choose another output"
+                )
+            # the name itself may be a symlink in the folder: replacing it changes the folder too
+            if in_name in input_folders and src.is_dir() and os.path.lexists(out) and _inside(out.parent, src):
+                raise OutputError(
+                    f"{out_name} {out} is a file of the input {in_name} {src}; an input is never overwritten: "
+                    "choose another output"
                 )
             if out_name in folders and out.exists() and src.exists() and _inside(src, out):
                 raise OutputError(

@@ -211,7 +211,7 @@ def check_edit(job: dict[str, Any]):
     """
     from dataclasses import replace  # noqa: PLC0415
 
-    from .edit_request import edit_inputs, prepare_edit  # noqa: PLC0415
+    from .edit_request import check_edit_outputs_apart, prepare_edit  # noqa: PLC0415
     from .models.spec import ModelSpec  # noqa: PLC0415
 
     settings = EditSettings.from_mapping(dict(_require(job, "settings")), bundle_name)
@@ -227,13 +227,14 @@ def check_edit(job: dict[str, Any]):
         overwrite=overwrite,
         global_edit=job.get("edit_mask") is None,
         name=bundle_name,
+        model=model.model,
     )
     if job.get("sidecar"):
         request = replace(request, sidecar=check_writable(job["sidecar"], overwrite))
-        check_outputs_apart(
+        check_edit_outputs_apart(
             {"sidecar": request.sidecar, "output": request.output},
-            edit_inputs(job["image"], request.edit_ref, request.keep_ref, bundle_name),
-        )
+            job["image"], request.edit_ref, request.keep_ref, bundle_name, model.model,
+        )  # fmt: skip
         if same_file(request.sidecar, request.output) or Path(os.path.abspath(request.sidecar)) == Path(
             os.path.abspath(request.output)
         ):

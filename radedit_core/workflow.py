@@ -467,7 +467,7 @@ def edit_file(
     """
     request = prepare_edit(
         image_path, edit_mask_path, keep_mask_path, settings, output, output_format=output_format,
-        overwrite=overwrite, global_edit=edit_mask_path is None, dicom=dicom,
+        overwrite=overwrite, global_edit=edit_mask_path is None, dicom=dicom, model=editor.components.spec,
     )  # fmt: skip
     return run_edit(editor, request, callback)[0]
 

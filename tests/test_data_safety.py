@@ -129,6 +129,182 @@ def test_a_dicom_series_output_holding_the_input_is_refused(tmp_path, capsys):
     assert checksums(tmp_path) == before
 
 
+# -- outputs that are a model's files, the working folder, a folder, a user's series, a symlink -------------
+STUDY = REPO / "radedit_core" / "data" / "sample_study"
+EDIT_STUDY = ["--image", STUDY, "--edit-mask", STUDY / "seg.dcm", "--edit-labels", "pneumothorax", "--prompt", "x",
+              "--steps", "2", "--device", "cpu"]  # fmt: skip
+
+
+def forbid_model_load(monkeypatch) -> None:
+    """The model must not load from here on: the checks run before it (loading raises AssertionError)."""
+    from radedit_core.workflow import RadEditor
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the model was loaded before the output was checked")
+
+    monkeypatch.setattr(RadEditor, "from_options", classmethod(refuse))
+
+
+@pytest.fixture
+def no_model_load(monkeypatch):
+    forbid_model_load(monkeypatch)
+
+
+def edit_error(*argv, cwd: Path | None = None) -> tuple[int, str]:
+    """``radedit -q edit ARGV`` in this process (tests/cli_runner.py): (exit code, its one error line)."""
+    from cli_runner import radedit
+
+    proc = radedit("-q", "edit", *argv, cwd=cwd)
+    err = proc.stderr.strip()
+    assert "Traceback" not in err, err
+    if proc.returncode != 0:
+        assert len(err.splitlines()) == 1 and err.startswith("radedit: error: "), err
+    return proc.returncode, err
+
+
+@pytest.fixture
+def model_copy(micro_model_dir, tmp_path) -> Path:
+    """A copy of the micro model (the shared one must survive a test that fails), and a spec file
+    beside it in another folder naming its components (spec/spec.json, spec/m.png.json)."""
+    model = tmp_path / "mymodel"
+    shutil.copytree(micro_model_dir, model)
+    spec = json.loads((model / "radedit_model.json").read_text())
+    for key in ("unet", "vae", "text_encoder", "tokenizer"):
+        spec[key]["source"] = str(model)
+    (tmp_path / "spec").mkdir()
+    for name in ("spec.json", "m.png.json"):
+        (tmp_path / "spec" / name).write_text(json.dumps(spec))
+    return model
+
+
+@pytest.mark.parametrize(
+    "model, output, problem",
+    [
+        ("spec/spec.json", "spec/spec",  # a DICOM folder's sidecar
+         "--output's sidecar {t}/spec/spec.json is the same file as the input --model {t}/spec/spec.json"),
+        ("spec/m.png.json", "spec/m.png",  # an image's sidecar
+         "--output's sidecar {t}/spec/m.png.json is the same file as the input --model {t}/spec/m.png.json"),
+        ("mymodel", "mymodel/radedit_model",  # the folder's own spec
+         "--output's sidecar {t}/mymodel/radedit_model.json is a file of the input --model {t}/mymodel"),
+        ("mymodel/../mymodel", "mymodel/unet", "--output {t}/mymodel/unet is a file of the input --model"),
+        ("link", "mymodel/radedit_model", "is a file of the input --model {t}/link"),  # a symlink to the folder
+        ("spec/spec.json", "mymodel/unet/config",  # a folder the spec names
+         "--output's sidecar {t}/mymodel/unet/config.json is a file of the input --model (unet folder)"),
+        ("mymodel", "mymodel", "is the same file as the input --model"),
+    ],
+)
+def test_no_output_or_sidecar_replaces_a_file_of_the_model(model_copy, tmp_path, no_model_load, model, output,
+                                                           problem):  # fmt: skip
+    (tmp_path / "link").symlink_to(model_copy)
+    before = checksums(tmp_path)
+    code, err = edit_error("--model", tmp_path / model, *EDIT_STUDY, "--output", tmp_path / output, "--overwrite")
+    assert code == 4 and problem.format(t=tmp_path) in err, err
+    assert checksums(tmp_path) == before
+
+
+def test_an_output_inside_a_model_folder_under_a_new_name_is_written(model_copy, tmp_path):
+    code, err = edit_error("--model", model_copy, *EDIT_STUDY, "--output", model_copy / "new.png")
+    assert code == 0 and (model_copy / "new.png").is_file() and (model_copy / "new.png.json").is_file(), err
+
+
+@pytest.mark.parametrize(
+    "output, code, problem",
+    [
+        ("", 2, "radedit: error: --output: empty; give a file name"),
+        (".", 4, "radedit: error: .: is the working folder; an output never replaces it"),
+        ("..", 4, "is the working folder or holds it"),
+        ("{cwd}", 4, "radedit: error: {cwd}: is the working folder; an output never replaces it"),
+        ("new/..", 4, "is the working folder"),
+        ("/", 4, "radedit: error: /: is the working folder or holds it"),
+    ],
+)
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_an_empty_or_working_folder_output_is_one_line(tmp_path, no_model_load, output, code, problem, overwrite):
+    cwd = tmp_path / "somefolder" / "work"
+    cwd.mkdir(parents=True)  # empty: nothing in it would stop --overwrite from clearing it
+    output = output.format(cwd=cwd)
+    got, err = edit_error("--model", "tiny", *EDIT_STUDY, "--output", output, *(["--overwrite"] * overwrite), cwd=cwd)
+    assert got == code and problem.format(cwd=cwd) in err, err
+    assert cwd.is_dir() and listing(tmp_path) == ["somefolder", "somefolder/work"]
+
+
+@pytest.mark.parametrize("output", ["out2/a.png", "out2/a.nii.gz", "out2/b.png"])
+@pytest.mark.parametrize("overwrite", [True, False])
+def test_a_file_output_that_is_a_folder_is_refused_before_the_model_loads(tmp_path, no_model_load, output,
+                                                                          overwrite):  # fmt: skip
+    for folder in ("a.png", "a.nii.gz", "b.png.json"):  # b.png's sidecar is a folder
+        (tmp_path / "out2" / folder).mkdir(parents=True)
+        (tmp_path / "out2" / folder / "note.txt").write_text("keep")
+    before = checksums(tmp_path)
+    code, err = edit_error("--model", "tiny", *EDIT_STUDY, "--output", tmp_path / output,
+                           *(["--overwrite"] * overwrite))  # fmt: skip
+    folder = tmp_path / (output if not output.endswith("b.png") else output + ".json")
+    assert code == 4 and f"{folder}: is a folder and this output is a file" in err, err
+    assert checksums(tmp_path) == before
+
+
+def _own_series(tmp_path: Path, model: Path) -> Path:
+    """A series radedit wrote (edited.dcm and masks.dcm), kept aside to copy from."""
+    code, err = edit_error("--model", model, *EDIT_STUDY, "--output", tmp_path / "own", "--write-seg")
+    assert code == 0, err
+    return tmp_path / "own"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"edited.dcm": "study:cxr.dcm"},  # the user's ORIGINAL\PRIMARY CR named like radedit's image
+        {"masks.dcm": "study:seg.dcm"},  # a study's SEG (radedit's phantom made it) named like radedit's SEG
+        {"edited.dcm": "own:edited.dcm", "masks.dcm": "study:seg.dcm"},  # one of two is not radedit's
+        {"edited.dcm": "own:masks.dcm"},  # radedit's SEG under the image's name
+        {"edited.dcm": "text"},  # not DICOM at all
+        {"edited.dcm": "link:own/edited.dcm"},  # a symlink to a radedit image: the link is not radedit's
+    ],
+)
+def test_overwrite_never_deletes_a_users_file_named_like_a_series_file(micro_model_dir, tmp_path, monkeypatch,
+                                                                       files):  # fmt: skip
+    own = _own_series(tmp_path, micro_model_dir)
+    forbid_model_load(monkeypatch)
+    user = tmp_path / "userfolder"
+    user.mkdir()
+    for name, source in files.items():
+        kind, _, rest = source.partition(":")
+        if kind == "text":
+            (user / name).write_text("years of work")
+        elif kind == "link":
+            (user / name).symlink_to(tmp_path / rest)
+        else:
+            shutil.copy((STUDY if kind == "study" else own) / rest, user / name)
+    before = checksums(tmp_path)
+    code, err = edit_error("--model", micro_model_dir, *EDIT_STUDY, "--output", user, "--overwrite")
+    assert code == 4 and f"{user}: not a folder radedit wrote" in err and "edited.dcm/masks.dcm written by" in err
+    assert checksums(tmp_path) == before
+
+
+def test_overwrite_replaces_a_series_radedit_wrote(micro_model_dir, tmp_path):
+    own = _own_series(tmp_path, micro_model_dir)
+    copy = tmp_path / "copy"
+    shutil.copytree(own, copy)  # a copy of radedit's series: the evidence is in the files' headers
+    for folder in (own, copy):
+        code, err = edit_error("--model", micro_model_dir, *EDIT_STUDY, "--output", folder, "--overwrite")
+        assert code == 0 and sorted(os.listdir(folder)) == ["edited.dcm"], err
+
+
+@pytest.mark.parametrize("target", ["notes", "own", "missing"])
+def test_a_symlinked_output_folder_is_left_alone_and_the_message_says_why(micro_model_dir, tmp_path, monkeypatch,
+                                                                          target):  # fmt: skip
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "thesis.txt").write_text("years of work")
+    if target == "own":
+        _own_series(tmp_path, micro_model_dir)
+    (tmp_path / "noteslink").symlink_to(tmp_path / target)
+    forbid_model_load(monkeypatch)
+    before = checksums(tmp_path)
+    code, err = edit_error("--model", micro_model_dir, *EDIT_STUDY, "--output", tmp_path / "noteslink", "--overwrite")
+    assert code == 4 and f"{tmp_path / 'noteslink'}: is a symlink; --overwrite never replaces" in err, err
+    assert "not a folder" not in err and checksums(tmp_path) == before
+
+
 def test_phantom_overwrite_replaces_only_a_data_set_it_wrote(tmp_path, capsys):
     mine = tmp_path / "notes"
     mine.mkdir()
@@ -422,6 +598,17 @@ def test_worker_jobs_that_would_lose_data_are_refused(inputs, monkeypatch, capsy
     assert checksums(inputs.parent) == before
 
 
+@pytest.mark.parametrize("fields", [{"sidecar": "mymodel/radedit_model.json"}, {"output": "mymodel/radedit_model.png",
+                                                                               "sidecar": "mymodel/README.md"}])
+def test_worker_jobs_never_replace_a_file_of_their_model(inputs, micro_model_dir, monkeypatch, capsys, fields):
+    shutil.copytree(micro_model_dir, inputs / "mymodel")
+    job = _job(inputs, overwrite=True, model={"name": str(inputs / "mymodel"), "device": "cpu"}, **fields)
+    before = checksums(inputs.parent)
+    rc, events, stderr = _worker(job, "--check", cwd=REPO, monkeypatch=monkeypatch, capsys=capsys)
+    assert rc == 4 and "is a file of the input model" in events[-1]["message"], (events, stderr)
+    assert checksums(inputs.parent) == before
+
+
 def test_worker_paths_count_from_the_job_folder_and_dotdot_through_a_new_folder_works(
         inputs, tmp_path, radedit_home, micro_model_dir, monkeypatch, capsys):
     for name in ("cxr.png", "lungs_mask.png"):  # 128 x 128: the worker's whole run in a few seconds
@@ -661,6 +848,48 @@ def test_full_disk_injected(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(fileio.os, "replace", real_replace)
     assert code == 4 and "No space left on device" in err and not (tmp_path / "d").exists()
     assert cli(capsys, "phantom", "--out", tmp_path / "d", "--n", "2")[0] == 0
+
+
+@pytest.mark.parametrize("output", ["sub/a.png", "sub/a.nrrd", "sub/series"])
+def test_full_disk_edit_names_the_output_not_its_temporary_file(small_disk, micro_model_dir, output):
+    disk, _grow = small_disk
+    filler = fill(disk, 0)
+    argv = ["--model", micro_model_dir, *EDIT_STUDY, "--output", disk / output]
+    code, err = edit_error(*argv)
+    assert code == 4 and err == (f"radedit: error: {disk / output}: cannot write (No space left on device; free "
+                                 "some space and run the same command again to resume)"), err  # fmt: skip
+    assert listing(disk) == ["filler"]  # no partial file, no folder made for it
+    filler.unlink()
+    assert edit_error(*argv)[0] == 0 and (disk / output).exists()
+
+
+@pytest.mark.parametrize("writer", ["itk", "pydicom"])
+def test_full_disk_injected_edit_names_the_output(micro_model_dir, tmp_path, monkeypatch, writer):
+    """Where no tmpfs can be mounted: the writers' own ways of reporting a full disk, raised while writing."""
+    import errno
+
+    import pydicom
+    import SimpleITK
+
+    def itk_full(image, path, *args, **kwargs):  # what SimpleITK raises: a RuntimeError with the text only
+        raise RuntimeError(f"Exception thrown in SimpleITK WriteImage: itk::ERROR: PNGImageIO: Could not write "
+                           f"file: {path}\nReason: {os.strerror(errno.ENOSPC)}")  # fmt: skip
+
+    def pydicom_full(self, path, *args, **kwargs):  # pydicom re-raises without the errno, the OSError its cause
+        try:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        except OSError as exc:
+            raise OSError(f"With tag (7FE0,0010) got exception: {exc}") from exc
+
+    if writer == "itk":
+        monkeypatch.setattr(SimpleITK, "WriteImage", itk_full)
+    else:
+        monkeypatch.setattr(pydicom.dataset.Dataset, "save_as", pydicom_full)
+    output = tmp_path / "sub" / ("a.png" if writer == "itk" else "series")
+    code, err = edit_error("--model", micro_model_dir, *EDIT_STUDY, "--output", output)
+    assert code == 4 and err.startswith(f"radedit: error: {output}: cannot write (No space left on device; free some "
+                                        "space and run the same command again"), err  # fmt: skip
+    assert listing(tmp_path) == []
 
 
 @pytest.fixture(scope="module")

@@ -419,6 +419,7 @@ class EditBatch(_Batch):
             overwrite=overwrite,
             global_edit=item.edit_mask is None,
             name=row_name(item.where),
+            model=self.model,
         )
 
     def check_item(self, item: Item) -> None:

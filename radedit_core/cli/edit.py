@@ -51,8 +51,7 @@ def add_parser(sub) -> None:
     p.add_argument("--keep-labels", action="append", metavar="LABELS", help="the same for the keep mask")
     p.add_argument(
         "--output",
-        required=True,
-        type=Path,
+        required=True,  # a string: the core refuses an empty one (Path("") would be the working folder)
         help="output file (.png/.jpg/.nii/.nii.gz/.nrrd) or, without suffix, a DICOM series folder to create",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing output")
@@ -99,6 +98,7 @@ def run(args) -> int:
         select=args.select,
         dicom=dicom,
         name=cli_name,
+        model=model.model,
     )
     # 2. the model, 3. the edit and its outputs
     from ..workflow import run_edit  # noqa: PLC0415 - torch and diffusers: seconds to import

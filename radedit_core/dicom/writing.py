@@ -86,7 +86,14 @@ from .attributes import (  # the module lists shared with the reader's conforman
 )
 from .decoding import high_bit_shift
 from .luts import encode_lut_item, is_little_endian, read_lut, widen
-from .reading import LAYOUT_KEEPING_SOP_CLASSES, ModalityMap, read_voi, stored_value_range, voi_lut
+from .reading import (
+    LAYOUT_KEEPING_SOP_CLASSES,
+    ModalityMap,
+    is_radedit_output,
+    read_voi,
+    stored_value_range,
+    voi_lut,
+)
 from .seg import MANUFACTURER, MODEL_NAME, build_segmentation
 from .sop import (
     DX_FOR_PRESENTATION,
@@ -97,6 +104,7 @@ from .sop import (
     MULTIFRAME_SC_SOP_CLASSES,
     RADEDIT_DERIVATION_PREFIX,
     SC_SOP_CLASSES,
+    SEGMENTATION,
     sop_class_name,
 )
 
@@ -724,6 +732,32 @@ def _sorted(ds: Dataset) -> Dataset:
 
 IMAGE_FILE = "edited.dcm"
 SEG_FILE = "masks.dcm"
+#: ContentLabel of the SEG of the applied masks (``masks.dcm``): what tells it from other SEGs of radedit.
+MASKS_CONTENT_LABEL = "RADEDIT_MASKS"
+#: What :func:`is_series_file` accepts, as messages say it.
+SERIES_FILES_WRITTEN = f"{IMAGE_FILE}/{SEG_FILE} written by radedit"
+
+
+def is_series_file(path: Path) -> bool:
+    """Whether ``path`` is a file of a series :func:`write_derived_series` wrote, by the evidence the
+    writer leaves in it: ``edited.dcm`` a DERIVED image whose own header says radedit made it
+    (:func:`~radedit_core.dicom.reading.is_radedit_output`: radedit's General Equipment and
+    DerivationDescription), ``masks.dcm`` a SEG of radedit's equipment labelled
+    :data:`MASKS_CONTENT_LABEL`.  A user's file of either name (an acquired CR copied as
+    ``edited.dcm``, a study's SEG as ``masks.dcm``) is not: ``--overwrite`` never deletes it.
+    Reads the header only (pixel data not read)."""
+    if path.name not in (IMAGE_FILE, SEG_FILE) or path.is_symlink() or not path.is_file():
+        return False
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+    except Exception:  # noqa: BLE001 - not readable DICOM, whatever pydicom raised: not ours
+        return False
+    if not is_radedit_output(ds):
+        return False
+    is_seg = str(ds.get("SOPClassUID", "")) == SEGMENTATION
+    if path.name == SEG_FILE:
+        return is_seg and str(ds.get("ContentLabel", "") or "") == MASKS_CONTENT_LABEL
+    return not is_seg
 
 
 def write_derived_series(
@@ -792,7 +826,7 @@ def write_derived_series(
     files: list[tuple[str, Dataset]] = [(IMAGE_FILE, image_ds)]
     if write_seg:
         files.append((SEG_FILE, _masks_seg(result, image_ds, prefix, used | {number})))
-    with atomic_directory(out_dir, overwrite=overwrite, own_names=(IMAGE_FILE, SEG_FILE)) as tmp:
+    with atomic_directory(out_dir, overwrite=overwrite, own_file=is_series_file) as tmp:
         for name, ds in files:
             ds.save_as(tmp / name, enforce_file_format=True)
     return DerivedSeries(
@@ -850,7 +884,7 @@ def _masks_seg(result: Any, image_ds: Dataset, prefix: str, used: set[int]) -> D
         series_number=number,
         series_description="RadEdit edit and keep masks",
         algorithm="MANUAL",
-        content_label="RADEDIT_MASKS",
+        content_label=MASKS_CONTENT_LABEL,
         content_description="RadEdit edit and keep masks as applied (dilated)",
         fractional=bool(getattr(masks, "soft", False)),
         dimension_organization_uid=new_uid(prefix),
@@ -870,6 +904,7 @@ __all__ = [
     "default_series_description",
     "derivation_description",
     "derived_voi",
+    "is_series_file",
     "to_source_polarity",
     "uid_prefix",
     "write_derived_series",

@@ -38,8 +38,10 @@ from .catalog import (  # re-exported: callers read the named models' facts from
     RADEDIT_REVISION,
     RADEDIT_SCHEDULER,
     SDXL_VAE_REVISION,
+    DEMO_MODEL_DIR,
     SPEC_FILENAME,
     demo_model_dir,
+    tiny_random_dir,
 )
 from .tiny import ensure_tiny_model
 from ..yamlio import load_json, load_yaml
@@ -332,3 +334,30 @@ class ModelSpec:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+
+def model_files(model: "str | Path | ModelSpec | None") -> list[Path]:
+    """The files and folders on this machine that a model option reads, for the output checks
+    (:func:`radedit_core.fileio.check_outputs_apart`): a spec file, a model folder (every file in it
+    counts) and the local component folders a spec names; nothing for hub components.
+
+    Writes and downloads nothing (``tiny-random`` not yet written has no files); a spec that cannot
+    be read gives just its own path (loading the model reports it).
+    """
+    if isinstance(model, ModelSpec):
+        spec, found = model, []
+    else:
+        text = "radedit" if model is None else str(model)
+        if text == "radedit":
+            return []
+        path = {"tiny": DEMO_MODEL_DIR, "tiny-random": tiny_random_dir()}.get(text, Path(text).expanduser())
+        if not path.exists():
+            return []
+        found = [path]
+        try:
+            spec = ModelSpec.from_file(path) if path.is_file() else ModelSpec.from_folder(path)
+        except ConfigError:
+            return found
+    for comp in (spec.unet, spec.vae, spec.text_encoder, spec.tokenizer):
+        if comp.is_local and comp.path.exists() and comp.path not in found:
+            found.append(comp.path)
+    return found

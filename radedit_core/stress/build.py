@@ -542,7 +542,8 @@ class StressBuild(_Batch):
         edit, keep = self._regions(plan, source)
         plan.edit_ref, plan.keep_ref = self._refs(plan, edit, keep, write=True)
         request = prepare_edit(plan.image, plan.edit_ref, plan.keep_ref, item.settings, item.output,
-                               output_format=item.output_format, overwrite=overwrite, name=row_name(item.where))  # fmt: skip
+                               output_format=item.output_format, overwrite=overwrite, name=row_name(item.where),
+                               model=self.model)  # fmt: skip
         stress = {"row": plan.row_id, "recipe": plan.recipe_name, "shift": plan.recipe.shift, "point": plan.point,
                   "sham": plan.sham, "edit_text": plan.edit_text(), "real_text": plan.real_text}  # fmt: skip
         try:
