@@ -21,6 +21,7 @@ import sys
 import time
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import pytest
 import SimpleITK as sitk
@@ -861,6 +862,23 @@ def test_full_disk_edit_names_the_output_not_its_temporary_file(small_disk, micr
     assert listing(disk) == ["filler"]  # no partial file, no folder made for it
     filler.unlink()
     assert edit_error(*argv)[0] == 0 and (disk / output).exists()
+
+
+@pytest.mark.parametrize("output", ["sub/a.nii", "sub/a.nii.gz"])
+def test_a_short_nifti_write_is_the_full_disk_error(small_disk, micro_model_dir, output):
+    """ITK's NIfTI writer only prints a short write ("NWAD: wrote only N of M bytes") and returns:
+    the file is read back, and a disk with room for the file's start but not its end fails the
+    same way as a disk with no room at all."""
+    disk, _grow = small_disk
+    filler = fill(disk, 256 * 1024)  # room for the header and part of the data
+    argv = ["--model", micro_model_dir, *EDIT_STUDY, "--output", disk / output]
+    code, err = edit_error(*argv)
+    assert code == 4 and err == (f"radedit: error: {disk / output}: cannot write (No space left on device; free "
+                                 "some space and run the same command again to resume)"), err  # fmt: skip
+    assert listing(disk) == ["filler"]
+    filler.unlink()
+    assert edit_error(*argv)[0] == 0
+    assert np.asarray(nib.load(str(disk / output)).dataobj).size == 640 * 560  # the sample study's image, whole
 
 
 @pytest.mark.parametrize("writer", ["itk", "pydicom"])

@@ -470,7 +470,35 @@ def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry, jp
         sitk.WriteImage(image, str(path), useCompression=suffix != ".png")
     except RuntimeError as exc:
         raise OutputError(f"{path}: writing failed ({str(exc).strip().splitlines()[-1]})") from exc
+    if SITK_FORMATS[suffix] == "nifti":
+        _check_nifti_written(path, array)
     return path
+
+
+def _check_nifti_written(path: Path, array: np.ndarray) -> None:
+    """ITK's NIfTI writer reports a short write (a full disk) only on standard error
+    ("** ERROR: NWAD: wrote only N of M bytes") and returns: read the file back whole.
+
+    Raises:
+        OSError: ENOSPC, where the file is incomplete and its disk has no space left (the atomic
+            writer turns it into the one-line full-disk error naming the output).
+        OutputError: the file is incomplete for another reason.
+    """
+    import errno  # noqa: PLC0415
+
+    import nibabel as nib  # noqa: PLC0415
+
+    try:
+        complete = np.asarray(nib.load(str(path)).dataobj).size == array.size
+        problem = "it holds fewer values than were written"
+    except Exception as exc:  # noqa: BLE001 - any reading failure means the file is not what was written
+        complete, problem = False, str(exc)
+    if complete:
+        return
+    stat = os.statvfs(path.parent)
+    if stat.f_bavail * stat.f_frsize < 64 * 1024:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    raise OutputError(f"{path}: writing failed (the file written is incomplete: {problem})")
 
 
 def _write_jpeg(path: Path, array: np.ndarray, quality: int | None) -> Path:
