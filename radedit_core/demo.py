@@ -78,8 +78,11 @@ def comparison_figure(source: np.ndarray, edited: np.ndarray, edit_mask: np.ndar
     return np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
 
 
-def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False) -> EditRequest:
-    """The demo's edit, checked before the model loads: "No pneumothorax" inside the pneumothorax, the drain kept."""
+def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False, model: Any = None) -> EditRequest:
+    """The demo's edit, checked before the model loads: "No pneumothorax" inside the pneumothorax, the drain kept.
+
+    ``model``: the model option (its files count as inputs: no output may replace one).
+    """
     output = Path(output)
     check_writable(output / "comparison.png", overwrite)
     sample = sample_dir()
@@ -91,6 +94,7 @@ def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False) 
         settings,
         output / "edited.png",
         overwrite=overwrite,
+        model=model,
     )
 
 

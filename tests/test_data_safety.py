@@ -203,6 +203,17 @@ def test_no_output_or_sidecar_replaces_a_file_of_the_model(model_copy, tmp_path,
     assert checksums(tmp_path) == before
 
 
+def test_the_demo_never_replaces_a_file_of_its_model(model_copy, tmp_path, no_model_load, capsys):
+    """`radedit demo` checks its outputs against its --model's files too (its sidecar here is the spec)."""
+    out = tmp_path / "demo"
+    out.mkdir()
+    shutil.copy(tmp_path / "spec" / "spec.json", out / "edited.png.json")
+    before = checksums(tmp_path)
+    code, err = cli(capsys, "demo", "--model", out / "edited.png.json", "--output", out, "--overwrite")
+    assert code == 4 and f"is the same file as the input --model {out / 'edited.png.json'}" in err, err
+    assert checksums(tmp_path) == before
+
+
 def test_an_output_inside_a_model_folder_under_a_new_name_is_written(model_copy, tmp_path):
     code, err = edit_error("--model", model_copy, *EDIT_STUDY, "--output", model_copy / "new.png")
     assert code == 0 and (model_copy / "new.png").is_file() and (model_copy / "new.png.json").is_file(), err

@@ -19,8 +19,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..demo import prepare_demo, run_demo  # noqa: PLC0415
 
-    request = prepare_demo(args.output, steps=args.steps, overwrite=args.overwrite)
     model = model_options_from_args(args)
+    request = prepare_demo(args.output, steps=args.steps, overwrite=args.overwrite, model=model.model)
     editor = load_editor(model, quiet=args.quiet)
     for path in run_demo(editor, request):
         print(f"wrote {path}")
