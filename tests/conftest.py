@@ -43,26 +43,40 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
+#: What an unmeasured slow test counts for when the slow tests are shared out (they take 15-100 s).
+SLOW_TEST_S = 30
+
+
 def pytest_collection_modifyitems(config, items):
     """Spread the slow tests over the xdist workers, each at the head of a worker's share.
 
     Under ``-n N --dist worksteal`` (pyproject's addopts) worker i starts with the i-th contiguous
     N-th of the list and idle workers steal from the tail of the others' queues.  A long end-to-end
     check left at the end of one share would run alone while the other worker has nothing to steal;
-    put first, it runs while the rest is shared out.  Without xdist the order changes nothing but
-    which tests run first.
+    put first, it runs while the rest is shared out.  The slow tests of one module stay together
+    on one worker, one after the other: split between workers, a module's expensive fixture (a
+    stress set built, predictors trained) would be made once on each.  Modules go to the worker
+    with the least slow time so far, the longest first (``@pytest.mark.slow(seconds=N)``: a
+    measured duration; otherwise :data:`SLOW_TEST_S`).  Without xdist the order changes nothing
+    but which tests run first.
     """
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
-    # ``@pytest.mark.slow(seconds=N)``: a measured duration, so that the longest starts first.
-    slow = sorted((item for item in items if item.get_closest_marker("slow")),
-                  key=lambda item: -item.get_closest_marker("slow").kwargs.get("seconds", 0))  # fmt: skip
+
+    def seconds(item) -> float:
+        return item.get_closest_marker("slow").kwargs.get("seconds", SLOW_TEST_S)
+
+    modules: dict[str, list] = {}
+    for item in items:
+        if item.get_closest_marker("slow"):
+            modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    load, slow = [0.0] * workers, [[] for _ in range(workers)]
+    for group in sorted(modules.values(), key=lambda g: -sum(map(seconds, g))):
+        worker = min(range(workers), key=load.__getitem__)
+        slow[worker].extend(group)
+        load[worker] += sum(map(seconds, group))
     rest = [item for item in items if not item.get_closest_marker("slow")]
     share = -(-len(rest) // workers)
-    items[:] = [
-        item
-        for i in range(workers)
-        for item in (slow[i::workers] + rest[i * share : (i + 1) * share])
-    ]
+    items[:] = [item for i in range(workers) for item in (slow[i] + rest[i * share : (i + 1) * share])]
 
 
 @pytest.fixture(scope="module")
