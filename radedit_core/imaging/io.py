@@ -110,8 +110,11 @@ def _has_dicom_preamble(path: Path) -> bool:
         return False
 
 
-def read_sitk(path: str | Path) -> sitk.Image:
+def read_sitk(path: str | Path, png_checked: bool = False) -> sitk.Image:
     """Read with SimpleITK, turning its exceptions into an :class:`InputError`.
+
+    ``png_checked``: the caller has already walked the PNG's chunks (:func:`check_png`); the
+    walk reads the whole file, so it is not done twice.
 
     Raises:
         InputError: a missing, empty, truncated or corrupt file, in one line (module docstring).
@@ -123,7 +126,7 @@ def read_sitk(path: str | Path) -> sitk.Image:
         raise InputError(path, "is a folder; expected an image file")
     fmt = SITK_FORMATS.get(full_suffix(path))
     check_not_empty(path, fmt)
-    if fmt == "png":
+    if fmt == "png" and not png_checked:
         check_png(path)
     if fmt == "nifti":
         _check_nifti(path)
@@ -255,7 +258,7 @@ def read_image(path: str | Path) -> SourceImage:
     elif fmt == "png" and check_png(path):
         array, geometry = read_png_with_alpha(path, "image")
     else:
-        array, geometry = sitk_to_array(read_sitk(path), path)
+        array, geometry = sitk_to_array(read_sitk(path, png_checked=fmt == "png"), path)
     if array.dtype == np.bool_:
         array = array.astype(np.uint8)
     metadata = {"notes": notes} if notes else {}
@@ -401,11 +404,12 @@ def read_jpeg(path: Path, notes: list[str] | None = None) -> tuple[np.ndarray, G
     return np.ascontiguousarray(gray), Geometry()
 
 
-def _check_nifti(path: Path) -> None:
+def _check_nifti(path: Path) -> np.ndarray:
     """Read a NIfTI file's data with nibabel before ITK does: ITK's reader turns NaN into 0 (a NaN mask
     would be silently empty) and fills the missing voxels of a truncated file with 0.
 
-    Called by :func:`read_sitk` for every NIfTI image and mask.
+    Called by :func:`read_sitk` for every NIfTI image and mask, and on every NIfTI file written
+    (:func:`_check_nifti_written`).  Returns the stored values as nibabel reads them.
 
     Raises:
         InputError: not a NIfTI file, truncated, or NaN or infinite values.
@@ -430,6 +434,7 @@ def _check_nifti(path: Path) -> None:
         raise InputError(path, _unreadable("nifti", detail)) from exc
     if np.issubdtype(data.dtype, np.floating) and not np.all(np.isfinite(data)):
         raise InputError(path, "contains NaN or infinite values; images and masks hold finite numbers")
+    return data
 
 
 def array_to_sitk(array: np.ndarray, geometry: Geometry) -> sitk.Image:
@@ -477,7 +482,8 @@ def write_image_file(path: str | Path, array: np.ndarray, geometry: Geometry, jp
 
 def _check_nifti_written(path: Path, array: np.ndarray) -> None:
     """ITK's NIfTI writer reports a short write (a full disk) only on standard error
-    ("** ERROR: NWAD: wrote only N of M bytes") and returns: read the file back whole.
+    ("** ERROR: NWAD: wrote only N of M bytes") and returns: read the file back whole
+    (:func:`_check_nifti`, the reader's own check).
 
     Raises:
         OSError: ENOSPC, where the file is incomplete and its disk has no space left (the atomic
@@ -486,12 +492,10 @@ def _check_nifti_written(path: Path, array: np.ndarray) -> None:
     """
     import errno  # noqa: PLC0415
 
-    import nibabel as nib  # noqa: PLC0415
-
     try:
-        complete = np.asarray(nib.load(str(path)).dataobj).size == array.size
+        complete = _check_nifti(path).size == array.size
         problem = "it holds fewer values than were written"
-    except Exception as exc:  # noqa: BLE001 - any reading failure means the file is not what was written
+    except InputError as exc:
         complete, problem = False, str(exc)
     if complete:
         return
@@ -569,7 +573,7 @@ def read_mask_array(path: str | Path | MaskRef, like: SourceImage, select: Any =
         image, segments = None, []
         array, geometry = read_png_with_alpha(path, "mask")
     else:
-        image = read_sitk(path)
+        image = read_sitk(path, png_checked=fmt == "png" and path.is_file())
         segments = _slicer_segments(image) if full_suffix(path) == ".seg.nrrd" else []
     if segments:
         array, geometry = _slicer_mask(image, segments, select, path)
