@@ -181,7 +181,7 @@ def check_edit_outputs_apart(
 
 
 def _dicom_output(source: SourceImage, given: Any, headers: list, options: DicomOutputOptions, name) -> DicomOutputOptions:
-    """The derived series' options, checked, with the SeriesNumber chosen from what the study uses."""
+    """The derived series' options (checked when made), the SeriesNumber chosen from what the study uses."""
     from dataclasses import replace  # noqa: PLC0415
 
     if source.format != "dicom":
@@ -189,7 +189,6 @@ def _dicom_output(source: SourceImage, given: Any, headers: list, options: Dicom
             f"DICOM series output needs a DICOM input (patient, study and references come from it); "
             f"{given} is {source.format}; give {name('output')} a .png, .nii.gz or .nrrd name"
         )
-    options = DicomOutputOptions.from_mapping(options.to_dict(), name)
     study = str(source.metadata["dataset"].get("StudyInstanceUID", ""))
     used = set(source.metadata.get("study_series_numbers", []))
     used |= {h.series_number for h in headers if h.study_uid == study and h.series_number is not None}

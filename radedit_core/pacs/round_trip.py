@@ -135,7 +135,7 @@ def prepare_pacs_edit(
         raise ConfigError("give --edit-mask, or --global-edit to edit the whole image")
     if edit_ref is not None and global_edit:
         raise ConfigError("--edit-mask and --global-edit exclude each other")
-    dicom = DicomOutputOptions.from_mapping((dicom or DicomOutputOptions()).to_dict(), cli_name)
+    dicom = dicom or DicomOutputOptions()  # checked when it was made (DicomOutputOptions.__post_init__)
     if output is not None:
         output = Path(output)
         check_writable(output, overwrite, folder=True)
