@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .edit_request import EditRequest, prepare_edit
-from .fileio import atomic_path, check_writable, remove
+from .fileio import atomic_path, check_writable, output_path, remove
 from .phantom_world import WorldConfig, sample_case
 from .settings import PAPER_PROMPTS, EditSettings, cli_name
 
@@ -82,8 +82,12 @@ def prepare_demo(output: str | Path, steps: Any = 200, overwrite: bool = False, 
     """The demo's edit, checked before the model loads: "No pneumothorax" inside the pneumothorax, the drain kept.
 
     ``model``: the model option (its files count as inputs: no output may replace one).
+
+    Raises:
+        ConfigError: ``output`` is empty, or a setting is invalid.
+        OutputError: an output exists (without ``overwrite``) or would replace an input.
     """
-    output = Path(output)
+    output = output_path(output, "--output")
     check_writable(output / "comparison.png", overwrite)
     sample = sample_dir()
     settings = EditSettings.from_mapping({"prompts": [PAPER_PROMPTS["no-pneumothorax"]], "steps": steps}, cli_name)

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from ._version import __version__
-from .errors import OutputError
+from .errors import ConfigError, OutputError
 
 #: Multi-part suffixes that writers choose their format by.
 _COMPOUND_SUFFIXES = (".nii.gz", ".seg.nrrd")
@@ -123,6 +123,20 @@ def _holds_working_folder(path: Path) -> bool:
     except OSError:  # the working folder was deleted under us: nothing to protect
         return False
     return os.path.isdir(path) and _inside(Path(here), path)
+
+
+def output_path(value: str | Path | None, option: str) -> Path:
+    """The path an output option names; an empty one is refused.
+
+    An argument parser's ``Path("")`` is the working folder (``.``), which an
+    output never replaces, so the empty string is refused as the user typed it.
+
+    Raises:
+        ConfigError: ``value`` is None, empty or blank (names ``option``).
+    """
+    if value is None or not str(value).strip():
+        raise ConfigError(f"{option}: empty; give the name of a new folder (or one radedit wrote, with --overwrite)")
+    return Path(value)
 
 
 def check_writable(path: str | Path, overwrite: bool = False, folder: bool | None = None) -> Path:

@@ -32,7 +32,7 @@ import torch
 from ._version import __version__
 from .edit_request import EditRequest, prepare_edit
 from .errors import ConfigError
-from .fileio import OutputGroup, check_writable
+from .fileio import OutputGroup, check_writable, output_path
 from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
 from .imaging.io import write_image_file
@@ -414,9 +414,16 @@ def sample_paths(settings: GenerateSettings, out_dir: str | Path) -> list[Path]:
     return [out_dir / f"sample_{k:03d}.png" for k in range(n)] + [out_dir / "samples.json"]
 
 
-def check_generate_output(settings: GenerateSettings, out_dir: str | Path, overwrite: bool = False) -> None:
-    """Before the model loads: every file :func:`generate_files` would write can be written."""
-    for path in sample_paths(settings, out_dir):
+def check_generate_output(
+    settings: GenerateSettings, out_dir: str | Path, overwrite: bool = False, name: str = "--output"
+) -> None:
+    """Before the model loads: every file :func:`generate_files` would write can be written.
+
+    Raises:
+        ConfigError: ``out_dir`` is empty (``name`` is the option as the front end spells it).
+        OutputError: a file exists (without ``overwrite``) or cannot be created.
+    """
+    for path in sample_paths(settings, output_path(out_dir, name)):
         check_writable(path, overwrite)
 
 

@@ -1006,3 +1006,32 @@ def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, raded
     assert cause is not None and cause.exit_code == 4, raised
     assert "another run is writing this output folder" in str(cause) and f"pid {pid}" in str(cause), cause
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "argv, problem",
+    [
+        (["demo", "--output", ""], "--output: empty"),
+        (["generate", "--prompt", "x", "--output", ""], "--output: empty"),
+        (["pacs-edit", "--pacs", "dimse://ORTHANC@127.0.0.1:1", "--study", "1.2.3", "--global-edit", "--prompt", "x",
+          "--output", " "], "--output: empty"),
+        (["phantom", "--out", "", "--n", "2"], "--out: empty"),
+        # the batch and training layers name their options as the bundle and Python spell them
+        (["stress", "build", "--datalist", "{tmp}/dl.json", "--recipes", "{tmp}/r.yaml", "--output", ""],
+         "output_dir: an output folder is needed"),
+        (["train", "--datalist", "{tmp}/dl.json", "--output-dir", "", "--max-train-steps", "1"],
+         "output_dir: expected a non-empty string"),
+    ],
+)  # fmt: skip
+def test_an_empty_output_folder_option_is_refused_by_every_command(tmp_path, monkeypatch, no_model_load, capsys, argv,
+                                                                    problem):  # fmt: skip
+    """An empty output option never means the working folder (argparse's Path("") is '.'): exit 2, one line."""
+    (tmp_path / "r.yaml").write_text("recipes:\n  - {name: n, prompt: x, edit_mask: lungs}\n")
+    rows = [{"image": str(sample_dir() / "cxr.png"), "report": "x", "lungs": str(sample_dir() / "lungs_mask.png")}]
+    (tmp_path / "dl.json").write_text(json.dumps({"training": rows}))
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    code, err = cli(capsys, *[a.format(tmp=tmp_path) for a in argv])
+    assert code == 2 and f"radedit: error: {problem}" in err, err
+    assert listing(work) == []

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .common import load_editor
 from .options import add_model_options, model_options_from_args
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("demo", help="offline demo: tiny model on the bundled sample image")
-    p.add_argument("--output", type=Path, default=Path("radedit-demo"), help="output folder [default: %(default)s]")
+    p.add_argument("--output", default="radedit-demo", help="output folder [default: %(default)s]")
     p.add_argument("--steps", default=200, help="diffusion steps [default: %(default)s]")
     p.add_argument("--overwrite", action="store_true")
     add_model_options(p, default_model="tiny")

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from .common import load_editor
 from .options import add_generate_options, add_model_options, generate_settings_from_args, model_options_from_args
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("generate", help="text-to-image sampling")
-    p.add_argument("--output", required=True, type=Path, help="output folder for the PNGs and samples.json")
+    p.add_argument("--output", required=True, help="output folder for the PNGs and samples.json")
     add_generate_options(p)
     p.add_argument("--overwrite", action="store_true")
     add_model_options(p)

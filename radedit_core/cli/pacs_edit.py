@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from ..errors import ConfigError
 from ..pacs import PacsServer
@@ -50,7 +49,7 @@ def add_parser(sub) -> None:
     o.add_argument("--series-number", metavar="N", help="SeriesNumber of the new series [default: above the study's, >= 1000]")
     o.add_argument("--uid-root", metavar="ROOT", help="UID root for the new UIDs [default: pydicom's]")
     o.add_argument("--write-seg", action="store_true", help="also store the masks as a DICOM SEG")
-    o.add_argument("--output", type=Path, metavar="DIR", help="also keep the stored series in this local folder (+ .json sidecar)")
+    o.add_argument("--output", metavar="DIR", help="also keep the stored series in this local folder (+ .json sidecar)")
     o.add_argument("--overwrite", action="store_true", help="replace an existing --output")
     add_edit_options(p)
     add_model_options(p)

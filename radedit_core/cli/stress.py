@@ -49,7 +49,7 @@ def _add_build_arguments(p: argparse.ArgumentParser) -> None:
                    help="real images (JSON/CSV): image, mask_<label> columns, 0/1 label columns, a report column")  # fmt: skip
     add_split_option(p)
     p.add_argument("--recipes", required=True, type=Path, help="recipe file (YAML/JSON; see docs/stress-tests.md, 'Building a set: recipes')")
-    p.add_argument("--output", required=True, type=Path, help="the set folder (an interrupted build resumes in it)")
+    p.add_argument("--output", required=True, help="the set folder (an interrupted build resumes in it)")
     p.add_argument("--task", default="classification", choices=["classification", "segmentation"],
                    help="what the set tests [default: classification]")  # fmt: skip
     p.add_argument("--classes", help="the set's classes, comma-separated [default: the labels the recipes set]")

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..dicom import choose_series_number, read_dicom_image, read_dicom_mask, write_derived_series
 from ..dicom.reading import InstanceHeader, NoImageChoice, choose_image, read_header
 from ..errors import ConfigError, InputError, OutputError, PacsError
-from ..fileio import OutputGroup, check_replaceable_folder, check_writable
+from ..fileio import OutputGroup, check_replaceable_folder, check_writable, output_path
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import DicomOutputOptions, sidecar_path
 from ..provenance import warn_notes
@@ -137,7 +137,7 @@ def prepare_pacs_edit(
         raise ConfigError("--edit-mask and --global-edit exclude each other")
     dicom = dicom or DicomOutputOptions()  # checked when it was made (DicomOutputOptions.__post_init__)
     if output is not None:
-        output = Path(output)
+        output = output_path(output, "--output")
         check_writable(output, overwrite, folder=True)
         check_writable(sidecar_path(output), overwrite, folder=False)
         if overwrite:  # the local copy is written with radedit's marker: only such a folder is replaced

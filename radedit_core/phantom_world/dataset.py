@@ -40,7 +40,14 @@ import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError
-from ..fileio import check_outputs_apart, check_replaceable_folder, check_writable, is_storage_error, storage_error
+from ..fileio import (
+    check_outputs_apart,
+    check_replaceable_folder,
+    check_writable,
+    is_storage_error,
+    output_path,
+    storage_error,
+)
 from ..runlock import run_lock
 from .devices import DEVICES
 from .findings import FINDINGS
@@ -248,7 +255,7 @@ def write_dataset(
     splits = dict(splits or DEFAULT_SPLITS)
     _check_arguments(n, seed, format, bits, splits, max_cases)
     n, seed = int(n), int(seed)
-    folder = check_writable(Path(folder), overwrite=overwrite)
+    folder = check_writable(output_path(folder, "--out"), overwrite=overwrite)
     check_outputs_apart({"--out": folder}, dict(inputs or {}), folders=("--out",))
     if overwrite:
         check_replaceable_folder(folder, manifests=("dataset.json",))
