@@ -32,16 +32,21 @@ import torch
 
 
 @contextlib.contextmanager
-def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None = None):
-    """Run the body with ``env`` added to ``os.environ`` and in ``cwd``; put back the
-    environment, folder, torch threads and umask afterwards (what the CLI may change)."""
-    saved_env = dict(os.environ)
+def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None = None, replace: bool = False):
+    """Run the body with ``env`` added to ``os.environ`` (``replace``: as the whole environment)
+    and in ``cwd``, with the environment's ``PYTHONPATH`` on ``sys.path`` as a process started
+    with it would have it; put back the environment, ``sys.path``, folder, torch threads and
+    umask afterwards (what the CLI may change)."""
+    saved_env, saved_path = dict(os.environ), sys.path[:]
     saved_cwd = os.getcwd()
     saved_threads = torch.get_num_threads()
     saved_umask = os.umask(0o022)
     os.umask(saved_umask)
     try:
+        if replace:
+            os.environ.clear()
         os.environ.update({k: str(v) for k, v in (env or {}).items()})
+        sys.path[:0] = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
         if cwd is not None:
             os.chdir(cwd)
         yield
@@ -49,6 +54,7 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
+        sys.path[:] = saved_path
         torch.set_num_threads(saved_threads)
         os.umask(saved_umask)
 

@@ -21,7 +21,6 @@ and the commands whose process is the point are tested as real processes elsewhe
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import select
@@ -57,23 +56,6 @@ def in_process() -> bool:
     return os.environ.get("RADEDIT_EXAMPLES_IN_PROCESS", "1") != "0"
 
 
-@contextlib.contextmanager
-def _environment(env: dict[str, str]):
-    """``os.environ`` replaced by the command's environment, and ``PYTHONPATH`` on ``sys.path``
-    as a process started with it would have it; both put back."""
-    saved_env, saved_path = dict(os.environ), sys.path[:]
-    os.environ.clear()
-    os.environ.update(env)
-    extra = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p not in sys.path]
-    sys.path[:0] = extra
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.path[:] = saved_path
-
-
 def serve(request: dict) -> subprocess.CompletedProcess:
     """Run one launcher's command in this process.
 
@@ -84,7 +66,7 @@ def serve(request: dict) -> subprocess.CompletedProcess:
     env = dict(request["env"])
     shims = str(Path(env.pop("RADEDIT_EXAMPLE_SERVER", "")).parent / "bin")
     env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p != shims)
-    with _environment(env):
+    with cli_runner.process_state(env, replace=True):
         if program == "radedit":
             proc = cli_runner.radedit(*argv, cwd=cwd)
             proc.stderr += "".join(line + "\n" for line in proc.logged)
