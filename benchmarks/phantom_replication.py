@@ -1,7 +1,7 @@
 """The paper's experiments reproduced in the phantom world: prints a table, writes ``--json``.
 
     python benchmarks/phantom_replication.py [--quick] [--json results.json] [--model tiny]
-        [--cache DIR] [--workers 2] [--steps T] [--removals N] [--seed 0]
+        [--cache DIR] [--workers 2] [--steps T] [--removals N] [--scale F] [--seed 0]
 
 Full mode (about 30 minutes on a 2-core CPU with the demo model) renders the
 splits, trains the judge, the weak and strong predictors and the two lung
@@ -46,6 +46,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="edit steps T (full: 50, quick: 20)")
     parser.add_argument("--removals", type=int, help="pneumothorax cases edited (full: 40, quick: 6)")
     parser.add_argument("--removal-prompt", help="the removal prompt (default 'No pneumothorax')")
+    parser.add_argument("--scale", type=float, help="run on this fraction of every split and edit list, in (0, 1] "
+                        "(a smaller run of the same steps)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
@@ -53,8 +55,10 @@ def main() -> None:
     changes = {k: v for k, v in {"steps": args.steps, "removals": args.removals, "seed": args.seed,
                                  "removal_prompt": args.removal_prompt, "threads": args.threads}.items()
                if v is not None}  # fmt: skip
-    config = ReplicationConfig.quick(**changes) if args.quick else ReplicationConfig.full(**changes)
     try:
+        config = ReplicationConfig.quick(**changes) if args.quick else ReplicationConfig.full(**changes)
+        if args.scale is not None:
+            config = config.scaled(args.scale)
         if args.json:
             check_writable(args.json, args.overwrite)
         started = time.perf_counter()

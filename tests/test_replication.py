@@ -56,16 +56,23 @@ def test_mask_helpers():
     assert (erode(mask, 2) | band)[mask].all()
 
 
-def _quick_run(tmp_path: Path, threads: int) -> subprocess.Popen:
-    folder = tmp_path / f"omp{threads}"
+def _run(tmp_path: Path, name: str, threads: int, *options: str) -> subprocess.Popen:
+    """``phantom_replication.py OPTIONS`` in its own folder under ``OMP_NUM_THREADS=threads``."""
+    folder = tmp_path / name
     folder.mkdir()
     env = {**os.environ, "OMP_NUM_THREADS": str(threads),
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}  # fmt: skip
     return subprocess.Popen(
-        [sys.executable, str(REPO / "benchmarks" / "phantom_replication.py"), "--quick", "--json",
+        [sys.executable, str(REPO / "benchmarks" / "phantom_replication.py"), *options, "--json",
          str(folder / "results.json"), "--cache", str(folder / "cache"), "--workers", "1"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder,
     )  # fmt: skip
+
+
+def _finish(proc: subprocess.Popen, folder: Path) -> tuple[str, dict]:
+    stdout, stderr = proc.communicate(timeout=1800)
+    assert proc.returncode == 0, stderr[-3000:]
+    return stdout, json.loads((folder / "results.json").read_text())
 
 
 def untimed(printed: str) -> str:
@@ -82,26 +89,52 @@ def figures(results: dict) -> dict:
     return results
 
 
-@pytest.mark.slow(seconds=660)  # both quick runs, measured in the full suite under -n 2 on 2 cores
-def test_quick_replication_gives_the_same_figures_with_one_and_two_threads(tmp_path, radedit_home):
-    # Both runs at once (each computes with the config's one thread, whatever OMP_NUM_THREADS says),
-    # so that checking the thread count costs no more wall time than one run on two cores.
-    runs = {threads: _quick_run(tmp_path, threads) for threads in (1, 2)}
-    out = {}
-    for threads, proc in runs.items():
-        stdout, stderr = proc.communicate(timeout=1800)
-        assert proc.returncode == 0, stderr[-3000:]
-        out[threads] = (stdout, json.loads((tmp_path / f"omp{threads}" / "results.json").read_text()))
-    stdout, r = out[1]
+@pytest.mark.slow(seconds=330)  # measured in the full suite under -n 2 on 2 cores
+def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
+    stdout, r = _finish(_run(tmp_path, "quick", 2, "--quick"), tmp_path / "quick")
     assert "Manifestation shift" in stdout and "Goals:" in stdout and "paper" in stdout
     assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
-    assert r["config"]["threads"] == r["threads"] == 1
-    assert figures(out[2][1]) == figures(r)
-    assert untimed(out[2][0]) == untimed(stdout)  # the printed tables too (the timings line differs)
+    assert r["config"]["threads"] == r["threads"] == 1  # OMP_NUM_THREADS=2 does not decide it
     check_ranges(r)
     # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
-    nets = sorted((tmp_path / "omp1" / "cache" / "nets").glob("*.ts"))
+    nets = sorted((tmp_path / "quick" / "cache" / "nets").glob("*.ts"))
     assert len(nets) == 5 and all(p.with_suffix(".json").is_file() for p in nets)
+
+
+#: The quick mode shrunk to every step once (split rendering, the five networks' training with
+#: their final losses in full precision, each experiment's edits, the bootstrap): what
+#: OMP_NUM_THREADS could move is all there, at a tenth of the quick run's cost.
+SMALL = ["--quick", "--removals", "1", "--steps", "4", "--scale", "0.2"]
+
+
+@pytest.mark.slow(seconds=60)
+def test_the_replication_gives_the_same_figures_with_one_and_two_threads(tmp_path, radedit_home):
+    # Both runs at once: each computes with the config's one thread, whatever OMP_NUM_THREADS says.
+    # Sensitive: with --threads 2 the same run trains every one of the five networks to other weights.
+    runs = {threads: _run(tmp_path, f"omp{threads}", threads, *SMALL) for threads in (1, 2)}
+    out = {threads: _finish(proc, tmp_path / f"omp{threads}") for threads, proc in runs.items()}
+    (stdout1, r1), (stdout2, r2) = out[1], out[2]
+    assert r1["config"]["removals"] == 1 and r1["threads"] == r2["threads"] == 1
+    losses = [net["final_loss"] for net in r1["networks"].values()]
+    assert len(losses) == 5 and all(isinstance(x, float) and x > 0 for x in losses)  # compared to the last bit
+    assert figures(r2) == figures(r1)
+    assert untimed(stdout2) == untimed(stdout1)  # the printed tables too (the timings line differs)
+
+
+def test_a_scaled_config_runs_every_step_on_fewer_cases():
+    from radedit_core.errors import ConfigError
+    from radedit_core.replication import ReplicationConfig
+
+    quick = ReplicationConfig.quick()
+    small = quick.scaled(0.2)
+    assert small.cases == {k: max(1, round(v * 0.2)) if v else 0 for k, v in quick.cases.items()}
+    assert small.cases["judge"] == 48 and small.cases["healthy_test"] == 0
+    assert (small.removals, small.consolidations, small.additions) == (1, 1, 1)
+    assert (small.epochs, small.steps, small.mode) == (quick.epochs, quick.steps, "quick")
+    assert quick.scaled(1.0) == quick
+    for factor in (0, -0.5, 1.5):
+        with pytest.raises(ConfigError, match="scale: expected a factor in"):
+            quick.scaled(factor)
 
 
 def test_fixed_threads_sets_and_restores_the_thread_count_and_determinism():

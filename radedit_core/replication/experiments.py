@@ -61,6 +61,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
+from ..errors import ConfigError
 from ..imaging import masks
 from ..imaging.transform import ModelSpaceTransform
 from ..phantom_world import Case, render_case, sample_case
@@ -145,6 +146,18 @@ class ReplicationConfig:
             ),
             **changes,
         )
+
+    def scaled(self, factor: float) -> "ReplicationConfig":
+        """The same run on ``factor`` times the cases (each split, and the edited cases, at least 1).
+
+        A smaller run of the same code: every step runs, on fewer cases (the tests' check that the
+        figures do not depend on the thread count).
+        """
+        if not 0 < factor <= 1:
+            raise ConfigError(f"scale: expected a factor in (0, 1], got {factor!r}")
+        size = lambda n: max(1, round(n * factor)) if n else 0  # noqa: E731
+        return replace(self, cases={k: size(v) for k, v in self.cases.items()}, removals=size(self.removals),
+                       consolidations=size(self.consolidations), additions=size(self.additions))  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

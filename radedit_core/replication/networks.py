@@ -68,12 +68,25 @@ class TrainedNetwork:
     seconds: float
     final_loss: float
     path: Path
+    weights_sha256: str = ""
 
     def record(self) -> dict[str, Any]:
+        """What was trained, on what, and the result: the last epoch's loss in full precision and a
+        digest of the weights (two runs that train the same weights bit for bit have the same)."""
         return {"name": self.name, "recipe": {**asdict(self.recipe), "classes": list(self.recipe.classes)},
                 "train_split": self.train_split, "train_cases": self.train_cases,
-                "train_seconds": round(self.seconds, 1), "final_loss": round(self.final_loss, 4),
-                "file": str(self.path)}  # fmt: skip
+                "train_seconds": round(self.seconds, 1), "final_loss": self.final_loss,
+                "weights_sha256": self.weights_sha256, "file": str(self.path)}  # fmt: skip
+
+
+def weights_digest(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's state (names, dtypes, shapes and bytes, in state-dict order)."""
+    digest = hashlib.sha256()
+    for name, tensor in module.state_dict().items():
+        t = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
 
 
 def build(recipe: Recipe, size: int) -> torch.nn.Module:
@@ -110,8 +123,9 @@ def fit(
     record_path = path.with_suffix(".train.json")
     if path.is_file() and record_path.is_file():
         rec = json.loads(record_path.read_text())
+        digest = rec.get("weights_sha256") or weights_digest(torch.jit.load(str(path), map_location="cpu"))
         return TrainedNetwork(name, load_torchscript(path, device="cpu"), recipe, data.split, len(data),
-                              rec["seconds"], rec["final_loss"], path)  # fmt: skip
+                              rec["seconds"], rec["final_loss"], path, digest)  # fmt: skip
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
@@ -119,6 +133,7 @@ def fit(
         loss = _train(net, recipe, data, progress, name)
     net.eval()
     seconds = time.perf_counter() - started
+    digest = weights_digest(net)
     folder.mkdir(parents=True, exist_ok=True)
     task = "classification" if recipe.kind == "classifier" else "segmentation"
     spec = contract_spec(task, recipe.classes, size, name=name)
@@ -128,10 +143,12 @@ def fit(
     torch.jit.save(scripted, str(tmp))
     sidecar = {k: v for k, v in spec.to_dict().items() if v is not None}
     path.with_suffix(".json").write_text(json.dumps(sidecar, indent=1) + "\n")
-    record_path.write_text(json.dumps({"seconds": seconds, "final_loss": loss, "cases": len(data),
-                                       "split": data.split, "recipe": asdict(recipe)}, indent=1) + "\n")  # fmt: skip
+    record_path.write_text(json.dumps({"seconds": seconds, "final_loss": loss, "weights_sha256": digest,
+                                       "cases": len(data), "split": data.split, "recipe": asdict(recipe)},
+                                      indent=1) + "\n")  # fmt: skip
     os.replace(tmp, path)
-    return TrainedNetwork(name, load_torchscript(path, device="cpu"), recipe, data.split, len(data), seconds, loss, path)
+    return TrainedNetwork(name, load_torchscript(path, device="cpu"), recipe, data.split, len(data), seconds, loss, path,
+                          digest)  # fmt: skip
 
 
 def _key(recipe: Recipe, data: RenderedSet) -> str:
