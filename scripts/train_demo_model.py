@@ -2,6 +2,7 @@
 
     python scripts/train_demo_model.py --out radedit_core/data/demo_model \
         [--images 2000] [--vae-steps N] [--unet-steps N] [--seed 0] [--datalist D] [--work-dir W]
+        [--vae-from MODEL]
 
 The demo recipe, in two stages of :func:`radedit_core.training.train_from_mapping`
 starting from the seeded random tiny model (``--model tiny-random``: the
@@ -29,6 +30,11 @@ generative model should know it everywhere; the *predictors* of the
 replication are the ones trained on the site-biased world).  The chest drain
 keeps the default world's correlation with pneumothorax (0.9 / 0.02): that
 correlation is what a global edit trips over (paper Sec. 5.3).
+
+``--vae-from MODEL`` skips stage 1 and trains the UNet on the VAE, text
+encoder and tokenizer of an earlier demo model (stage 1 is deterministic, so
+this is the VAE a full run would train again); the VAE stage's record comes
+along (``vae/training.json`` of the written model).
 
 The run folders (checkpoints, metrics, sample grids) are kept under
 ``--work-dir`` if given; an interrupted run continues from its last
@@ -93,6 +99,32 @@ def unet_stage(args: argparse.Namespace, datalist: Path, run_dir: Path, start: P
     )  # fmt: skip
 
 
+def vae_record(args: argparse.Namespace, datalist: Path, run_dir: Path) -> dict:
+    """The VAE stage's record of the model ``--vae-from`` names.
+
+    ``vae/training.json`` (written by this script since ``--vae-from``), or
+    for a model written before it, the VAE metrics of its README's metrics
+    block with this script's VAE recipe, after checking that the README's
+    recipe line is the one this recipe writes.
+    """
+    model = args.vae_from
+    recorded = model / "vae" / "training.json"
+    if recorded.is_file():
+        return json.loads(recorded.read_text())
+    text = (model / "README.md").read_text()
+    metrics = json.loads(text.split("```json\n", 1)[1].split("```", 1)[0])["vae"]
+    settings = json.loads(json.dumps(vae_stage(args, datalist, run_dir), default=str))
+    record = {"settings": settings, "global_step": metrics["train"]["step"], "metrics": metrics}
+    line = (
+        f"- VAE stage: {record['global_step']} steps, batch {settings['batch_size']} random "
+        f"{settings['vae_crop_size']}x{settings['vae_crop_size']} crops, AdamW lr {settings['learning_rate']:g} cosine, "
+        f"L1 + L2 + {settings['vae_kl_weight']:g} KL"
+    )
+    if line not in text:
+        sys.exit(f"--vae-from: {model}/README.md does not state this script's VAE recipe ({line!r})")
+    return record
+
+
 def write_world(folder: Path, images: int, holdout: int, workers: int) -> Path:
     """The training world's data set (resumable; reused when complete)."""
     datalist = folder / "datalist.json"
@@ -136,6 +168,14 @@ def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
         f"latents (cached), caption dropout {us['caption_dropout']:g}, final period dropped with probability "
         f"{us['caption_period_dropout']:g}, min-SNR gamma {us['snr_gamma']}, EMA (decay up to {us['ema_decay']:g}) "
         "weights saved.",
+    ]
+    if record.get("vae_from"):
+        lines += [
+            f"- The VAE stage was not run again: `--vae-from` took the VAE (with the text encoder and tokenizer) of "
+            f"the demo model in `{record['vae_from']}`, which this script's stage 1 trained with the same seed and "
+            "threads (its record: `vae/training.json`); `wall_time_s.vae` is therefore 0.",
+        ]
+    lines += [
         "",
         "Metrics (`training.json` has every setting of the UNet stage):",
         "",
@@ -166,6 +206,10 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--work-dir", type=Path, help="keep the phantoms and run folders here (resumable)")
+    parser.add_argument(
+        "--vae-from", type=Path, metavar="MODEL",
+        help="skip the VAE stage: train the UNet on this demo model's VAE, text encoder and tokenizer",
+    )  # fmt: skip
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -176,15 +220,20 @@ def main() -> None:
         datalist = args.datalist or write_world(work / "world", args.images, args.holdout, args.workers)
         world_s = time.perf_counter() - started
         vae_run = work / "vae"
-        if not (vae_run / "model").exists():
-            print(train_from_mapping(vae_stage(args, datalist, vae_run)))
+        if args.vae_from is not None:
+            start, vae_training = args.vae_from, vae_record(args, datalist, vae_run)
+        else:
+            if not (vae_run / "model").exists():
+                print(train_from_mapping(vae_stage(args, datalist, vae_run)))
+            start = vae_run / "model"
+            vae_training = json.loads((start / "training.json").read_text())
         vae_s = time.perf_counter() - started - world_s
-        unet = train_from_mapping(unet_stage(args, datalist, work / "unet", vae_run / "model"))
+        unet = train_from_mapping(unet_stage(args, datalist, work / "unet", start))
         print(unet)
-        vae_training = json.loads((vae_run / "model" / "training.json").read_text())
         unet_training = json.loads((unet.model_dir / "training.json").read_text())
         total = time.perf_counter() - started
         record = {
+            "vae_from": None if args.vae_from is None else str(args.vae_from),
             "images": args.images if args.datalist is None else unet_training["data"]["training_rows"],
             "unet_config_path": str(unet.model_dir / "unet" / "config.json"),
             "vae_config_path": str(unet.model_dir / "vae" / "config.json"),
@@ -202,6 +251,7 @@ def main() -> None:
             shutil.rmtree(args.out)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(unet.model_dir, args.out)
+        (args.out / "vae" / "training.json").write_text(json.dumps(vae_training, indent=2) + "\n")
         (args.out / "README.md").write_text(text)
     print(f"wrote {args.out} in {time.perf_counter() - started:.0f} s")
 
