@@ -17,7 +17,7 @@ from radedit_core.errors import ConfigError
 
 SETTINGS = {"prompt": "Moderate pulmonary edema", "steps": 4}
 ROWS = 10
-MAX_UNITS = 2
+MAX_UNITS = 4  # 2 measured on one 2-core CPU, 3 on another (its kernels round batched sums differently)
 
 
 class Killed(BaseException):
