@@ -56,7 +56,7 @@ DETAIL_HELP = (
 #: it; ``mask`` (default): the whole dilated keep mask and every latent cell it touches (the paper's
 #: rule).  ``mask`` stays the default while the demo model overshoots without the pinned band: on the
 #: sample study at 50 steps ``device`` leaves the pneumothorax region 166 stored values brighter than
-#: the true counterfactual on average, ``mask`` 58 (tests/test_demo_model.py).
+#: the true counterfactual on average, ``mask`` 58 (benchmarks/keep_scope_gap.py).
 KEEP_SCOPES = ("device", "mask")
 DEFAULT_KEEP_SCOPE = "mask"
 #: Model card's text-to-image settings.
