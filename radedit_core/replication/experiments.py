@@ -552,11 +552,23 @@ class Replication:
                                                       keep_scope="mask"))  # fmt: skip
         self.timer.add("edit additions", started)
         out: dict[str, Any] = {"cases": len(cases), "border_px": c.border_px, "segmenters": {}, "added": {}}
+        drops: dict[str, dict[str, np.ndarray]] = {}
         for name, net in (("weak", nets.weak_segmenter), ("strong", nets.strong_segmenter)):
-            rows = {"real": bootstrap_mean(self.lung_dice(net, images, lungs), sources, c.resamples, c.seed)}
+            real = self.lung_dice(net, images, lungs)
+            rows = {"real": bootstrap_mean(real, sources, c.resamples, c.seed)}
+            drops[name] = {}
             for recipe, edited in recipes.items():
-                rows[recipe] = bootstrap_mean(self.lung_dice(net, edited, lungs), sources, c.resamples, c.seed)
+                dice = self.lung_dice(net, edited, lungs)
+                rows[recipe] = bootstrap_mean(dice, sources, c.resamples, c.seed)
+                drops[name][recipe] = real - dice
             out["segmenters"][name] = rows
+        # Paired over the source images: each segmenter's Dice drop on an addition, and how much
+        # more the weak one drops than the strong one (the paper's Table 3 point).
+        out["dice_drop"] = {name: {r: bootstrap_mean(d, sources, c.resamples, c.seed) for r, d in per.items()}
+                            for name, per in drops.items()}  # fmt: skip
+        out["weak_minus_strong_drop"] = {
+            r: bootstrap_mean(drops["weak"][r] - drops["strong"][r], sources, c.resamples, c.seed) for r in recipes
+        }
         label_index = {"edema": 3, "pacemaker": 4, "consolidation": 2}
         for recipe, edited in recipes.items():
             p = predict_probabilities(nets.judge, self.tensors(edited))[:, label_index[recipe]]

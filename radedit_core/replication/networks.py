@@ -154,7 +154,13 @@ def fit(
 def _key(recipe: Recipe, data: RenderedSet) -> str:
     digest = hashlib.sha256(json.dumps({**asdict(recipe), "version": NETWORK_VERSION}, sort_keys=True).encode())
     digest.update(data.seeds.tobytes())
+    # The cases' content, not only their seeds: a world setting changes the images and labels of
+    # the same seeds (a network trained on the old ones must not be reused).
     digest.update(str(data.images.shape).encode())
+    digest.update(np.ascontiguousarray(data.images).tobytes())
+    digest.update(np.ascontiguousarray(data.lungs).tobytes())
+    for name in sorted(data.labels):
+        digest.update(name.encode() + np.ascontiguousarray(data.labels[name]).tobytes())
     return digest.hexdigest()[:12]
 
 

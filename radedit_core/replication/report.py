@@ -41,14 +41,22 @@ def pct(est: dict[str, Any] | None, scale: float = 100.0) -> str:
 
 
 def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """The issue's goals with the measured values and whether each is reached."""
+    """The goals of the phantom replication (the paper's claims, issue #19 §3) with the measured
+    values (fractions) and whether each is reached.
+
+    ``level``: ``must`` (manifestation shift, Table 2) or ``should`` (acquisition, Table 1;
+    population, Table 3).  Drops are real minus synthetic accuracy; the population goals
+    compare each segmenter's Dice drop on an addition, paired over the source images.
+    """
     man = results["manifestation"]["methods"]
     pred = results["manifestation"]["predictors"]
-    pop = results["population"]["segmenters"]
+    acq = results["acquisition"]["predictors"]
+    pop = results["population"]
     out = []
 
-    def goal(name: str, value: float | None, ok: bool | None, target: str) -> None:
-        out.append({"goal": name, "target": target, "measured": value, "reached": bool(ok) if ok is not None else None})
+    def goal(name: str, value: float | None, ok: bool | None, target: str, level: str = "must") -> None:
+        out.append({"goal": name, "target": target, "measured": value, "level": level,
+                    "reached": bool(ok) if value is not None and ok is not None else None})  # fmt: skip
 
     kept = _v(man["radedit"]["drain_present"])
     goal("RadEdit keeps the drain", kept, kept is not None and kept >= 0.95, ">= 95% of edits")
@@ -56,13 +64,30 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     goal("the global edit loses the drain", lost, lost is not None and lost >= 0.5, ">= 50% of edits")
     removed = _v(man["radedit"]["pneumothorax_removed"])
     goal("RadEdit removes the pneumothorax", removed, removed is not None and removed >= 0.9, ">= 90% of edits")
+    dark = _v(man["radedit"]["counterfactual_gap_closed"])
+    goal("RadEdit removes the finding's darkness", dark, dark is not None and dark >= 0.75, ">= 75% of its mean")
     weak_drop = _drop(pred["weak"])
     goal("weak predictor drops on the synthetic set", weak_drop, weak_drop is not None and weak_drop >= 0.5,
          ">= 50 accuracy points")  # fmt: skip
     strong_drop = _drop(pred["strong"])
-    goal("strong predictor stays", strong_drop, strong_drop is not None and abs(strong_drop) <= 0.1, "within 10 points")
-    dice = _v(pop["strong"]["edema"])
-    goal("strong segmenter's Dice on edema edits", dice, dice is not None and dice >= 0.93, ">= 0.93 (paper 93.9)")
+    goal("strong predictor stays", strong_drop, strong_drop is not None and strong_drop <= 0.1, "drops <= 10 points")
+    weak_drop = _drop(acq["weak"])
+    goal("acquisition: the weak predictor is exposed", weak_drop, weak_drop is not None and weak_drop >= 0.3,
+         "drops >= 30 points", "should")  # fmt: skip
+    strong_drop = _drop(acq["strong"])
+    goal("acquisition: the strong predictor stays", strong_drop, strong_drop is not None and strong_drop <= 0.1,
+         "drops <= 10 points", "should")  # fmt: skip
+    for recipe, est in pop["added"].items():
+        added = _v(est)
+        goal(f"population: {recipe} added (judge)", added, added is not None and added >= 0.7, ">= 70% of edits",
+             "should")  # fmt: skip
+    for recipe, est in pop.get("weak_minus_strong_drop", {}).items():
+        more = _v(est)
+        goal(f"population: the weak segmenter drops more on {recipe}", more, more is not None and more > 0,
+             "weak minus strong Dice drop > 0", "should")  # fmt: skip
+    dice = _v(pop["segmenters"]["strong"]["edema"])
+    goal("strong segmenter's Dice on edema edits", dice, dice is not None and dice >= 0.93, ">= 0.93 (paper 93.9)",
+         "should")  # fmt: skip
     return out
 
 
@@ -118,12 +143,18 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"  {'  paper':10s} " + " ".join(f"{PAPER['population'][name][k]:>22.1f}"
                                                       for k in ("real", "edema", "pacemaker", "consolidation")))  # fmt: skip
     lines.append("  finding added (judge), %: " + ", ".join(f"{k} {pct(v)}" for k, v in pop["added"].items()))
+    if "dice_drop" in pop:
+        for name in ("weak", "strong"):
+            lines.append(f"  Dice drop, {name}, points: "
+                         + ", ".join(f"{k} {pct(v)}" for k, v in pop["dice_drop"][name].items()))  # fmt: skip
+        lines.append("  weak minus strong Dice drop, points: "
+                     + ", ".join(f"{k} {pct(v)}" for k, v in pop["weak_minus_strong_drop"].items()))  # fmt: skip
     lines.append("")
     lines.append("Goals:")
     for g in goals(results):
         value = "n/a" if g["measured"] is None else f"{g['measured'] * 100:.1f}"
         mark = {True: "reached", False: "NOT reached", None: "n/a"}[g["reached"]]
-        lines.append(f"  {g['goal']:45s} {value:>7s}  (target {g['target']}): {mark}")
+        lines.append(f"  {g['level']:6s} {g['goal']:50s} {value:>7s}  (target {g['target']}): {mark}")
     lines.append("")
     t = results["timings_s"]
     lines.append("Timings, s: " + ", ".join(f"{k} {v:g}" for k, v in t.items()))

@@ -23,9 +23,13 @@ its own world (``scripts/train_demo_model.py``).
 
 Worlds (changes to the default world, :class:`WorldConfig()`):
 
-* **biased** = the default world: P(drain | pneumothorax) = 0.9 and
-  P(drain | no pneumothorax) = 0.02 (the manifestation-shift confounder),
-  consolidation only at site B (the acquisition-shift confounder).
+* **biased** = the default world with a stronger acquisition-shift
+  confounder: P(drain | pneumothorax) = 0.9 and P(drain | no pneumothorax) =
+  0.02 (the manifestation-shift confounder), consolidation only at site B and
+  there in :data:`SITE_B_CONSOLIDATION` = 0.9 of cases (the default world's
+  0.4 left the site a weaker predictor of consolidation than the finding
+  itself, so that a weak predictor had no reason to take the shortcut; a
+  world setting, never the edit).
 * **balanced**: the same patients and findings with the confounders broken:
   a drain in half of all cases whatever the pneumothorax, pneumothorax in
   half, consolidation at both sites (0.35), pacemakers in 0.3 and edema in 0.3
@@ -41,7 +45,9 @@ from typing import Any
 
 from ..phantom_world import WorldConfig, case_seed
 
-BIASED: dict[str, Any] = {}
+#: P(consolidation | site B) in the biased world (0 at site A).
+SITE_B_CONSOLIDATION = 0.9
+BIASED: dict[str, Any] = {"prevalence": {"consolidation": SITE_B_CONSOLIDATION}}
 BALANCED: dict[str, Any] = {
     "prevalence": {"pneumothorax": 0.5, "edema": 0.3, "consolidation": 0.35},
     "site_only": {},
