@@ -37,7 +37,7 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
     and in ``cwd``, with the environment's ``PYTHONPATH`` on ``sys.path`` as a process started
     with it would have it; put back the environment, ``sys.path``, folder, torch threads and
     umask afterwards (what the CLI may change)."""
-    saved_env, saved_path, saved_modules = dict(os.environ), sys.path[:], set(sys.modules)
+    saved_env, saved_path = dict(os.environ), sys.path[:]
     saved_cwd = os.getcwd()
     saved_threads = torch.get_num_threads()
     saved_umask = os.umask(0o022)
@@ -51,24 +51,12 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
             os.chdir(cwd)
         yield
     finally:
-        _forget_modules_from(set(sys.modules) - saved_modules, [p for p in sys.path if p not in saved_path] + [os.getcwd()])
         os.chdir(saved_cwd)
         os.environ.clear()
         os.environ.update(saved_env)
         sys.path[:] = saved_path
         torch.set_num_threads(saved_threads)
         os.umask(saved_umask)
-
-
-def _forget_modules_from(names: set[str], folders: list[str]) -> None:
-    """Drop the modules a call imported from ``folders`` (its working folder, the paths it put on
-    ``sys.path``): a process would end with them, and a later call or test importing the same
-    name (a bundle's ``scripts`` package from another copy of the bundle) must not get these."""
-    roots = [Path(f).resolve() for f in folders if f]
-    for name in names:
-        file = getattr(sys.modules.get(name), "__file__", None)
-        if file and any(Path(file).resolve().is_relative_to(root) for root in roots):
-            del sys.modules[name]
 
 
 class _LoggedLines(logging.Handler):
