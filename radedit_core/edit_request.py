@@ -20,7 +20,7 @@ import numpy as np
 from .dicom import choose_series_number, locate_dicom_image
 from .dicom.writing import SERIES_FILES_WRITTEN, is_series_file
 from .errors import ConfigError
-from .fileio import check_outputs_apart, check_replaceable_folder, check_writable
+from .fileio import check_outputs_apart, check_replaceable_folder, check_writable, output_path
 from .imaging.compositing import check_edit_mask_in_crop
 from .imaging.image import SourceImage
 from .imaging.io import image_format, read_image, read_mask_array
@@ -95,10 +95,9 @@ def prepare_edit(
         raise ConfigError(f"give {name('edit_mask')}, or {name('global_edit')} to edit the whole image")
     if edit_ref is not None and global_edit:
         raise ConfigError(f"{name('edit_mask')} and {name('global_edit')} exclude each other")
-    if output is None or not str(output).strip():
-        raise ConfigError(f"{name('output')}: empty; give a file name (e.g. edited.png) or a new folder name for a "
-                          "DICOM series")  # fmt: skip
-    output = Path(output)
+    output = output_path(
+        output, name("output"), "give a file name (e.g. edited.png) or a new folder name for a DICOM series"
+    )
     fmt = output_format_for_path(output, output_format, name("output"))
     given = [name(k) for k in DICOM_ONLY_OPTIONS if dicom is not None and getattr(dicom, k) not in (None, False)]
     if fmt != "dicom" and given:

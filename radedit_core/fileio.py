@@ -125,17 +125,19 @@ def _holds_working_folder(path: Path) -> bool:
     return os.path.isdir(path) and _inside(Path(here), path)
 
 
-def output_path(value: str | Path | None, option: str) -> Path:
+def output_path(
+    value: str | Path | None, option: str, hint: str = "give the name of a new folder (or one radedit wrote, with --overwrite)"
+) -> Path:
     """The path an output option names; an empty one is refused.
 
     An argument parser's ``Path("")`` is the working folder (``.``), which an
     output never replaces, so the empty string is refused as the user typed it.
 
     Raises:
-        ConfigError: ``value`` is None, empty or blank (names ``option``).
+        ConfigError: ``value`` is None, empty or blank (names ``option``, then ``hint``).
     """
     if value is None or not str(value).strip():
-        raise ConfigError(f"{option}: empty; give the name of a new folder (or one radedit wrote, with --overwrite)")
+        raise ConfigError(f"{option}: empty; {hint}")
     return Path(value)
 
 
