@@ -68,7 +68,7 @@ class TrainedNetwork:
     seconds: float
     final_loss: float
     path: Path
-    weights_sha256: str = ""
+    weights_sha256: str
 
     def record(self) -> dict[str, Any]:
         """What was trained, on what, and the result: the last epoch's loss in full precision and a
@@ -123,9 +123,8 @@ def fit(
     record_path = path.with_suffix(".train.json")
     if path.is_file() and record_path.is_file():
         rec = json.loads(record_path.read_text())
-        digest = rec.get("weights_sha256") or weights_digest(torch.jit.load(str(path), map_location="cpu"))
         return TrainedNetwork(name, load_torchscript(path, device="cpu"), recipe, data.split, len(data),
-                              rec["seconds"], rec["final_loss"], path, digest)  # fmt: skip
+                              rec["seconds"], rec["final_loss"], path, rec["weights_sha256"])  # fmt: skip
     started = time.perf_counter()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(recipe.seed)
