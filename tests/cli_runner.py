@@ -37,7 +37,7 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
     and in ``cwd``, with the environment's ``PYTHONPATH`` on ``sys.path`` as a process started
     with it would have it; put back the environment, ``sys.path``, folder, torch threads and
     umask afterwards (what the CLI may change)."""
-    saved_env, saved_path = dict(os.environ), sys.path[:]
+    saved_env, saved_path, saved_modules = dict(os.environ), sys.path[:], dict(sys.modules)
     saved_cwd = os.getcwd()
     saved_threads = torch.get_num_threads()
     saved_umask = os.umask(0o022)
@@ -52,11 +52,29 @@ def process_state(env: Mapping[str, str] | None = None, cwd: Path | str | None =
         yield
     finally:
         os.chdir(saved_cwd)
+        _put_back_modules(saved_modules, saved_path)
         os.environ.clear()
         os.environ.update(saved_env)
         sys.path[:] = saved_path
         torch.set_num_threads(saved_threads)
         os.umask(saved_umask)
+
+
+def _put_back_modules(saved: dict, search_path: list[str]) -> None:
+    """Modules a call imported from outside the interpreter's search path (a bundle's ``scripts``
+    package from a copy of the bundle that the call put on ``sys.path``) end with it, as they
+    would with a process: a later import of the same name gets what it got before.  Modules
+    found on the search path (site-packages, the repository) stay loaded."""
+    roots = [Path(p or ".").resolve() for p in search_path]
+    for name, module in list(sys.modules.items()):
+        if saved.get(name) is module:
+            continue
+        file = getattr(module, "__file__", None)
+        if file and not any(Path(file).resolve().is_relative_to(root) for root in roots):
+            if name in saved:
+                sys.modules[name] = saved[name]
+            else:
+                del sys.modules[name]
 
 
 class _LoggedLines(logging.Handler):

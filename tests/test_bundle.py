@@ -240,8 +240,7 @@ def test_generate(tmp_path, radedit_home, micro_model_dir):
         assert sidecar["settings"]["steps"] == 6 and sidecar["settings"]["guidance"] == 7.5
 
 
-def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, root_logging, micro_model_dir,
-                                                    monkeypatch):  # fmt: skip
+def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, root_logging, micro_model_dir):
     from monai.bundle import ConfigParser, ConfigWorkflow
 
     from radedit_core.batch import BatchSummary
@@ -274,11 +273,6 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     assert cause is not None and "dtype: must be one of auto, float32, bfloat16, float16" in str(cause)
     assert not (tmp_path / "bad").exists()
 
-    # A bare parser imports `scripts` as MONAI does: whatever package of that name comes first (every
-    # model-zoo bundle has one; another copy of this bundle may have been imported in this process).
-    for name in [n for n in sys.modules if n == "scripts" or n.startswith("scripts.")]:
-        monkeypatch.delitem(sys.modules, name)
-    monkeypatch.syspath_prepend(str(BUNDLE))
     parser = ConfigParser()  # defaults: model-zoo style eval/ inside the bundle
     parser.read_config(str(CONFIG))
     assert Path(parser.get_parsed_content("output_dir")) == BUNDLE / "eval"
