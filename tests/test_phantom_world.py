@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 from pathlib import Path
@@ -246,6 +247,32 @@ def test_reports_use_the_papers_prompt_phrasing():
     assert text == f"{ptx.size.capitalize()} {ptx.side} pneumothorax. {ptx.side.capitalize()} chest drain in place."
     drain_only = impression(FindingsParameters(), DevicesParameters(drain=params.devices.drain))
     assert drain_only.startswith(f"{ptx.side.capitalize()} chest drain in place. No pneumothorax.")
+
+
+def test_report_negatives_state_no_pneumothorax_once_in_every_report_without_one():
+    plain, negatives = WorldConfig(), WorldConfig.from_dict({"report_negatives": True})
+    counts = {"with": 0, "without": 0}
+    for seed in range(80):
+        params, base = sample_parameters(negatives, seed), sample_parameters(plain, seed)
+        # The setting changes the text only, never what is drawn.
+        assert dataclasses.replace(params, report_negatives=False).to_dict() == base.to_dict()
+        text = impression(params.findings, params.devices, negatives=True)
+        base_text = impression(base.findings, base.devices)
+        if params.findings.pneumothorax is None:
+            counts["without"] += 1
+            assert text.endswith("No pneumothorax.") and text.count("No pneumothorax.") == 1
+            assert text in (base_text, base_text + " No pneumothorax.")
+        else:
+            counts["with"] += 1
+            assert text == base_text and "No pneumothorax" not in text
+    assert min(counts.values()) > 5
+    seed = seeds_of(negatives, lambda p: p.findings.pneumothorax is None and p.devices.drain is None, 1)[0]
+    case = sample_case(negatives, seed)
+    assert case.report == impression(case.parameters.findings, case.parameters.devices) + " No pneumothorax."
+    again = CaseParameters.from_dict(json.loads(json.dumps(case.parameters.to_dict())))
+    assert again.report_negatives is True and render_case(again).report == case.report
+    with pytest.raises(ConfigError, match="report_negatives must be true or false, got 'yes'"):
+        WorldConfig.from_dict({"report_negatives": "yes"})
 
 
 # -- config ---------------------------------------------------------------------------------

@@ -20,7 +20,10 @@ prompts are in the training distribution of a model trained on the world:
   place. The position of the leads is as expected.", "ECG leads overlie the
   chest.";
 * no finding: "No acute cardiopulmonary process." without devices, and
-  "Otherwise unremarkable chest radiographic examination." after them.
+  "Otherwise unremarkable chest radiographic examination." after them;
+* with ``negatives`` (a world's ``report_negatives``), every report without a
+  pneumothorax ends with "No pneumothorax." (the paper's removal prompt, which
+  otherwise only follows a drain).
 
 Each sentence ends with a period; a training workflow may shuffle the
 sentences (as the paper did) or drop final periods.
@@ -65,13 +68,20 @@ def device_sentences(devices: DevicesParameters, findings: FindingsParameters) -
     return out
 
 
-def impression(findings: FindingsParameters, devices: DevicesParameters) -> str:
-    """The report impression of a case (sentences joined by single spaces)."""
+def impression(findings: FindingsParameters, devices: DevicesParameters, negatives: bool = False) -> str:
+    """The report impression of a case (sentences joined by single spaces).
+
+    ``negatives``: end every report without a pneumothorax with "No pneumothorax."
+    """
     found = finding_sentences(findings)
     placed = device_sentences(devices, findings)
     if not found:
-        return " ".join(placed + [OTHERWISE_NORMAL]) if placed else NORMAL
-    return " ".join(found + placed)
+        sentences = placed + [OTHERWISE_NORMAL] if placed else [NORMAL]
+    else:
+        sentences = found + placed
+    if negatives and findings.pneumothorax is None and NO_PNEUMOTHORAX not in sentences:
+        sentences.append(NO_PNEUMOTHORAX)
+    return " ".join(sentences)
 
 
 __all__ = ["NORMAL", "NO_PNEUMOTHORAX", "OTHERWISE_NORMAL", "device_sentences", "finding_sentences", "impression"]

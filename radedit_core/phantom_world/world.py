@@ -87,6 +87,9 @@ class WorldConfig:
         severity: per finding, the probabilities of its sizes ("small", "moderate",
             "large"; edema "mild", "moderate", "severe"; consolidation its lobe "upper",
             "lower").
+        report_negatives: every report of a case without a pneumothorax states
+            "No pneumothorax." (as real impressions often do); when False, only
+            beside a chest drain (:mod:`.reports`).
     """
 
     rows: int = 512
@@ -100,6 +103,7 @@ class WorldConfig:
     pacemaker_left: float = 0.9
     ecg: float = 0.3
     severity: dict[str, dict[str, float]] = field(default_factory=_default_severity)
+    report_negatives: bool = False
 
     def __post_init__(self) -> None:
         self.validate()
@@ -157,6 +161,8 @@ class WorldConfig:
                 fail(f"site_only.{finding}: unknown site {site!r} (sites: {', '.join(self.sites)})")
         for name in ("drain_given_pneumothorax", "drain_given_no_pneumothorax", "pacemaker", "pacemaker_left", "ecg"):
             probability(name, getattr(self, name))
+        if not isinstance(self.report_negatives, bool):
+            fail(f"report_negatives must be true or false, got {self.report_negatives!r}")
         allowed = {
             "pneumothorax": {"small", "moderate", "large"},
             "effusion": {"small", "moderate", "large"},
@@ -262,6 +268,7 @@ class CaseParameters:
     findings: FindingsParameters
     devices: DevicesParameters
     acquisition: AcquisitionParameters
+    report_negatives: bool = False
 
     def labels(self) -> dict[str, int | str]:
         """0/1 per finding and device, and the site."""
@@ -398,6 +405,7 @@ def sample_parameters(config: WorldConfig, seed: int) -> CaseParameters:
         findings=findings,
         devices=devices,
         acquisition=acquisition,
+        report_negatives=config.report_negatives,
     )
 
 
@@ -431,7 +439,7 @@ def render_case(parameters: CaseParameters, exclude: Collection[str] = (), stora
         image=image,
         masks=masks,
         labels=parameters.labels(),
-        report=impression(parameters.findings, parameters.devices),
+        report=impression(parameters.findings, parameters.devices, negatives=parameters.report_negatives),
         parameters=parameters,
         storage=storage,
     )
