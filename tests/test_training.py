@@ -122,6 +122,7 @@ def uninterrupted(data, feature_extractor, tmp_path_factory, radedit_home):
         ({"max_train_steps": "ten"}, "max_train_steps: expected an integer, got 'ten'"),
         ({"max_train_steps": 2.5}, "max_train_steps: expected an integer, got 2.5"),
         ({"use_ema": "maybe"}, "use_ema: expected true or false, got 'maybe'"),
+        ({"caption_sentence_shuffle": "often"}, "caption_sentence_shuffle: expected true or false, got 'often'"),
         ({"stage": "text"}, "stage: must be one of unet, vae, got 'text'"),
         ({"lr_scheduler": "exponential"}, "lr_scheduler: must be one of constant, constant_with_warmup"),
         ({"cache_latents": True}, "cache_latents: a cached latent cannot be re-sampled"),
@@ -253,6 +254,43 @@ def test_a_sample_gets_the_same_loss_in_any_batch(data, radedit_home):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         bf16 = objective.loss(unet, collate(items), epoch=1)
     assert bf16.dtype == torch.float32 and float(abs(bf16 - together)) <= 5e-3 * float(together)
+
+
+def test_sentence_shuffle_reorders_only_the_captions_sentences(data, radedit_home):
+    """The paper's caption recipe (App. 0.D): sentences shuffled per sample; every other draw stays as it was."""
+    from radedit_core.training.captions import sentence_order, split_sentences, training_caption
+    from radedit_core.training.components import load_start_components, noise_scheduler_from, scheduler_settings
+    from radedit_core.training.data import collate, model_space_dataset, read_training_datalist
+    from radedit_core.training.denoising import DenoisingObjective
+
+    text = "Large right pneumothorax. Right chest drain in place.  ECG leads overlie the chest."
+    assert split_sentences(text) == ["Large right pneumothorax.", "Right chest drain in place.", "ECG leads overlie the chest."]
+    assert training_caption(text, False, True, [2, 0, 1]) == (
+        "ECG leads overlie the chest. Large right pneumothorax. Right chest drain in place"
+    )
+    assert training_caption(text, True, False, [2, 0, 1]) == "" and training_caption("No pneumothorax.", False, True) == "No pneumothorax"
+    with pytest.raises(ValueError, match="not a permutation of the 3 sentence"):
+        training_caption(text, False, False, [0, 0, 1])
+    generator = torch.Generator().manual_seed(0)
+    assert len({tuple(sentence_order(text, generator)) for _ in range(300)}) == 6
+
+    def objective(shuffle: bool) -> DenoisingObjective:
+        settings = TrainSettings.from_mapping(options(data, "unused", caption_sentence_shuffle=shuffle))
+        components = load_start_components(settings, torch.device("cpu"))
+        scheduler = noise_scheduler_from(scheduler_settings(components.spec.scheduler, "epsilon"))
+        return DenoisingObjective(components, settings, scheduler)
+
+    plain, shuffled = objective(False), objective(True)
+    dataset = model_space_dataset(read_training_datalist(data).training, 64, 1.0)
+    items = [dataset[i] for i in (5, 2, 7)]
+    with torch.no_grad():
+        # One-sentence reports: the same loss to the bit (timesteps, dropouts and noise drawn as before).
+        assert torch.equal(plain.loss(plain.unet, collate(items), 1), shuffled.loss(shuffled.unet, collate(items), 1))
+        longer = [dict(it, text=text) for it in items]
+        together = shuffled.loss(shuffled.unet, collate(longer), 1)
+        alone = torch.stack([shuffled.loss(shuffled.unet, collate([it]), 1) for it in longer]).mean()
+        assert float(abs(together - alone)) <= 1e-6 * float(alone)  # per-sample draws, as every other draw
+        assert not torch.equal(together, plain.loss(plain.unet, collate(longer), 1))
 
 
 # -- training ------------------------------------------------------------------------

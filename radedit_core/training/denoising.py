@@ -8,9 +8,11 @@ scheduler config: the model card's linear betas 1e-4..0.02 over 1000 steps),
 and the UNet, conditioned on the frozen text encoder's last hidden state of
 the report, predicts the scheduler's target: the noise (``epsilon``, the
 model card), the velocity (``v_prediction``, ``DDPMScheduler.get_velocity``)
-or the clean latent (``sample``).  A caption is replaced by "" with
+or the clean latent (``sample``).  The caption is the report, its sentences
+optionally shuffled, its final period optionally dropped, or "" with
 probability ``caption_dropout``: "" is the unconditional embedding that
-classifier-free guidance and the editing path use.  The loss is the mean
+classifier-free guidance and the editing path use
+(:mod:`radedit_core.training.captions`).  The loss is the mean
 squared error per sample, optionally weighted by min-SNR-gamma
 (Hang et al. 2023, with diffusers' ``compute_snr``), averaged over the batch.
 
@@ -25,6 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.conditioning import encode_prompts
+from .captions import sentence_order, training_caption
 from .noise import batch_generators, sample_generator, stacked_rand, stacked_randint, stacked_randn
 
 
@@ -153,15 +156,20 @@ class DenoisingObjective:
         """Mean loss of the batch; every draw comes from the sample's own generator."""
         s = self.settings
         gens = batch_generators(s.seed, "train", epoch, batch["index"])
-        # Fixed order of draws per sample: timestep, caption dropout, period dropout, posterior, noise.
+        # Fixed order of draws per sample: timestep, caption dropout, period dropout, posterior, noise,
+        # then (only when enabled, so that runs without it draw as before) the sentence order.
         timesteps = stacked_randint(gens, self.num_train_timesteps)
         dropped = stacked_rand(gens) < s.caption_dropout
         no_period = stacked_rand(gens) < s.caption_period_dropout
         latents = self.latents(batch, gens)
         noise = stacked_randn(gens, tuple(latents.shape[1:]))
+        if s.caption_sentence_shuffle:
+            orders = [sentence_order(text, g) for text, g in zip(batch["text"], gens, strict=True)]
+        else:
+            orders = [None] * len(gens)
         texts = [
-            "" if d else (text[:-1] if p and text.endswith(".") else text)
-            for text, d, p in zip(batch["text"], dropped.tolist(), no_period.tolist())
+            training_caption(text, d, p, order)
+            for text, d, p, order in zip(batch["text"], dropped.tolist(), no_period.tolist(), orders, strict=True)
         ]
         per_sample = self.per_sample_mse(model, latents, noise, timesteps, self.embed(texts))
         if s.snr_gamma is not None:

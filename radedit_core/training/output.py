@@ -117,6 +117,7 @@ def readme(name: str, training: dict[str, Any]) -> str:
         lines.append(
             f"- Target {training['prediction_type']} with the model's noise schedule, latents by posterior "
             f"{s['latent_sampling']}, caption dropout {s['caption_dropout']:g}"
+            + (", sentences shuffled" if s.get("caption_sentence_shuffle") else "")
             + (f", final period dropped with probability {s['caption_period_dropout']:g}"
                if s["caption_period_dropout"] else "")
             + (f", min-SNR gamma {s['snr_gamma']:g}" if s.get("snr_gamma") is not None else "")

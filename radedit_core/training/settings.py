@@ -165,6 +165,9 @@ class TrainSettings:
         0.0, "float", "probability that a caption's final period is dropped (prompts are typed both ways)",
         low=0.0, high=1.0,
     )  # fmt: skip
+    caption_sentence_shuffle: bool = _opt(
+        False, "bool", "shuffle the sentences of each caption (the paper's recipe, App. 0.D)"
+    )
     latent_sampling: str = _opt(
         "sample", "str", "VAE latents: 'sample' the posterior (per-sample seeded) or take its 'mode'",
         choices=("sample", "mode"),
