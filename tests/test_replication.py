@@ -21,7 +21,13 @@ import pytest
 
 from radedit_core.phantom_world import case_seed
 from radedit_core.replication.experiments import bounding_box, border_band, erode
-from radedit_core.replication.worlds import GENERATIVE_MODEL_SEED, SITE_B_CONSOLIDATION, SPLITS, check_disjoint
+from radedit_core.replication.worlds import (
+    DRAIN_WITHOUT_PNEUMOTHORAX,
+    GENERATIVE_MODEL_SEED,
+    SITE_B_CONSOLIDATION,
+    SPLITS,
+    check_disjoint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,7 +44,8 @@ def test_splits_are_disjoint_and_the_check_notices_an_overlap(monkeypatch):
 
 def test_worlds_break_or_keep_the_confounders():
     biased, balanced, healthy = (SPLITS[k].config() for k in ("test", "strong", "healthy"))
-    assert (biased.drain_given_pneumothorax, biased.drain_given_no_pneumothorax) == (0.9, 0.02)
+    assert (biased.drain_given_pneumothorax, biased.drain_given_no_pneumothorax) == (0.9, DRAIN_WITHOUT_PNEUMOTHORAX)
+    assert DRAIN_WITHOUT_PNEUMOTHORAX == 0.0
     assert biased.finding_probability("consolidation", "A") == 0.0
     assert biased.finding_probability("consolidation", "B") == SITE_B_CONSOLIDATION == 0.9
     assert balanced.drain_given_pneumothorax == balanced.drain_given_no_pneumothorax

@@ -23,13 +23,16 @@ its own world (``scripts/train_demo_model.py``).
 
 Worlds (changes to the default world, :class:`WorldConfig()`):
 
-* **biased** = the default world with a stronger acquisition-shift
-  confounder: P(drain | pneumothorax) = 0.9 and P(drain | no pneumothorax) =
-  0.02 (the manifestation-shift confounder), consolidation only at site B and
+* **biased** = the default world with stronger confounders (world
+  settings, never the edit): P(drain | pneumothorax) = 0.9 and P(drain | no
+  pneumothorax) = :data:`DRAIN_WITHOUT_PNEUMOTHORAX` = 0 (the
+  manifestation-shift confounder; the paper's CANDID-PTX has "very few
+  images [with] a chest drain and no pneumothorax", and the default world's
+  0.02 taught a weak predictor that a drain alone is no pneumothorax, so that
+  it read the finding as much as the drain), consolidation only at site B and
   there in :data:`SITE_B_CONSOLIDATION` = 0.9 of cases (the default world's
   0.4 left the site a weaker predictor of consolidation than the finding
-  itself, so that a weak predictor had no reason to take the shortcut; a
-  world setting, never the edit).
+  itself, so that a weak predictor had no reason to take the shortcut).
 * **balanced**: the same patients and findings with the confounders broken:
   a drain in half of all cases whatever the pneumothorax, pneumothorax in
   half, consolidation at both sites (0.35), pacemakers in 0.3 and edema in 0.3
@@ -47,7 +50,12 @@ from ..phantom_world import WorldConfig, case_seed
 
 #: P(consolidation | site B) in the biased world (0 at site A).
 SITE_B_CONSOLIDATION = 0.9
-BIASED: dict[str, Any] = {"prevalence": {"consolidation": SITE_B_CONSOLIDATION}}
+#: P(drain | no pneumothorax) in the biased world (P(drain | pneumothorax) stays the default 0.9).
+DRAIN_WITHOUT_PNEUMOTHORAX = 0.0
+BIASED: dict[str, Any] = {
+    "prevalence": {"consolidation": SITE_B_CONSOLIDATION},
+    "drain_given_no_pneumothorax": DRAIN_WITHOUT_PNEUMOTHORAX,
+}
 BALANCED: dict[str, Any] = {
     "prevalence": {"pneumothorax": 0.5, "edema": 0.3, "consolidation": 0.35},
     "site_only": {},
