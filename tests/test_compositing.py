@@ -346,8 +346,9 @@ def test_a_real_edit_changes_outside_its_masks_only_by_the_reverse_pass(editor):
     expected = np.clip(np.rint(expected), *src.value_range)
     assert np.array_equal(res.image.array[outside], expected[outside])
     # the reverse pass's own change there is bounded (measured on the phantom-world demo model, whose
-    # deeper UNet spreads an edit further than the earlier one (p99 37): p99 137 stored values of 4096
-    # at these 12 steps), below the VAE reconstruction error the old compositing added there (p99 206)
+    # deeper UNet spreads an edit further than the earlier one (p99 37): p99 116 stored values of 4096
+    # at these 12 steps, 137 before its retraining), below the VAE reconstruction error the old
+    # compositing added there (p99 206)
     got = np.abs(res.image.array.astype(np.float64) - src.array)[outside]
     recon_error = np.zeros(src.shape)
     recon_error[rows, cols] = np.abs(tf.to_values(tf.model_to_crop(res.model_reconstruction)) - src.array[rows, cols])
