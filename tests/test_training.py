@@ -175,6 +175,23 @@ def test_bad_data_and_output_folders_fail_before_any_model_loads(data, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "finished"]
 
 
+def test_reports_are_read_as_written_never_as_paths(data):
+    """MONAI's datalist loader joins any string naming something beside the datalist to its folder;
+    a report is text: "" stays "" and "images" stays "images"."""
+    from radedit_core.training.data import read_training_datalist
+
+    listing = json.loads(data.read_text())
+    listing["training"][0]["report"], listing["training"][1]["report"] = "", "images"
+    odd = data.parent / "odd-reports.json"
+    odd.write_text(json.dumps(listing))
+    try:
+        rows = read_training_datalist(odd).training
+    finally:
+        odd.unlink()
+    assert [r["text"] for r in rows[:3]] == ["", "images", REPORTS[2]]
+    assert rows[0]["image"] == str((data.parent / "images" / "p0.png").resolve())
+
+
 def test_settings_from_a_command_line(data, tmp_path):
     import argparse
 
@@ -273,6 +290,11 @@ def test_sentence_shuffle_reorders_only_the_captions_sentences(data, radedit_hom
         training_caption(text, False, False, [0, 0, 1])
     generator = torch.Generator().manual_seed(0)
     assert len({tuple(sentence_order(text, generator)) for _ in range(300)}) == 6
+    # numbered impressions keep their markers; a sentence typed without its period gains one when moved
+    assert split_sentences("1. Small left pneumothorax. 2. No edema?") == ["1. Small left pneumothorax.", "2. No edema?"]
+    assert training_caption("No edema. No pneumothorax", False, False, [1, 0]) == "No pneumothorax. No edema."
+    # a report without any sentence is what it was ("" once stripped), whatever the order drawn
+    assert sentence_order("   ", generator) == [0] and training_caption("   ", False, True, [0]) == ""
 
     def objective(shuffle: bool) -> DenoisingObjective:
         settings = TrainSettings.from_mapping(options(data, "unused", caption_sentence_shuffle=shuffle))
@@ -388,6 +410,20 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run_bit_for_bit(data, uni
     with pytest.raises(ConfigError, match=r"resume: .*checkpoint-0000007 was written with other training settings "
                                           r"\(learning_rate: 0\.001 -> 0\.002\)"):  # fmt: skip
         train_from_mapping({**settings, "learning_rate": 2e-3})
+
+    # a checkpoint written before an option existed (its recipe lacks it) resumes while the option
+    # keeps its default, which changes nothing, and is refused once it is set otherwise
+    from radedit_core.training.checkpoint import check_resumable
+
+    checkpoint = out / "checkpoints" / "checkpoint-0000007"
+    state = json.loads((checkpoint / "state.json").read_text())
+    del state["recipe"]["caption_sentence_shuffle"]
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    current = TrainSettings.from_mapping(settings)
+    assert check_resumable(checkpoint, current.recipe(), 2, current.recipe_defaults()).global_step == 7
+    shuffled = TrainSettings.from_mapping({**settings, "caption_sentence_shuffle": True})
+    with pytest.raises(ConfigError, match=r"\(caption_sentence_shuffle: False -> True\)"):
+        check_resumable(checkpoint, shuffled.recipe(), 2, shuffled.recipe_defaults())
 
 
 def _same_state(a, b) -> bool:

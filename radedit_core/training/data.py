@@ -94,8 +94,11 @@ def read_training_datalist(
             raise InputError(path, f"no non-empty '{split}' list of rows (lists present: {present})")
         if not all(isinstance(e, dict) for e in entries):
             raise InputError(path, f"'{split}': every row must be an object with '{image_key}' and '{text_key}'")
-        # MONAI joins 'image' (and existing relative paths in other columns) to the datalist's folder.
+        # MONAI joins 'image' (and existing relative paths in other columns) to the datalist's folder;
+        # the text is read as written (MONAI would turn a report "" or one naming a file beside the
+        # datalist into a path).
         rows = load_decathlon_datalist(path, is_segmentation=False, data_list_key=split)
+        rows = [{**row, **({text_key: raw[text_key]} if text_key in raw else {})} for row, raw in zip(rows, entries, strict=True)]
         splits[split] = _check_rows(path, split, rows, image_key, text_key)
     return TrainingRows(path=path, training=splits[train_split], validation=splits[validation_split])
 
