@@ -102,8 +102,17 @@ def read_state(folder: Path) -> TrainState:
     return TrainState.from_json(data, folder)
 
 
-def recipe_differences(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
-    """``option: saved -> current`` for every recipe option that differs."""
+def recipe_differences(
+    saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
+) -> list[str]:
+    """``option: saved -> current`` for every recipe option that differs.
+
+    An option missing from ``saved`` (a checkpoint written before the option
+    existed) counts as its value in ``defaults``: an option added later whose
+    default changes nothing lets such a checkpoint resume.
+    """
+    defaults = defaults or {}
+    saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
     keys = sorted(set(saved) | set(current))
     return [f"{k}: {_short(saved.get(k))} -> {_short(current.get(k))}" for k in keys if saved.get(k) != current.get(k)]
 
@@ -113,14 +122,19 @@ def _short(value: Any, limit: int = 40) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def check_resumable(folder: Path, recipe: dict[str, Any], global_batch: int) -> TrainState:
+def check_resumable(
+    folder: Path, recipe: dict[str, Any], global_batch: int, defaults: dict[str, Any] | None = None
+) -> TrainState:
     """The checkpoint's state if it was written with this recipe and global batch.
+
+    ``defaults``: the recipe options' defaults (:meth:`TrainSettings.recipe_defaults`), for
+    options a checkpoint written before them lacks.
 
     Raises:
         ConfigError: naming the options that differ.
     """
     state = read_state(folder)
-    diffs = recipe_differences(state.recipe, recipe)
+    diffs = recipe_differences(state.recipe, recipe, defaults)
     if state.global_batch != global_batch:
         diffs.append(f"global batch (ranks x batch_size x accumulation): {state.global_batch} -> {global_batch}")
     if diffs:

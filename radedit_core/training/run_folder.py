@@ -72,7 +72,7 @@ def plan_run(settings, global_batch: int) -> RunPlan:
     recipe = settings.recipe()
     if settings.resume not in ("auto", "never"):
         folder = Path(settings.resume).expanduser().resolve()
-        return RunPlan(run_dir, model_dir, folder, check_resumable(folder, recipe, global_batch), ())
+        return RunPlan(run_dir, model_dir, folder, check_resumable(folder, recipe, global_batch, settings.recipe_defaults()), ())
     checkpoints = list_checkpoints(run_dir)
     if settings.resume == "never" and earlier:
         raise OutputError(
@@ -81,7 +81,7 @@ def plan_run(settings, global_batch: int) -> RunPlan:
         )
     if checkpoints:
         latest = checkpoints[-1]
-        return RunPlan(run_dir, model_dir, latest, check_resumable(latest, recipe, global_batch), ())
+        return RunPlan(run_dir, model_dir, latest, check_resumable(latest, recipe, global_batch, settings.recipe_defaults()), ())
     return RunPlan(run_dir, model_dir, None, None, ())
 
 

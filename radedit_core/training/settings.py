@@ -15,7 +15,7 @@ may change between sessions because they do not change the trained weights.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -285,6 +285,18 @@ class TrainSettings:
             raise ConfigError(f"validation_split: the validation list must differ from the training list ({self.train_split!r})")
 
     # -- views ---------------------------------------------------------------
+    @classmethod
+    def recipe_defaults(cls) -> dict[str, Any]:
+        """Each recipe option's default, as :meth:`recipe` writes values (resuming a checkpoint
+        written before an option existed compares it as its default)."""
+        out = {
+            f.name: f.default if f.default is not MISSING else f.default_factory()
+            for f in fields(cls)
+            if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")
+            and (f.default is not MISSING or f.default_factory is not MISSING)
+        }
+        return json.loads(json.dumps(out, default=repr))
+
     def recipe(self) -> dict[str, Any]:
         """The options that decide the trained weights (compared on resume).
 
