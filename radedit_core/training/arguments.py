@@ -45,7 +45,8 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
         meta = f.metadata
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not None else "none"
-        help_text = f"{meta['help']} (default: {default})"
+        # argparse %-formats help strings: a literal % ("~30% slower") must be doubled.
+        help_text = f"{meta['help']} (default: {default})".replace("%", "%%")
         kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
         if meta["kind"] == "bool":
             group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)

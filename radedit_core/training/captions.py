@@ -20,21 +20,40 @@ from collections.abc import Sequence
 
 import torch
 
-#: A sentence ends with a period followed by white space (the phantom world's and MIMIC's impressions).
-_SENTENCE_BREAK = re.compile(r"(?<=\.)\s+")
+#: A sentence ends with a period, question or exclamation mark followed by white space.
+_SENTENCE_BREAK = re.compile(r"(?<=[.?!])\s+")
+#: A list marker such as "1." or "2)" starts the sentence after it, not one of its own.
+_LIST_MARKER = re.compile(r"^\(?\d{1,2}[.)]$")
 
 
 def split_sentences(text: str) -> list[str]:
-    """``text``'s sentences (split after each period followed by white space; surrounding space removed).
+    """``text``'s sentences: split after each ``.``, ``?`` or ``!`` followed by white space.
 
-    >>> split_sentences("Large right pneumothorax. Right chest drain in place.")
-    ['Large right pneumothorax.', 'Right chest drain in place.']
+    Surrounding space is removed, and a numbered list's markers ("1.", "2)") stay with the
+    sentence they number.  Abbreviations ("Dr.", "approx.") are taken for sentence ends: a
+    report that uses them is split there too.
+
+    >>> split_sentences("1. Large right pneumothorax. 2. Right chest drain in place.")
+    ['1. Large right pneumothorax.', '2. Right chest drain in place.']
     """
-    return [s for s in _SENTENCE_BREAK.split(text.strip()) if s]
+    out: list[str] = []
+    marker = ""
+    for piece in _SENTENCE_BREAK.split(text.strip()):
+        if not piece:
+            continue
+        if _LIST_MARKER.match(piece):
+            marker += piece + " "
+            continue
+        out.append(marker + piece)
+        marker = ""
+    if marker:
+        out.append(marker.strip())
+    return out
 
 
 def sentence_order(text: str, generator: torch.Generator) -> list[int]:
-    """A random order of ``text``'s sentences (``torch.randperm`` with ``generator``; one draw per call)."""
+    """A random order of ``text``'s sentences (``torch.randperm`` with ``generator``; one draw per call,
+    also for a text without sentences, whose order is ``[0]``)."""
     return torch.randperm(max(1, len(split_sentences(text))), generator=generator).tolist()
 
 
@@ -48,16 +67,23 @@ def training_caption(text: str, dropped: bool, drop_period: bool, order: Sequenc
         order: the sentences' order (:func:`sentence_order`), or None to keep the text's.
 
     Returns:
-        The caption: ``text`` with its sentences in ``order`` joined by single spaces,
-        without its final period when ``drop_period``; "" when ``dropped``.
+        The caption: ``text`` with its sentences in ``order`` joined by single spaces (a
+        sentence without a final period gains one when another follows it), without its final
+        period when ``drop_period``; "" when ``dropped``.
+
+    Raises:
+        ValueError: ``order`` is not a permutation of the text's sentences.
     """
     if dropped:
         return ""
     if order is not None:
-        sentences = split_sentences(text)
+        sentences = split_sentences(text) or [""]
         if sorted(order) != list(range(len(sentences))):
             raise ValueError(f"order {list(order)} is not a permutation of the {len(sentences)} sentence(s) of {text!r}")
-        text = " ".join(sentences[i] for i in order)
+        # A last sentence typed without its period gains one where another sentence follows it.
+        moved = [sentences[i] if k == len(order) - 1 or sentences[i][-1:] in ".?!" else sentences[i] + "."
+                 for k, i in enumerate(order)]  # fmt: skip
+        text = " ".join(moved)
     return text[:-1] if drop_period and text.endswith(".") else text
 
 
