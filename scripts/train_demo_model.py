@@ -1,6 +1,6 @@
 """Train the bundled demo model on the phantom world with the training workflow (``radedit_core.training``).
 
-    python scripts/train_demo_model.py --out radedit_core/data/demo_model \
+    python scripts/train_demo_model.py --out radedit_core/data/demo_model
         [--images 2000] [--vae-steps N] [--unet-steps N] [--seed 0] [--datalist D] [--work-dir W]
         [--vae-from MODEL]
 
@@ -29,7 +29,7 @@ the findings and devices the edits add or remove made more frequent (so that
 a short run sees enough of each) and consolidation at both sites (the
 generative model should know it everywhere; the *predictors* of the
 replication are the ones trained on the site-biased world), and reports that
-end with "No pneumothorax." whenever there is none (``report_negatives``, as
+state "No pneumothorax." whenever there is none (``report_negatives``, as
 real impressions often do: the paper's removal prompt is then a common
 sentence, where the default world writes it only beside a drain, about 1.4 %
 of these reports).  The chest drain keeps the default world's correlation
@@ -195,24 +195,28 @@ def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
     return "\n".join(lines)
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The docstring as written, each option with its default."""
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=_HelpFormatter)
     parser.add_argument("--out", type=Path, required=True, help="model folder to write (replaced if it exists)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--vae-steps", type=int, default=2000)
-    parser.add_argument("--unet-steps", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=0, help="seed of the VAE stage (the UNet stage: seed + 1)")
+    parser.add_argument("--vae-steps", type=int, default=2000, help="VAE optimizer steps")
+    parser.add_argument("--unet-steps", type=int, default=3000, help="UNet optimizer steps")
     parser.add_argument("--datalist", type=Path, help="train on this MONAI datalist instead of the phantom world")
     parser.add_argument("--images", type=int, default=2000, help="phantom-world cases (without --datalist)")
     parser.add_argument("--holdout", type=int, default=40, help="of which held out for the validation metrics")
-    parser.add_argument("--vae-batch", type=int, default=8)
-    parser.add_argument("--vae-crop", type=int, default=128)
-    parser.add_argument("--unet-batch", type=int, default=16)
-    parser.add_argument("--unet-lr", type=float, default=1e-3)
-    parser.add_argument("--caption-dropout", type=float, default=0.15)
+    parser.add_argument("--vae-batch", type=int, default=8, help="VAE batch (random crops)")
+    parser.add_argument("--vae-crop", type=int, default=128, help="VAE crop size, model pixels")
+    parser.add_argument("--unet-batch", type=int, default=16, help="UNet batch")
+    parser.add_argument("--unet-lr", type=float, default=1e-3, help="UNet AdamW learning rate (cosine)")
+    parser.add_argument("--caption-dropout", type=float, default=0.15, help="probability of the empty caption")
     parser.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain MSE)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (part of the determinism)")
     parser.add_argument("--workers", type=int, default=2, help="processes rendering phantoms")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, ...")
     parser.add_argument("--work-dir", type=Path, help="keep the phantoms and run folders here (resumable)")
     parser.add_argument(
         "--vae-from", type=Path, metavar="MODEL",

@@ -22,8 +22,9 @@ prompts are in the training distribution of a model trained on the world:
 * no finding: "No acute cardiopulmonary process." without devices, and
   "Otherwise unremarkable chest radiographic examination." after them;
 * with ``negatives`` (a world's ``report_negatives``), every report without a
-  pneumothorax ends with "No pneumothorax." (the paper's removal prompt, which
-  otherwise only follows a drain).
+  pneumothorax states "No pneumothorax." (the paper's removal prompt, which
+  otherwise only follows a drain): after the drain's sentence if there is a
+  drain, else at the end.
 
 Each sentence ends with a period; a training workflow may shuffle the
 sentences (as the paper did) or drop final periods.
@@ -71,7 +72,8 @@ def device_sentences(devices: DevicesParameters, findings: FindingsParameters) -
 def impression(findings: FindingsParameters, devices: DevicesParameters, negatives: bool = False) -> str:
     """The report impression of a case (sentences joined by single spaces).
 
-    ``negatives``: end every report without a pneumothorax with "No pneumothorax."
+    ``negatives``: every report without a pneumothorax states "No pneumothorax." (at the end
+    unless a drain's sentence already has it after it).
     """
     found = finding_sentences(findings)
     placed = device_sentences(devices, findings)

@@ -88,8 +88,8 @@ class WorldConfig:
             "large"; edema "mild", "moderate", "severe"; consolidation its lobe "upper",
             "lower").
         report_negatives: every report of a case without a pneumothorax states
-            "No pneumothorax." (as real impressions often do); when False, only
-            beside a chest drain (:mod:`.reports`).
+            "No pneumothorax." (as real impressions often do; at the end, or after
+            the drain's sentence); when False, only beside a chest drain (:mod:`.reports`).
     """
 
     rows: int = 512
