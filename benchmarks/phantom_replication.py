@@ -46,6 +46,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="edit steps T (full: 50, quick: 20)")
     parser.add_argument("--removals", type=int, help="pneumothorax cases edited (full: 40, quick: 6)")
     parser.add_argument("--removal-prompt", help="the removal prompt (default 'No pneumothorax')")
+    parser.add_argument("--keep-mode", help="how the manifestation's RadEdit column keeps the drain: latent (default, "
+                        "the paper's) or pixel")
+    parser.add_argument("--keep-scope", help="the RadEdit column's keep scope: mask (default) or device")
     parser.add_argument("--scale", type=float, help="run on this fraction of every split and edit list, in (0, 1] "
                         "(a smaller run of the same steps)")
     parser.add_argument("--seed", type=int, default=0)
@@ -53,7 +56,8 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace an existing --json file")
     args = parser.parse_args()
     changes = {k: v for k, v in {"steps": args.steps, "removals": args.removals, "seed": args.seed,
-                                 "removal_prompt": args.removal_prompt, "threads": args.threads}.items()
+                                 "removal_prompt": args.removal_prompt, "threads": args.threads,
+                                 "keep_mode": args.keep_mode, "keep_scope": args.keep_scope}.items()
                if v is not None}  # fmt: skip
     try:
         config = ReplicationConfig.quick(**changes) if args.quick else ReplicationConfig.full(**changes)

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from radedit_core.errors import ConfigError
 from radedit_core.phantom_world import case_seed
 from radedit_core.replication.experiments import bounding_box, border_band, erode
 from radedit_core.replication.worlds import (
@@ -103,6 +104,7 @@ def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
     assert "Manifestation shift" in stdout and "Goals:" in stdout and "paper" in stdout
     assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
     assert r["config"]["threads"] == r["threads"] == 1  # OMP_NUM_THREADS=2 does not decide it
+    assert (r["config"]["keep_mode"], r["config"]["keep_scope"]) == ("latent", "mask") and "RadEdit (keep latent)" in stdout
     check_ranges(r)
     # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
     nets = sorted((tmp_path / "quick" / "cache" / "nets").glob("*.ts"))
@@ -111,8 +113,9 @@ def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
 
 #: The quick mode shrunk to every step once (split rendering, the five networks' training with
 #: their final losses in full precision, each experiment's edits, the bootstrap): what
-#: OMP_NUM_THREADS could move is all there, at a tenth of the quick run's cost.
-SMALL = ["--quick", "--removals", "1", "--steps", "4", "--scale", "0.2"]
+#: OMP_NUM_THREADS could move is all there, at a tenth of the quick run's cost.  Its RadEdit
+#: column keeps the drain the other way (pixel keep, scope device) than the quick run's defaults.
+SMALL = ["--quick", "--removals", "1", "--steps", "4", "--scale", "0.2", "--keep-mode", "pixel", "--keep-scope", "device"]
 
 
 @pytest.mark.slow(seconds=75)
@@ -123,6 +126,8 @@ def test_the_replication_gives_the_same_figures_with_one_and_two_threads(tmp_pat
     out = {threads: _finish(proc, tmp_path / f"omp{threads}") for threads, proc in runs.items()}
     (stdout1, r1), (stdout2, r2) = out[1], out[2]
     assert r1["config"]["removals"] == 1 and r1["threads"] == r2["threads"] == 1
+    assert (r1["config"]["keep_mode"], r1["config"]["keep_scope"]) == ("pixel", "device")
+    assert "RadEdit (keep pixel, device)" in stdout1
     losses = [net["final_loss"] for net in r1["networks"].values()]
     assert len(losses) == 5 and all(isinstance(x, float) and x > 0 for x in losses)  # compared to the last bit
     assert figures(r2) == figures(r1)
@@ -130,7 +135,6 @@ def test_the_replication_gives_the_same_figures_with_one_and_two_threads(tmp_pat
 
 
 def test_a_scaled_config_runs_every_step_on_fewer_cases():
-    from radedit_core.errors import ConfigError
     from radedit_core.replication import ReplicationConfig
 
     quick = ReplicationConfig.quick()
@@ -251,6 +255,16 @@ def test_goals_are_the_papers_claims_with_their_thresholds(change, goal, reached
     else:
         assert got[goal]["reached"] is reached
         assert sum(not g["reached"] for g in got.values()) == (0 if reached else 1 + 2 * goal.startswith("population:"))
+
+
+def test_the_radedit_columns_keep_settings_are_checked_when_the_config_is_made():
+    from radedit_core.replication import ReplicationConfig
+
+    assert ReplicationConfig.full(keep_mode="pixel", keep_scope="device").keep_scope == "device"
+    with pytest.raises(ConfigError, match="keep_scope: must be one of device, mask, got 'ring'"):
+        ReplicationConfig.quick(keep_scope="ring")
+    with pytest.raises(ConfigError, match="keep_mode: must be pixel or latent, got 'both'"):
+        ReplicationConfig.full(keep_mode="both")
 
 
 def test_a_cached_network_is_reused_only_for_the_same_cases_not_only_the_same_seeds():

@@ -65,7 +65,7 @@ from ..errors import ConfigError
 from ..imaging import masks
 from ..imaging.transform import ModelSpaceTransform
 from ..phantom_world import Case, render_case, sample_case
-from ..settings import DEFAULT_KEEP_SCOPE, PAPER_PROMPTS, EditSettings
+from ..settings import DEFAULT_KEEP_SCOPE, KEEP_SCOPES, PAPER_PROMPTS, EditSettings
 from ..stress.metrics import (
     ClassificationTable,
     SourceBootstrap,
@@ -96,7 +96,9 @@ class ReplicationConfig:
     threads the whole run computes with (:func:`fixed_threads`), whatever
     ``OMP_NUM_THREADS`` says: float sums split over another number of threads
     round differently, which moves a small network's training and so the
-    figures.
+    figures.  ``keep_mode`` and ``keep_scope``: how the manifestation shift's
+    RadEdit column keeps the drain (default: the paper's latent keep, and the
+    CLI's keep scope).
     """
 
     mode: str
@@ -116,6 +118,14 @@ class ReplicationConfig:
     resamples: int = 2000
     diffedit: bool = True
     threads: int = 1
+    keep_mode: str = "latent"
+    keep_scope: str = DEFAULT_KEEP_SCOPE
+
+    def __post_init__(self) -> None:
+        if self.keep_mode not in ("pixel", "latent"):
+            raise ConfigError(f"keep_mode: must be pixel or latent, got {self.keep_mode!r}")
+        if self.keep_scope not in KEEP_SCOPES:
+            raise ConfigError(f"keep_scope: must be one of {', '.join(KEEP_SCOPES)}, got {self.keep_scope!r}")
 
     @classmethod
     def full(cls, **changes: Any) -> "ReplicationConfig":
@@ -371,7 +381,8 @@ class Replication:
         cases = self._test_cases(test, lambda i: test.labels["pneumothorax"][i] == 1 and test.labels["drain"][i] == 1,
                                  c.removals)  # fmt: skip
         methods = {
-            "radedit": lambda im, ca: self.edit(im, ca.masks["pneumothorax"], ca.masks["drain"], c.removal_prompt, "latent"),
+            "radedit": lambda im, ca: self.edit(im, ca.masks["pneumothorax"], ca.masks["drain"], c.removal_prompt,
+                                                c.keep_mode, c.keep_scope),
             "global": lambda im, ca: self.edit(im, None, None, c.removal_prompt),
             "edit_mask_only": lambda im, ca: self.edit(im, ca.masks["pneumothorax"], None, c.removal_prompt),
         }

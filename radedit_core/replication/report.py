@@ -105,7 +105,8 @@ def table(results: dict[str, Any]) -> str:
                  f"guidance {c['guidance']:g}, dilate {c['dilate']} px; 95% bootstrap CIs over source images")  # fmt: skip
     lines.append("")
     lines.append(f"Manifestation shift: remove the pneumothorax ('{man['prompt']}') from {man['cases']} cases with a drain")
-    head = f"  {'measure':38s} {'real':>20s} {'RadEdit (keep latent)':>22s} {'global edit':>22s} {'edit mask only':>22s}"
+    keep = f"keep {c.get('keep_mode', 'latent')}" + (f", {c['keep_scope']}" if c.get("keep_scope", "mask") != "mask" else "")
+    head = f"  {'measure':38s} {'real':>20s} {f'RadEdit ({keep})':>22s} {'global edit':>22s} {'edit mask only':>22s}"
     lines.append(head)
     rows = (("pneumothorax removed (judge), %", "pneumothorax_removed", 100.0),
             ("drain present (detector), %", "drain_present", 100.0),
