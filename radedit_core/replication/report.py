@@ -106,7 +106,9 @@ def table(results: dict[str, Any]) -> str:
     lines.append("")
     lines.append(f"Manifestation shift: remove the pneumothorax ('{man['prompt']}') from {man['cases']} cases with a drain")
     keep = f"keep {c.get('keep_mode', 'latent')}" + (f", {c['keep_scope']}" if c.get("keep_scope", "mask") != "mask" else "")
-    head = f"  {'measure':38s} {'real':>20s} {f'RadEdit ({keep})':>22s} {'global edit':>22s} {'edit mask only':>22s}"
+    radedit = f"RadEdit ({keep})"
+    wide = max(22, len(radedit))  # the RadEdit column grows with a longer keep label; its cells with it
+    head = f"  {'measure':38s} {'real':>20s} {radedit:>{wide}s} {'global edit':>22s} {'edit mask only':>22s}"
     lines.append(head)
     rows = (("pneumothorax removed (judge), %", "pneumothorax_removed", 100.0),
             ("drain present (detector), %", "drain_present", 100.0),
@@ -115,7 +117,8 @@ def table(results: dict[str, Any]) -> str:
             ("mean darkness removed (vs. counterfactual), %", "counterfactual_gap_closed", 100.0))  # fmt: skip
     for label, key, scale in rows:
         cells = [pct(man["real"][key], scale)] + [pct(man["methods"][m][key], scale) for m in ("radedit", "global", "edit_mask_only")]
-        lines.append(f"  {label:38s} " + " ".join(f"{cell:>22s}" if k else f"{cell:>20s}" for k, cell in enumerate(cells)))
+        widths = (20, wide, 22, 22)
+        lines.append(f"  {label:38s} " + " ".join(f"{cell:>{w}s}" for cell, w in zip(cells, widths, strict=True)))
     if "diffedit" in man:
         d = man["diffedit"]
         lines.append(f"  DiffEdit automatic mask vs true pneumothorax mask: Dice {pct(d['dice'])} % "
