@@ -152,7 +152,7 @@ def test_version_and_help():
 def test_train_and_phantom_are_sub_commands_with_one_line_errors(tmp_path):
     proc = radedit("train", "--datalist", tmp_path / "none.json", "--output-dir", tmp_path / "run", "--learning-rate", "nan")
     assert proc.returncode == 2
-    assert proc.stderr.strip().splitlines() == ["radedit: error: learning_rate: must be a finite number > 0, got nan"]
+    assert proc.stderr.strip().splitlines() == ["radedit: error: --learning-rate: must be a finite number > 0, got nan"]
     assert not (tmp_path / "run").exists()
     proc = radedit("phantom", "--out", tmp_path / "world", "--n", "2", "--seed", "3")
     assert proc.returncode == 0 and (tmp_path / "world" / "datalist.json").is_file(), proc.stderr

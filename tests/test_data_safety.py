@@ -1016,11 +1016,11 @@ def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, raded
         (["pacs-edit", "--pacs", "dimse://ORTHANC@127.0.0.1:1", "--study", "1.2.3", "--global-edit", "--prompt", "x",
           "--output", " "], "--output: empty"),
         (["phantom", "--out", "", "--n", "2"], "--out: empty"),
-        # the batch and training layers name their options as the bundle and Python spell them
+        # the batch and training layers name options as the bundle spells them; the CLI as typed
         (["stress", "build", "--datalist", "{tmp}/dl.json", "--recipes", "{tmp}/r.yaml", "--output", ""],
-         "output_dir: an output folder is needed"),
+         "--output: an output folder is needed"),
         (["train", "--datalist", "{tmp}/dl.json", "--output-dir", "", "--max-train-steps", "1"],
-         "output_dir: expected a non-empty string"),
+         "--output-dir: expected a non-empty string"),
     ],
 )  # fmt: skip
 def test_an_empty_output_folder_option_is_refused_by_every_command(tmp_path, monkeypatch, no_model_load, capsys, argv,

@@ -20,6 +20,7 @@ from ..settings import EDIT_DEFAULTS as D
 from ..stress.build import StressBuild
 from ..stress.commands import add_evaluate_parser, add_report_parser
 from ..stress.run import load_stress_config, run_stress
+from .common import dashed, options_as_typed
 from .options import add_model_options, add_split_option
 
 _BUILD_EDIT_KEYS = ("guidance", "steps", "skip_ratio", "invert_prompt", "invert_guidance", "eta", "seed", "inversion",
@@ -77,16 +78,21 @@ def run_build(args: argparse.Namespace) -> int:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         init_distributed(args.device or "auto")
+    # The build names options as the library and the bundle spell them; here as typed.
+    names = {**dashed(*_BUILD_EDIT_KEYS, "datalist", "split", "recipes", "task", "classes", "subgroups", "id_column",
+                      "text_column", "score", "score_weights", "output_format", "name", "model", "device", "dtype",
+                      "vae_dtype", "max_items", "max_sweep_points"), "output_dir": "--output"}  # fmt: skip
     try:
-        summary = StressBuild(
-            datalist=args.datalist, split=args.split, self_contained=args.self_contained, recipes=args.recipes, task=args.task, classes=args.classes,
-            subgroups=args.subgroups, id_column=args.id_column, text_column=args.text_column, score=args.score,
-            score_weights=args.score_weights, settings=settings, output_format=args.output_format, name=args.name,
-            model=args.model, device=args.device, dtype=args.dtype, vae_dtype=args.vae_dtype,
-            trust_remote_code=args.trust_remote_code, offline=args.offline, compile=args.compile,
-            output_dir=args.output, overwrite=args.overwrite, progress=not args.quiet, max_items=args.max_items,
-            max_sweep_points=args.max_sweep_points,
-        ).run()  # fmt: skip
+        with options_as_typed(names):
+            summary = StressBuild(
+                datalist=args.datalist, split=args.split, self_contained=args.self_contained, recipes=args.recipes,
+                task=args.task, classes=args.classes, subgroups=args.subgroups, id_column=args.id_column,
+                text_column=args.text_column, score=args.score, score_weights=args.score_weights, settings=settings,
+                output_format=args.output_format, name=args.name, model=args.model, device=args.device,
+                dtype=args.dtype, vae_dtype=args.vae_dtype, trust_remote_code=args.trust_remote_code,
+                offline=args.offline, compile=args.compile, output_dir=args.output, overwrite=args.overwrite,
+                progress=not args.quiet, max_items=args.max_items, max_sweep_points=args.max_sweep_points,
+            ).run()  # fmt: skip
     finally:
         if distributed:
             destroy_distributed()

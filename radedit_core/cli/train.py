@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..training.arguments import add_train_arguments, options_from_args
-from ..training.settings import TrainSettings
+from ..training.settings import TrainSettings, option_fields
+from .common import dashed, options_as_typed
 
 
 def add_parser(sub) -> None:
@@ -19,8 +20,9 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     # Options are checked before the engine is imported: a typo costs no 10 s of torch, diffusers and MONAI imports.
-    settings = TrainSettings.from_mapping(options_from_args(args))
-    from ..training.engine import Trainer  # noqa: PLC0415 - torch, diffusers and MONAI
+    with options_as_typed(dashed(*(f.name for f in option_fields()))):
+        settings = TrainSettings.from_mapping(options_from_args(args))
+        from ..training.engine import Trainer  # noqa: PLC0415 - torch, diffusers and MONAI
 
-    print(Trainer(settings).run())
+        print(Trainer(settings).run())
     return 0
