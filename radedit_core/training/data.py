@@ -98,7 +98,8 @@ def read_training_datalist(
         # the text is read as written (MONAI would turn a report "" or one naming a file beside the
         # datalist into a path).
         rows = load_decathlon_datalist(path, is_segmentation=False, data_list_key=split)
-        rows = [{**row, **({text_key: raw[text_key]} if text_key in raw else {})} for row, raw in zip(rows, entries, strict=True)]
+        rows = [{**row, **({text_key: raw[text_key]} if text_key in raw else {})}
+                for row, raw in zip(rows, entries, strict=True)]  # fmt: skip
         splits[split] = _check_rows(path, split, rows, image_key, text_key)
     return TrainingRows(path=path, training=splits[train_split], validation=splits[validation_split])
 

@@ -69,10 +69,10 @@ def plan_run(settings, global_batch: int) -> RunPlan:
             f"{model_dir}: this run folder already holds a trained model (pass overwrite to train again, "
             "or choose another output_dir)"
         )
-    recipe = settings.recipe()
+    recipe, defaults = settings.recipe(), settings.recipe_defaults()
     if settings.resume not in ("auto", "never"):
         folder = Path(settings.resume).expanduser().resolve()
-        return RunPlan(run_dir, model_dir, folder, check_resumable(folder, recipe, global_batch, settings.recipe_defaults()), ())
+        return RunPlan(run_dir, model_dir, folder, check_resumable(folder, recipe, global_batch, defaults), ())
     checkpoints = list_checkpoints(run_dir)
     if settings.resume == "never" and earlier:
         raise OutputError(
@@ -81,7 +81,7 @@ def plan_run(settings, global_batch: int) -> RunPlan:
         )
     if checkpoints:
         latest = checkpoints[-1]
-        return RunPlan(run_dir, model_dir, latest, check_resumable(latest, recipe, global_batch, settings.recipe_defaults()), ())
+        return RunPlan(run_dir, model_dir, latest, check_resumable(latest, recipe, global_batch, defaults), ())
     return RunPlan(run_dir, model_dir, None, None, ())
 
 

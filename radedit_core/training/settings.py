@@ -286,16 +286,18 @@ class TrainSettings:
 
     # -- views ---------------------------------------------------------------
     @classmethod
+    def _recipe_fields(cls) -> list[Any]:
+        # Per-process batch size and accumulation are replaced by the global batch they make.
+        return [f for f in fields(cls) if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")]
+
+    @classmethod
     def recipe_defaults(cls) -> dict[str, Any]:
         """Each recipe option's default, as :meth:`recipe` writes values (resuming a checkpoint
         written before an option existed compares it as its default)."""
-        out = {
+        return _as_read_back({
             f.name: f.default if f.default is not MISSING else f.default_factory()
-            for f in fields(cls)
-            if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")
-            and (f.default is not MISSING or f.default_factory is not MISSING)
-        }
-        return json.loads(json.dumps(out, default=repr))
+            for f in cls._recipe_fields() if f.default is not MISSING or f.default_factory is not MISSING
+        })  # fmt: skip
 
     def recipe(self) -> dict[str, Any]:
         """The options that decide the trained weights (compared on resume).
@@ -303,13 +305,7 @@ class TrainSettings:
         Per-process batch size and accumulation are replaced by the global
         batch they make, so a run may resume on another number of ranks.
         """
-        out = {
-            f.name: getattr(self, f.name)
-            for f in fields(self)
-            if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")
-        }
-        # As it reads back from a checkpoint's JSON (tuples become lists).
-        return json.loads(json.dumps(out, default=repr))
+        return _as_read_back({f.name: getattr(self, f.name) for f in self._recipe_fields()})
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -319,6 +315,11 @@ class TrainSettings:
 
 
 # -- validation helpers --------------------------------------------------------
+def _as_read_back(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` as they read back from a checkpoint's JSON (tuples become lists)."""
+    return json.loads(json.dumps(values, default=repr))
+
+
 def _closest(name: str, known: Mapping[str, Any]) -> str | None:
     import difflib  # noqa: PLC0415
 
