@@ -263,7 +263,7 @@ def test_the_radedit_columns_keep_settings_are_checked_when_the_config_is_made()
     assert ReplicationConfig.full(keep_mode="pixel", keep_scope="device").keep_scope == "device"
     with pytest.raises(ConfigError, match="keep_scope: must be one of device, mask, got 'ring'"):
         ReplicationConfig.quick(keep_scope="ring")
-    with pytest.raises(ConfigError, match="keep_mode: must be pixel or latent, got 'both'"):
+    with pytest.raises(ConfigError, match="keep_mode: must be one of pixel, latent, got 'both'"):
         ReplicationConfig.full(keep_mode="both")
 
 

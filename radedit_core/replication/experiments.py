@@ -65,7 +65,7 @@ from ..errors import ConfigError
 from ..imaging import masks
 from ..imaging.transform import ModelSpaceTransform
 from ..phantom_world import Case, render_case, sample_case
-from ..settings import DEFAULT_KEEP_SCOPE, KEEP_SCOPES, PAPER_PROMPTS, EditSettings
+from ..settings import DEFAULT_KEEP_SCOPE, PAPER_PROMPTS, EditSettings
 from ..stress.metrics import (
     ClassificationTable,
     SourceBootstrap,
@@ -122,10 +122,8 @@ class ReplicationConfig:
     keep_scope: str = DEFAULT_KEEP_SCOPE
 
     def __post_init__(self) -> None:
-        if self.keep_mode not in ("pixel", "latent"):
-            raise ConfigError(f"keep_mode: must be pixel or latent, got {self.keep_mode!r}")
-        if self.keep_scope not in KEEP_SCOPES:
-            raise ConfigError(f"keep_scope: must be one of {', '.join(KEEP_SCOPES)}, got {self.keep_scope!r}")
+        # The edit settings are checked by the one settings layer when the config is made, not at the first edit.
+        self.edit_settings(self.removal_prompt, self.keep_mode, self.keep_scope)
 
     @classmethod
     def full(cls, **changes: Any) -> "ReplicationConfig":
