@@ -78,10 +78,9 @@ def run_build(args: argparse.Namespace) -> int:
     distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
     if distributed:
         init_distributed(args.device or "auto")
-    # The build names options as the library and the bundle spell them; here as typed.
-    names = {**dashed(*_BUILD_EDIT_KEYS, "datalist", "split", "recipes", "task", "classes", "subgroups", "id_column",
-                      "text_column", "score", "score_weights", "output_format", "name", "model", "device", "dtype",
-                      "vae_dtype", "max_items", "max_sweep_points"), "output_dir": "--output"}  # fmt: skip
+    # The build names options as the library and the bundle spell them; here as typed (every option's
+    # flag is its dest with dashes; the library's output_dir is --output).
+    names = {**dashed(*vars(args)), "output_dir": "--output"}
     try:
         with options_as_typed(names):
             summary = StressBuild(
