@@ -66,6 +66,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch  # noqa: E402
 
+from radedit_core.models.tiny import TINY_UNET  # noqa: E402
 from radedit_core.phantom_world import WorldConfig, write_dataset  # noqa: E402
 from radedit_core.training import train_from_mapping  # noqa: E402
 
@@ -92,9 +93,17 @@ def vae_stage(args: argparse.Namespace, datalist: Path, run_dir: Path) -> dict:
     )  # fmt: skip
 
 
+def unet_architecture(channels: tuple[int, ...]) -> str | dict:
+    """``unet_config`` of the UNet stage: ``"tiny"`` (:data:`TINY_UNET`) or it with other block widths."""
+    if channels == tuple(TINY_UNET["block_out_channels"]):
+        return "tiny"
+    return dict(TINY_UNET, block_out_channels=channels)
+
+
 def unet_stage(args: argparse.Namespace, datalist: Path, run_dir: Path, start: Path) -> dict:
     return dict(
-        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start), unet_config="tiny", seed=args.seed + 1,
+        datalist=datalist, output_dir=run_dir, stage="unet", model=str(start),
+        unet_config=unet_architecture(args.unet_channels), seed=args.seed + 1,
         max_train_steps=args.unet_steps, batch_size=args.unet_batch, learning_rate=args.unet_lr,
         adam_weight_decay=1e-4, lr_scheduler="cosine", lr_warmup_steps=min(200, args.unet_steps), max_grad_norm=1.0,
         use_ema=True, ema_decay=0.999, caption_dropout=args.caption_dropout, caption_period_dropout=0.5,
@@ -195,6 +204,17 @@ def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
     return "\n".join(lines)
 
 
+def channel_list(text: str) -> tuple[int, ...]:
+    """``--unet-channels``: four positive widths, each a multiple of the UNet's 8 norm groups."""
+    try:
+        channels = tuple(int(c) for c in text.split(","))
+    except ValueError:
+        channels = ()
+    if len(channels) != 4 or any(c <= 0 or c % TINY_UNET["norm_num_groups"] for c in channels):
+        raise argparse.ArgumentTypeError(f"{text!r}: four positive multiples of {TINY_UNET['norm_num_groups']}, e.g. 16,32,96,128")
+    return channels
+
+
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """The docstring as written, each option with its default."""
 
@@ -211,6 +231,10 @@ def main() -> None:
     parser.add_argument("--vae-batch", type=int, default=8, help="VAE batch (random crops)")
     parser.add_argument("--vae-crop", type=int, default=128, help="VAE crop size, model pixels")
     parser.add_argument("--unet-batch", type=int, default=16, help="UNet batch")
+    parser.add_argument(
+        "--unet-channels", type=channel_list, default=tuple(TINY_UNET["block_out_channels"]), metavar="C1,C2,C3,C4",
+        help="UNet block widths (finest to coarsest level; the last two have cross-attention)",
+    )  # fmt: skip
     parser.add_argument("--unet-lr", type=float, default=1e-3, help="UNet AdamW learning rate (cosine)")
     parser.add_argument("--caption-dropout", type=float, default=0.15, help="probability of the empty caption")
     parser.add_argument("--snr-gamma", type=float, default=5.0, help="min-SNR loss weighting (0: plain MSE)")
