@@ -275,8 +275,14 @@ def test_report_negatives_state_no_pneumothorax_once_in_every_report_without_one
     assert case.report == impression(case.parameters.findings, case.parameters.devices) + " No pneumothorax."
     again = CaseParameters.from_dict(json.loads(json.dumps(case.parameters.to_dict())))
     assert again.report_negatives is True and render_case(again).report == case.report
+    # A world file's booleans read as the settings layer reads every front end's.
+    for given, read in ((True, True), ("yes", True), ("false", False), (0, False), ("on", True)):
+        assert WorldConfig.from_dict({"report_negatives": given}).report_negatives is read
+    for bad in ("maybe", 2, [True]):
+        with pytest.raises(ConfigError, match=r"world config: report_negatives: expected true or false, got"):
+            WorldConfig.from_dict({"report_negatives": bad})
     with pytest.raises(ConfigError, match="report_negatives must be true or false, got 'yes'"):
-        WorldConfig.from_dict({"report_negatives": "yes"})
+        WorldConfig(report_negatives="yes")
 
 
 # -- config ---------------------------------------------------------------------------------

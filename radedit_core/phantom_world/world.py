@@ -26,6 +26,7 @@ from typing import Any, Collection, Mapping
 import numpy as np
 
 from ..errors import ConfigError
+from ..settings import coerce
 from ..yamlio import load_yaml
 from .acquisition import AcquisitionParameters, MarkerStyle, SiteConfig, default_sites, expose, render_marker
 from .anatomy import ANATOMY, AnatomyParameters, render_anatomy
@@ -224,6 +225,9 @@ class WorldConfig:
             if "severity" in data:
                 given = dict(data.pop("severity") or {})
                 base.severity = {**base.severity, **{k: dict(v or {}) for k, v in given.items()}}
+            if "report_negatives" in data:
+                # Parsed as every front end's booleans are (true/false, yes/no, 1/0), not stricter.
+                base.report_negatives = coerce(f"{source}: report_negatives", data.pop("report_negatives"), "bool")
             if "site_only" in data:
                 base.site_only = {str(k): str(v) for k, v in dict(data.pop("site_only") or {}).items()}
             for key, value in data.items():
