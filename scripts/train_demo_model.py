@@ -211,7 +211,8 @@ def channel_list(text: str) -> tuple[int, ...]:
     except ValueError:
         channels = ()
     if len(channels) != 4 or any(c <= 0 or c % TINY_UNET["norm_num_groups"] for c in channels):
-        raise argparse.ArgumentTypeError(f"{text!r}: four positive multiples of {TINY_UNET['norm_num_groups']}, e.g. 16,32,96,128")
+        groups = TINY_UNET["norm_num_groups"]
+        raise argparse.ArgumentTypeError(f"{text!r}: four positive multiples of {groups}, e.g. 16,32,96,128")
     return channels
 
 

@@ -450,6 +450,26 @@ def test_vae_stage_trains_the_vae_alone_and_folds_the_latent_normalisation(data,
     grid = np.asarray(Image.open(out / evaluation["samples"]))
     assert grid.shape == (2 * 64 + 2, 2 * 64 + 2)  # two rows: a validation image beside its reconstruction
 
+    # each stage records (and compares on resume) the options it uses, not the other stage's
+    recorded = json.loads((model / "training.json").read_text())["settings"]
+    unet_only = {"caption_dropout", "caption_sentence_shuffle", "snr_gamma", "latent_sampling", "unet_config"}
+    assert recorded["vae_crop_size"] == 32 and recorded["latent_stats_images"] == 8
+    assert not unet_only & set(recorded)
+    checkpoint = out / "checkpoints" / "checkpoint-0000002"
+    state = json.loads((checkpoint / "state.json").read_text())
+    assert state["recipe"]["vae_crop_size"] == 32 and not unet_only & set(state["recipe"])
+    unet_recipe = TrainSettings.from_mapping(options(data, out)).recipe()
+    assert unet_recipe["caption_dropout"] == 0.1 and "vae_kl_weight" not in unet_recipe
+    # a VAE checkpoint written when every stage recorded every option still resumes
+    from radedit_core.training.checkpoint import check_resumable
+
+    state["recipe"].update(caption_dropout=0.3, snr_gamma=5.0)
+    (checkpoint / "state.json").write_text(json.dumps(state))
+    again = TrainSettings.from_mapping(options(data, out, stage="vae", model=str(start), unet_config=None,
+                                               vae_crop_size=32, max_train_steps=2, use_ema=False,
+                                               latent_stats_images=8))  # fmt: skip
+    assert check_resumable(checkpoint, again.recipe(), 2, again.recipe_defaults()).global_step == 2
+
 
 def test_folding_the_latent_normalisation_keeps_reconstructions_and_whitens_latents(components, model_inputs):
     import copy

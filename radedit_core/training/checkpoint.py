@@ -105,15 +105,18 @@ def read_state(folder: Path) -> TrainState:
 def recipe_differences(
     saved: dict[str, Any], current: dict[str, Any], defaults: dict[str, Any] | None = None
 ) -> list[str]:
-    """``option: saved -> current`` for every recipe option that differs.
+    """``option: saved -> current`` for every option of the ``current`` recipe that differs.
 
     An option missing from ``saved`` (a checkpoint written before the option
     existed) counts as its value in ``defaults``: an option added later whose
-    default changes nothing lets such a checkpoint resume.
+    default changes nothing lets such a checkpoint resume.  An option only
+    ``saved`` has is not compared: the current recipe leaves it out because it
+    decides nothing in this run (e.g. the UNet's caption options, which
+    checkpoints of a VAE stage recorded before each stage kept its own).
     """
     defaults = defaults or {}
     saved = {**{k: v for k, v in defaults.items() if k not in saved}, **saved}
-    keys = sorted(set(saved) | set(current))
+    keys = sorted(current)
     return [f"{k}: {_short(saved.get(k))} -> {_short(current.get(k))}" for k in keys if saved.get(k) != current.get(k)]
 
 

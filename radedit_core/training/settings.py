@@ -39,11 +39,16 @@ def _opt(
     choices: tuple[Any, ...] | None = None,
     optional: bool = False,
     recipe: bool = True,
+    stage: str | None = None,
 ) -> Any:
-    """A settings field; ``kind``: int, float, bool, str, path, strs, config, extractor."""
+    """A settings field; ``kind``: int, float, bool, str, path, strs, config, extractor.
+
+    ``recipe``: the option decides the trained weights (recorded, compared on resume); ``stage``:
+    only that stage ('unet' or 'vae') uses it, so only its runs record it.
+    """
     meta = dict(
         kind=kind, help=help, low=low, high=high, low_open=low_open, high_open=high_open,
-        choices=choices, optional=optional, recipe=recipe,
+        choices=choices, optional=optional, recipe=recipe, stage=stage,
     )  # fmt: skip
     return field(default=default, metadata=meta)
 
@@ -91,17 +96,17 @@ class TrainSettings:
         None, "config",
         "train the UNet from scratch with this architecture: 'tiny', a config.json (or its folder) or a mapping "
         "of UNet2DConditionModel arguments (default: fine-tune the model's UNet)",
-        optional=True,
+        optional=True, stage="unet",
     )  # fmt: skip
     vae_config: Any = _opt(
         None, "config",
         "VAE stage from scratch with this AutoencoderKL architecture: 'tiny', a config.json or a mapping "
         "(default: fine-tune the model's VAE)",
-        optional=True,
+        optional=True, stage="vae",
     )  # fmt: skip
     prediction_type: str | None = _opt(
         None, "str", "UNet target: epsilon, v_prediction or sample (default: the model's scheduler config)",
-        choices=PREDICTION_TYPES, optional=True,
+        choices=PREDICTION_TYPES, optional=True, stage="unet",
     )  # fmt: skip
     trust_remote_code: bool = _opt(
         False, "bool", "allow the text encoder's own modelling code (BioViL-T) to run", recipe=False
@@ -159,40 +164,43 @@ class TrainSettings:
     # -- diffusion (UNet stage) ----------------------------------------------
     caption_dropout: float = _opt(
         0.1, "float", "probability that a caption is replaced by '' (the unconditional embedding of guidance)",
-        low=0.0, high=1.0,
+        low=0.0, high=1.0, stage="unet",
     )  # fmt: skip
     caption_period_dropout: float = _opt(
         0.0, "float", "probability that a caption's final period is dropped (prompts are typed both ways)",
-        low=0.0, high=1.0,
+        low=0.0, high=1.0, stage="unet",
     )  # fmt: skip
     caption_sentence_shuffle: bool = _opt(
-        False, "bool", "shuffle the sentences of each caption (the paper's recipe, App. 0.D)"
+        False, "bool", "shuffle the sentences of each caption (the paper's recipe, App. 0.D)", stage="unet"
     )
     latent_sampling: str = _opt(
         "sample", "str", "VAE latents: 'sample' the posterior (per-sample seeded) or take its 'mode'",
-        choices=("sample", "mode"),
+        choices=("sample", "mode"), stage="unet",
     )  # fmt: skip
     cache_latents: bool = _opt(
-        False, "bool", "encode each image once and keep its latent (needs latent_sampling 'mode')"
+        False, "bool", "encode each image once and keep its latent (needs latent_sampling 'mode')", stage="unet"
     )
     snr_gamma: float | None = _opt(
         None, "float", "min-SNR loss weighting gamma (Hang et al. 2023; 5.0 is usual); null: plain MSE",
-        low=0.0, low_open=True, optional=True,
+        low=0.0, low_open=True, optional=True, stage="unet",
     )  # fmt: skip
 
     # -- VAE stage -----------------------------------------------------------
     vae_crop_size: int | None = _opt(
         None, "int", "VAE stage: train on random square crops of this size (null: whole model-space images)",
-        low=8, optional=True,
+        low=8, optional=True, stage="vae",
     )  # fmt: skip
-    vae_kl_weight: float = _opt(1e-4, "float", "VAE stage: weight of the KL term next to L1 + L2 reconstruction", low=0.0)
+    vae_kl_weight: float = _opt(
+        1e-4, "float", "VAE stage: weight of the KL term next to L1 + L2 reconstruction", low=0.0, stage="vae"
+    )
     normalize_latents: bool = _opt(
         True, "bool",
         "VAE stage: fold a per-channel latent normalisation into quant_conv/post_quant_conv so that latents x "
         "scaling_factor have zero mean and unit variance",
+        stage="vae",
     )  # fmt: skip
     latent_stats_images: int = _opt(
-        128, "int", "VAE stage: training images the latent statistics are measured on", low=2
+        128, "int", "VAE stage: training images the latent statistics are measured on", low=2, stage="vae"
     )
 
     # -- validation, samples, FID --------------------------------------------
@@ -285,22 +293,26 @@ class TrainSettings:
             raise ConfigError(f"validation_split: the validation list must differ from the training list ({self.train_split!r})")
 
     # -- views ---------------------------------------------------------------
-    @classmethod
-    def _recipe_fields(cls) -> list[Any]:
-        # Per-process batch size and accumulation are replaced by the global batch they make.
-        return [f for f in fields(cls) if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")]
+    def _recipe_fields(self) -> list[Any]:
+        # Per-process batch size and accumulation are replaced by the global batch they make;
+        # the other stage's options change nothing in this one.
+        return [
+            f for f in fields(self)
+            if f.metadata["recipe"] and f.metadata["stage"] in (None, self.stage)
+            and f.name not in ("batch_size", "gradient_accumulation_steps")
+        ]  # fmt: skip
 
-    @classmethod
-    def recipe_defaults(cls) -> dict[str, Any]:
+    def recipe_defaults(self) -> dict[str, Any]:
         """Each recipe option's default, as :meth:`recipe` writes values (resuming a checkpoint
         written before an option existed compares it as its default)."""
         return _as_read_back({
             f.name: f.default if f.default is not MISSING else f.default_factory()
-            for f in cls._recipe_fields() if f.default is not MISSING or f.default_factory is not MISSING
+            for f in self._recipe_fields() if f.default is not MISSING or f.default_factory is not MISSING
         })  # fmt: skip
 
     def recipe(self) -> dict[str, Any]:
-        """The options that decide the trained weights (compared on resume).
+        """The options that decide the trained weights (compared on resume): those of
+        every stage and this stage's own.
 
         Per-process batch size and accumulation are replaced by the global
         batch they make, so a run may resume on another number of ranks.
@@ -308,7 +320,9 @@ class TrainSettings:
         return _as_read_back({f.name: getattr(self, f.name) for f in self._recipe_fields()})
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """Every option this stage uses (the other stage's options are left out), as given."""
+        used = {f.name for f in fields(self) if f.metadata["stage"] in (None, self.stage)}
+        data = {k: v for k, v in asdict(self).items() if k in used}
         if callable(self.fid_feature_extractor):
             data["fid_feature_extractor"] = repr(self.fid_feature_extractor)
         return data
