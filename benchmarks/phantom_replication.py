@@ -46,8 +46,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, help="edit steps T (full: 50, quick: 20)")
     parser.add_argument("--removals", type=int, help="pneumothorax cases edited (full: 40, quick: 6)")
     parser.add_argument("--removal-prompt", help="the removal prompt (default 'No pneumothorax')")
-    parser.add_argument("--keep-mode", help="how the manifestation's RadEdit column keeps the drain: latent (default, "
-                        "the paper's) or pixel")
+    parser.add_argument("--keep-mode", help="how the manifestation's RadEdit column keeps the drain: pixel (default, "
+                        "the CLI's) or latent (the paper's)")
     parser.add_argument("--keep-scope", help="the RadEdit column's keep scope: mask (default) or device")
     parser.add_argument("--scale", type=float, help="run on this fraction of every split and edit list, in (0, 1] "
                         "(a smaller run of the same steps)")

@@ -104,7 +104,7 @@ def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
     assert "Manifestation shift" in stdout and "Goals:" in stdout and "paper" in stdout
     assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
     assert r["config"]["threads"] == r["threads"] == 1  # OMP_NUM_THREADS=2 does not decide it
-    assert (r["config"]["keep_mode"], r["config"]["keep_scope"]) == ("latent", "mask") and "RadEdit (keep latent)" in stdout
+    assert (r["config"]["keep_mode"], r["config"]["keep_scope"]) == ("pixel", "mask") and "RadEdit (keep pixel)" in stdout
     check_ranges(r)
     # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
     nets = sorted((tmp_path / "quick" / "cache" / "nets").glob("*.ts"))
@@ -114,8 +114,8 @@ def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
 #: The quick mode shrunk to every step once (split rendering, the five networks' training with
 #: their final losses in full precision, each experiment's edits, the bootstrap): what
 #: OMP_NUM_THREADS could move is all there, at a tenth of the quick run's cost.  Its RadEdit
-#: column keeps the drain the other way (pixel keep, scope device) than the quick run's defaults.
-SMALL = ["--quick", "--removals", "1", "--steps", "4", "--scale", "0.2", "--keep-mode", "pixel", "--keep-scope", "device"]
+#: column keeps the drain the other way (latent keep, scope device) than the quick run's defaults.
+SMALL = ["--quick", "--removals", "1", "--steps", "4", "--scale", "0.2", "--keep-mode", "latent", "--keep-scope", "device"]
 
 
 @pytest.mark.slow(seconds=75)
@@ -126,8 +126,8 @@ def test_the_replication_gives_the_same_figures_with_one_and_two_threads(tmp_pat
     out = {threads: _finish(proc, tmp_path / f"omp{threads}") for threads, proc in runs.items()}
     (stdout1, r1), (stdout2, r2) = out[1], out[2]
     assert r1["config"]["removals"] == 1 and r1["threads"] == r2["threads"] == 1
-    assert (r1["config"]["keep_mode"], r1["config"]["keep_scope"]) == ("pixel", "device")
-    assert "RadEdit (keep pixel, device)" in stdout1
+    assert (r1["config"]["keep_mode"], r1["config"]["keep_scope"]) == ("latent", "device")
+    assert "RadEdit (keep latent, device)" in stdout1
     losses = [net["final_loss"] for net in r1["networks"].values()]
     assert len(losses) == 5 and all(isinstance(x, float) and x > 0 for x in losses)  # compared to the last bit
     assert figures(r2) == figures(r1)

@@ -97,8 +97,9 @@ class ReplicationConfig:
     ``OMP_NUM_THREADS`` says: float sums split over another number of threads
     round differently, which moves a small network's training and so the
     figures.  ``keep_mode`` and ``keep_scope``: how the manifestation shift's
-    RadEdit column keeps the drain (default: the paper's latent keep, and the
-    CLI's keep scope).
+    RadEdit column keeps the drain (default: the CLI's, pixel keep and keep
+    scope ``mask``, as every other edit of the run keeps its devices; the
+    paper's latent keep with ``keep_mode="latent"``).
     """
 
     mode: str
@@ -118,7 +119,7 @@ class ReplicationConfig:
     resamples: int = 2000
     diffedit: bool = True
     threads: int = 1
-    keep_mode: str = "latent"
+    keep_mode: str = "pixel"
     keep_scope: str = DEFAULT_KEEP_SCOPE
 
     def __post_init__(self) -> None:
