@@ -201,6 +201,11 @@ def check_ranges(r: dict) -> None:
     for key in ("weak", "strong"):
         for recipe in ("edema", "pacemaker", "consolidation"):
             assert abs(segmenters[key][recipe]["value"] - segmenters[key]["real"]["value"]) <= 0.1
+    # What the judge reads in each addition: every other label, as a share of the edits.
+    read_as = r["population"]["read_as"]
+    assert set(read_as) == {"edema", "pacemaker", "consolidation"}
+    for recipe, read in read_as.items():
+        assert recipe not in read and len(read) == 4 and all(0.0 <= v["value"] <= 1.0 for v in read.values())
     goals = {g["goal"]: g for g in r["goals"]}
     assert len(goals) == 15 and goals["the global edit loses the drain"]["reached"] is True
     assert {g["level"] for g in r["goals"]} == {"must", "should"}

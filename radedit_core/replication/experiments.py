@@ -579,10 +579,15 @@ class Replication:
         out["weak_minus_strong_drop"] = {
             r: bootstrap_mean(drops["weak"][r] - drops["strong"][r], sources, c.resamples, c.seed) for r in recipes
         }
-        label_index = {"edema": 3, "pacemaker": 4, "consolidation": 2}
+        # What the judge reads in each addition: the finding asked for ("added"), and each other
+        # label it calls present ("read_as"), which says why an addition is not detected (an
+        # edema painted as focal opacities reads as consolidation).
+        out["read_as"] = {}
         for recipe, edited in recipes.items():
-            p = predict_probabilities(nets.judge, self.tensors(edited))[:, label_index[recipe]]
-            out["added"][recipe] = bootstrap_accuracy(p >= 0.5, sources, c.resamples, c.seed)
+            p = predict_probabilities(nets.judge, self.tensors(edited))
+            out["added"][recipe] = bootstrap_accuracy(p[:, JUDGE_CLASSES.index(recipe)] >= 0.5, sources, c.resamples, c.seed)
+            out["read_as"][recipe] = {label: bootstrap_accuracy(p[:, k] >= 0.5, sources, c.resamples, c.seed)
+                                      for k, label in enumerate(JUDGE_CLASSES) if label != recipe}  # fmt: skip
         return out
 
 
