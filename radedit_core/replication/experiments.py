@@ -585,7 +585,8 @@ class Replication:
         out["read_as"] = {}
         for recipe, edited in recipes.items():
             p = predict_probabilities(nets.judge, self.tensors(edited))
-            out["added"][recipe] = bootstrap_accuracy(p[:, JUDGE_CLASSES.index(recipe)] >= 0.5, sources, c.resamples, c.seed)
+            asked = p[:, JUDGE_CLASSES.index(recipe)] >= 0.5
+            out["added"][recipe] = bootstrap_accuracy(asked, sources, c.resamples, c.seed)
             out["read_as"][recipe] = {label: bootstrap_accuracy(p[:, k] >= 0.5, sources, c.resamples, c.seed)
                                       for k, label in enumerate(JUDGE_CLASSES) if label != recipe}  # fmt: skip
         return out

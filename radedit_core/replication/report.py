@@ -148,7 +148,8 @@ def table(results: dict[str, Any]) -> str:
                                                       for k in ("real", "edema", "pacemaker", "consolidation")))  # fmt: skip
     lines.append("  finding added (judge), %: " + ", ".join(f"{k} {pct(v)}" for k, v in pop["added"].items()))
     for recipe, read in pop.get("read_as", {}).items():
-        lines.append(f"    {recipe} edits the judge also calls, %: " + ", ".join(f"{k} {pct(v)}" for k, v in read.items()))
+        calls = ", ".join(f"{k} {pct(v)}" for k, v in read.items())
+        lines.append(f"    {recipe} edits the judge also calls, %: {calls}")
     if "dice_drop" in pop:
         for name in ("weak", "strong"):
             lines.append(f"  Dice drop, {name}, points: "
