@@ -293,13 +293,15 @@ class TrainSettings:
             raise ConfigError(f"validation_split: the validation list must differ from the training list ({self.train_split!r})")
 
     # -- views ---------------------------------------------------------------
+    def _used_fields(self) -> list[Any]:
+        # The other stage's options change nothing in this one.
+        return [f for f in fields(self) if f.metadata["stage"] in (None, self.stage)]
+
     def _recipe_fields(self) -> list[Any]:
-        # Per-process batch size and accumulation are replaced by the global batch they make;
-        # the other stage's options change nothing in this one.
+        # Per-process batch size and accumulation are replaced by the global batch they make.
         return [
-            f for f in fields(self)
-            if f.metadata["recipe"] and f.metadata["stage"] in (None, self.stage)
-            and f.name not in ("batch_size", "gradient_accumulation_steps")
+            f for f in self._used_fields()
+            if f.metadata["recipe"] and f.name not in ("batch_size", "gradient_accumulation_steps")
         ]  # fmt: skip
 
     def recipe_defaults(self) -> dict[str, Any]:
@@ -321,7 +323,7 @@ class TrainSettings:
 
     def to_dict(self) -> dict[str, Any]:
         """Every option this stage uses (the other stage's options are left out), as given."""
-        used = {f.name for f in fields(self) if f.metadata["stage"] in (None, self.stage)}
+        used = {f.name for f in self._used_fields()}
         data = {k: v for k, v in asdict(self).items() if k in used}
         if callable(self.fid_feature_extractor):
             data["fid_feature_extractor"] = repr(self.fid_feature_extractor)
