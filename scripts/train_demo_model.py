@@ -206,12 +206,12 @@ def readme(command: str, vae: dict, unet: dict, record: dict) -> str:
 
 def channel_list(text: str) -> tuple[int, ...]:
     """``--unet-channels``: four positive widths, each a multiple of the UNet's 8 norm groups."""
+    groups = TINY_UNET["norm_num_groups"]
     try:
         channels = tuple(int(c) for c in text.split(","))
     except ValueError:
         channels = ()
-    if len(channels) != 4 or any(c <= 0 or c % TINY_UNET["norm_num_groups"] for c in channels):
-        groups = TINY_UNET["norm_num_groups"]
+    if len(channels) != 4 or any(c <= 0 or c % groups for c in channels):
         raise argparse.ArgumentTypeError(f"{text!r}: four positive multiples of {groups}, e.g. 16,32,96,128")
     return channels
 
