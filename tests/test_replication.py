@@ -189,6 +189,15 @@ def check_ranges(r: dict) -> None:
     # The quick segmenter is small (Dice about 0.8-0.9 on real cases); the edit must not cost it lung.
     assert methods["radedit"]["lung_dice"]["value"] >= man["real"]["lung_dice"]["value"] - 0.05
     assert 0.0 <= man["diffedit"]["dice"]["value"] <= 0.7
+    # The perfect edit (the true counterfactual, the source where a keep mask keeps it): with the drain's
+    # own pixels alone nothing of the finding's darkness stays outside them; RadEdit's keep mask (dilated
+    # 5 px, scope mask) keeps a band of it, so no edit with that mask removes it all.
+    perfect = man["perfect_edit"]
+    assert perfect["drain_only"]["counterfactual_gap_closed"]["value"] == 1.0
+    assert perfect["nothing_kept"]["counterfactual_mae"]["value"] == 0.0  # the true counterfactual itself
+    band = perfect["keep_mask"]["counterfactual_gap_closed"]["value"]
+    assert 0.3 <= band < 0.95
+    assert perfect["keep_mask"]["counterfactual_mae"]["value"] > perfect["drain_only"]["counterfactual_mae"]["value"]
     weak = man["predictors"]["weak"]
     assert weak["real"]["accuracy"]["value"] >= 0.8
     assert weak["synthetic"]["accuracy"]["value"] <= weak["real"]["accuracy"]["value"] - 0.25  # it follows the drain
@@ -260,6 +269,19 @@ def test_goals_are_the_papers_claims_with_their_thresholds(change, goal, reached
     else:
         assert got[goal]["reached"] is reached
         assert sum(not g["reached"] for g in got.values()) == (0 if reached else 1 + 2 * goal.startswith("population:"))
+
+
+def test_the_removal_goals_carry_the_perfect_edits_figure_as_their_ceiling():
+    from radedit_core.replication.report import goals
+
+    results = _results()
+    assert all(g["ceiling"] is None for g in goals(results))  # results without a perfect edit
+    results["manifestation"]["perfect_edit"] = {"keep_mask": {
+        "drain_present": {"value": 0.925}, "pneumothorax_removed": {"value": 1.0},
+        "counterfactual_gap_closed": {"value": 0.7}}}  # fmt: skip
+    ceilings = {g["goal"]: g["ceiling"] for g in goals(results) if g["ceiling"] is not None}
+    assert ceilings == {"RadEdit keeps the drain": 0.925, "RadEdit removes the pneumothorax": 1.0,
+                        "RadEdit removes the finding's darkness": 0.7}  # fmt: skip
 
 
 def test_the_radedit_columns_keep_settings_are_checked_when_the_config_is_made():

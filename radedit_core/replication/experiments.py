@@ -19,16 +19,20 @@ prints, in numbered steps:
 
 3. **Manifestation shift** (Sec. 5.3, Table 2): test cases with a pneumothorax
    and a drain; remove the pneumothorax ("No pneumothorax" by default) three
-   ways: RadEdit (edit = pneumothorax mask, keep = drain mask, keep in
-   *latent* mode so that keeping is the model's work, not a pixel copy, keep
-   scope ``device`` as by default), the
-   global edit (no masks: the LANCE-style baseline) and the edit mask without
-   the keep mask.  Measured per method: pneumothorax removed (judge), drain
-   still present (judge), lung Dice of the strong segmenter after the edit
-   against the original lung mask, and, inside the pneumothorax mask, the
-   distance to the *true* counterfactual (the same case rendered without its
-   pneumothorax): the mean absolute difference, and the share of the
-   region's mean darkness (air where lung should be) that the edit removed.
+   ways: RadEdit (edit = pneumothorax mask, keep = drain mask, with the
+   CLI's defaults, pixel keep and keep scope ``mask``, unless
+   ``keep_mode``/``keep_scope`` say otherwise), the global edit (no masks:
+   the LANCE-style baseline) and the edit mask without the keep mask.
+   Measured per method: pneumothorax removed (judge), drain still present
+   (judge), lung Dice of the strong segmenter after the edit against the
+   original lung mask, and, inside the pneumothorax mask, the distance to the
+   *true* counterfactual (the same case rendered without its pneumothorax):
+   the mean absolute difference, and the share of the region's mean darkness
+   (air where lung should be) that the edit removed.  The same figures for
+   the *perfect edit*, the true counterfactual with the source's pixels where
+   a keep mask keeps them (RadEdit's dilated, scoped keep mask; the drain's
+   own pixels alone; nothing: the true counterfactual itself): the ceiling of
+   any edit that keeps those pixels bit for bit.
    DiffEdit's automatic mask (diffusers' ``generate_mask``
    rule, :mod:`radedit_core.pipelines.diffedit_mask`) is scored against the
    true pneumothorax mask (Dice) and for how much of the drain it takes in.
@@ -392,7 +396,10 @@ class Replication:
         ptx_masks = [ca.masks["pneumothorax"] for ca in cases]
         out: dict[str, Any] = {"cases": len(cases), "prompt": c.removal_prompt, "methods": {}}
 
-        gaps = [(s.array.astype(np.float64) - cf)[m].mean() for s, cf, m in zip(images, counterfactuals, ptx_masks)]
+        # The darkness is measured where an edit may change the image: the drain's own pixels, which the
+        # keep mask must keep bit for bit, are left out (as in the ring figure, keep_ring.measure).
+        finding = [m & ~ca.masks["drain"] for m, ca in zip(ptx_masks, cases, strict=True)]
+        gaps = [(s.array.astype(np.float64) - cf)[m].mean() for s, cf, m in zip(images, counterfactuals, finding)]
 
         def measure(edited) -> dict[str, np.ndarray]:
             judge = predict_probabilities(nets.judge, self.tensors(edited))
@@ -402,7 +409,7 @@ class Replication:
             # counterfactual. The share of that mean difference an edit removes is 0 for the
             # source, 1 when the region's mean matches the counterfactual's (the markings
             # themselves cannot match: the model does not know where the vessels ran).
-            closed = [1.0 - abs(d[m].mean()) / abs(g) for d, m, g in zip(diff, ptx_masks, gaps)]
+            closed = [1.0 - abs(d[m].mean()) / abs(g) for d, m, g in zip(diff, finding, gaps)]
             return {
                 "p_pneumothorax": judge[:, 0],
                 "p_drain": judge[:, 1],
@@ -415,6 +422,16 @@ class Replication:
 
         real = measure(images)
         out["real"] = self._summaries(real, sources)
+        # The perfect edit: the true counterfactual wherever an edit may change the image, the source
+        # bit for bit where the keep mask keeps it. No edit that keeps those pixels beats its figures.
+        kept = {"keep_mask": [self.kept_pixels(im, ca) for im, ca in zip(images, cases, strict=True)],
+                "drain_only": [ca.masks["drain"] for ca in cases],
+                "nothing_kept": [np.zeros_like(ca.masks["drain"]) for ca in cases]}  # fmt: skip
+        out["perfect_edit"] = {
+            name: self._summaries(measure([replace(im, array=np.where(k, im.array, cf))
+                                           for im, cf, k in zip(images, counterfactuals, keep, strict=True)]), sources)
+            for name, keep in kept.items()
+        }  # fmt: skip
         edits: dict[str, list] = {}
         for name, method in methods.items():
             started = time.perf_counter()
@@ -429,6 +446,14 @@ class Replication:
         if c.diffedit:
             out["diffedit"] = self.diffedit_masks(cases, images, sources)
         return out
+
+    def kept_pixels(self, image, case: Case) -> np.ndarray:
+        """Where RadEdit's removal keeps the source: the drain mask dilated and scoped as configured
+        (bool, source grid; the pixel paste's region in pixel keep mode)."""
+        c = self.config
+        m = masks.make_masks(image, case.masks["pneumothorax"], case.masks["drain"], dilate_px=c.dilate,
+                             keep_scope=c.keep_scope)  # fmt: skip
+        return m.keep > 0
 
     def _summaries(self, m: dict[str, np.ndarray], sources: np.ndarray) -> dict[str, Any]:
         c = self.config

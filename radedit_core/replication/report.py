@@ -47,6 +47,9 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     ``level``: ``must`` (manifestation shift, Table 2) or ``should`` (acquisition, Table 1;
     population, Table 3).  Drops are real minus synthetic accuracy; the population goals
     compare each segmenter's Dice drop on an addition, paired over the source images.
+    ``ceiling``: for the goals of RadEdit's removal, the perfect edit's figure (the true
+    counterfactual, the source under RadEdit's keep mask), the most an edit keeping those
+    pixels can reach; None elsewhere or when the results have no perfect edit.
     """
     man = results["manifestation"]["methods"]
     pred = results["manifestation"]["predictors"]
@@ -54,18 +57,25 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     pop = results["population"]
     out = []
 
-    def goal(name: str, value: float | None, ok: bool | None, target: str, level: str = "must") -> None:
+    perfect = results["manifestation"].get("perfect_edit", {}).get("keep_mask")
+
+    def goal(name: str, value: float | None, ok: bool | None, target: str, level: str = "must",
+             ceiling: str | None = None) -> None:  # fmt: skip
         out.append({"goal": name, "target": target, "measured": value, "level": level,
-                    "reached": bool(ok) if value is not None and ok is not None else None})  # fmt: skip
+                    "reached": bool(ok) if value is not None and ok is not None else None,
+                    "ceiling": _v(perfect[ceiling]) if perfect and ceiling else None})  # fmt: skip
 
     kept = _v(man["radedit"]["drain_present"])
-    goal("RadEdit keeps the drain", kept, kept is not None and kept >= 0.95, ">= 95% of edits")
+    goal("RadEdit keeps the drain", kept, kept is not None and kept >= 0.95, ">= 95% of edits",
+         ceiling="drain_present")  # fmt: skip
     lost = None if _v(man["global"]["drain_present"]) is None else 1.0 - _v(man["global"]["drain_present"])
     goal("the global edit loses the drain", lost, lost is not None and lost >= 0.5, ">= 50% of edits")
     removed = _v(man["radedit"]["pneumothorax_removed"])
-    goal("RadEdit removes the pneumothorax", removed, removed is not None and removed >= 0.9, ">= 90% of edits")
+    goal("RadEdit removes the pneumothorax", removed, removed is not None and removed >= 0.9, ">= 90% of edits",
+         ceiling="pneumothorax_removed")  # fmt: skip
     dark = _v(man["radedit"]["counterfactual_gap_closed"])
-    goal("RadEdit removes the finding's darkness", dark, dark is not None and dark >= 0.75, ">= 75% of its mean")
+    goal("RadEdit removes the finding's darkness", dark, dark is not None and dark >= 0.75, ">= 75% of its mean",
+         ceiling="counterfactual_gap_closed")  # fmt: skip
     weak_drop = _drop(pred["weak"])
     goal("weak predictor drops on the synthetic set", weak_drop, weak_drop is not None and weak_drop >= 0.5,
          ">= 50 accuracy points")  # fmt: skip
@@ -108,17 +118,28 @@ def table(results: dict[str, Any]) -> str:
     keep = f"keep {c.get('keep_mode', 'latent')}" + (f", {c['keep_scope']}" if c.get("keep_scope", "mask") != "mask" else "")
     radedit = f"RadEdit ({keep})"
     wide = max(22, len(radedit))  # the RadEdit column grows with a longer keep label; its cells with it
+    perfect = man.get("perfect_edit", {})
     head = f"  {'measure':38s} {'real':>20s} {radedit:>{wide}s} {'global edit':>22s} {'edit mask only':>22s}"
+    if perfect:
+        head += f" {'perfect edit':>22s} {'perfect, drain only':>22s}"
     lines.append(head)
     rows = (("pneumothorax removed (judge), %", "pneumothorax_removed", 100.0),
             ("drain present (detector), %", "drain_present", 100.0),
             ("lung Dice after edit (strong seg.), %", "lung_dice", 100.0),
             ("MAE to true counterfactual in mask, %", "counterfactual_mae", 100.0),
-            ("mean darkness removed (vs. counterfactual), %", "counterfactual_gap_closed", 100.0))  # fmt: skip
+            ("darkness removed outside the drain, %", "counterfactual_gap_closed", 100.0))  # fmt: skip
     for label, key, scale in rows:
         cells = [pct(man["real"][key], scale)] + [pct(man["methods"][m][key], scale) for m in ("radedit", "global", "edit_mask_only")]
-        widths = (20, wide, 22, 22)
+        cells += [pct(perfect[m][key], scale) for m in ("keep_mask", "drain_only") if m in perfect]
+        widths = (20, wide, 22, 22, 22, 22)[: len(cells)]
         lines.append(f"  {label:38s} " + " ".join(f"{cell:>{w}s}" for cell, w in zip(cells, widths, strict=True)))
+    if perfect:
+        lines.append("  perfect edit: the true counterfactual, the source where RadEdit's keep mask keeps it (drain only:"
+                     " where the drain lies): the most any edit that keeps those pixels can reach")  # fmt: skip
+        if "nothing_kept" in perfect:
+            nothing = perfect["nothing_kept"]
+            lines.append(f"  the true counterfactual itself (its drain drawn over lung): pneumothorax removed "
+                         f"{pct(nothing['pneumothorax_removed'])} %, drain present {pct(nothing['drain_present'])} %")  # fmt: skip
     if "diffedit" in man:
         d = man["diffedit"]
         lines.append(f"  DiffEdit automatic mask vs true pneumothorax mask: Dice {pct(d['dice'])} % "
@@ -161,7 +182,8 @@ def table(results: dict[str, Any]) -> str:
     for g in goals(results):
         value = "n/a" if g["measured"] is None else f"{g['measured'] * 100:.1f}"
         mark = {True: "reached", False: "NOT reached", None: "n/a"}[g["reached"]]
-        lines.append(f"  {g['level']:6s} {g['goal']:50s} {value:>7s}  (target {g['target']}): {mark}")
+        ceiling = "" if g.get("ceiling") is None else f" (perfect edit: {g['ceiling'] * 100:.1f})"
+        lines.append(f"  {g['level']:6s} {g['goal']:50s} {value:>7s}  (target {g['target']}): {mark}{ceiling}")
     lines.append("")
     t = results["timings_s"]
     lines.append("Timings, s: " + ", ".join(f"{k} {v:g}" for k, v in t.items()))
