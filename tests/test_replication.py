@@ -195,6 +195,11 @@ def check_ranges(r: dict) -> None:
     perfect = man["perfect_edit"]
     assert perfect["drain_only"]["counterfactual_gap_closed"]["value"] == 1.0
     assert perfect["nothing_kept"]["counterfactual_mae"]["value"] == 0.0  # the true counterfactual itself
+    assert set(perfect["keep_mask"]["predictors"]) == {"weak", "strong"}
+    acquisition_perfect = r["acquisition"]["perfect_edit"]
+    assert 0.0 <= acquisition_perfect["consolidation_removed"]["value"] <= 1.0
+    # The weak predictor reads the site, which a flawless removal leaves: it stays wrong on most of them.
+    assert acquisition_perfect["predictors"]["weak"]["accuracy"]["value"] <= 0.5
     band = perfect["keep_mask"]["counterfactual_gap_closed"]["value"]
     assert 0.3 <= band < 0.95
     assert perfect["keep_mask"]["counterfactual_mae"]["value"] > perfect["drain_only"]["counterfactual_mae"]["value"]
@@ -271,17 +276,22 @@ def test_goals_are_the_papers_claims_with_their_thresholds(change, goal, reached
         assert sum(not g["reached"] for g in got.values()) == (0 if reached else 1 + 2 * goal.startswith("population:"))
 
 
-def test_the_removal_goals_carry_the_perfect_edits_figure_as_their_ceiling():
+def test_the_removal_goals_carry_the_perfect_edits_figure():
     from radedit_core.replication.report import goals
 
     results = _results()
-    assert all(g["ceiling"] is None for g in goals(results))  # results without a perfect edit
+    assert all(g["perfect_edit"] is None for g in goals(results))  # results without a perfect edit
+    on_perfect = lambda weak, strong: {"weak": {"accuracy": {"value": weak}}, "strong": {"accuracy": {"value": strong}}}  # noqa: E731
     results["manifestation"]["perfect_edit"] = {"keep_mask": {
         "drain_present": {"value": 0.925}, "pneumothorax_removed": {"value": 1.0},
-        "counterfactual_gap_closed": {"value": 0.7}}}  # fmt: skip
-    ceilings = {g["goal"]: g["ceiling"] for g in goals(results) if g["ceiling"] is not None}
-    assert ceilings == {"RadEdit keeps the drain": 0.925, "RadEdit removes the pneumothorax": 1.0,
-                        "RadEdit removes the finding's darkness": 0.7}  # fmt: skip
+        "counterfactual_gap_closed": {"value": 0.7}, "predictors": on_perfect(0.25, 0.9)}}  # fmt: skip
+    results["acquisition"]["perfect_edit"] = {"predictors": on_perfect(0.5, 0.75)}
+    reference = {g["goal"]: g["perfect_edit"] for g in goals(results) if g["perfect_edit"] is not None}
+    assert reference == pytest.approx({
+        "RadEdit keeps the drain": 0.925, "RadEdit removes the pneumothorax": 1.0,
+        "RadEdit removes the finding's darkness": 0.7,
+        "weak predictor drops on the synthetic set": 0.95 - 0.25, "strong predictor stays": 0.95 - 0.9,
+        "acquisition: the weak predictor is exposed": 0.99 - 0.5, "acquisition: the strong predictor stays": 0.9 - 0.75})  # fmt: skip
 
 
 def test_the_radedit_columns_keep_settings_are_checked_when_the_config_is_made():

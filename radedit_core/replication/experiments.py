@@ -31,8 +31,8 @@ prints, in numbered steps:
    (air where lung should be) that the edit removed.  The same figures for
    the *perfect edit*, the true counterfactual with the source's pixels where
    a keep mask keeps them (RadEdit's dilated, scoped keep mask; the drain's
-   own pixels alone; nothing: the true counterfactual itself): the ceiling of
-   any edit that keeps those pixels bit for bit.
+   own pixels alone; nothing: the true counterfactual itself): what a
+   flawless edit that keeps those pixels bit for bit measures.
    DiffEdit's automatic mask (diffusers' ``generate_mask``
    rule, :mod:`radedit_core.pipelines.diffedit_mask`) is scored against the
    true pneumothorax mask (Dice) and for how much of the drain it takes in.
@@ -427,11 +427,12 @@ class Replication:
         kept = {"keep_mask": [self.kept_pixels(im, ca) for im, ca in zip(images, cases, strict=True)],
                 "drain_only": [ca.masks["drain"] for ca in cases],
                 "nothing_kept": [np.zeros_like(ca.masks["drain"]) for ca in cases]}  # fmt: skip
-        out["perfect_edit"] = {
-            name: self._summaries(measure([replace(im, array=np.where(k, im.array, cf))
-                                           for im, cf, k in zip(images, counterfactuals, keep, strict=True)]), sources)
-            for name, keep in kept.items()
-        }  # fmt: skip
+        out["perfect_edit"] = {}
+        for name, keep in kept.items():
+            m = measure([replace(im, array=np.where(k, im.array, cf))
+                         for im, cf, k in zip(images, counterfactuals, keep, strict=True)])  # fmt: skip
+            out["perfect_edit"][name] = {**self._summaries(m, sources),
+                                         "predictors": self._on_removals(m, sources)}  # fmt: skip
         edits: dict[str, list] = {}
         for name, method in methods.items():
             started = time.perf_counter()
@@ -446,6 +447,12 @@ class Replication:
         if c.diffedit:
             out["diffedit"] = self.diffedit_masks(cases, images, sources)
         return out
+
+    def _on_removals(self, probabilities: dict[str, np.ndarray], sources: np.ndarray) -> dict[str, Any]:
+        """Each predictor's accuracy on images whose finding was removed (label 0), from its probabilities."""
+        c = self.config
+        return {name: classifier_accuracy(probabilities[name], np.zeros(len(sources)), sources, c.resamples, c.seed)
+                for name in ("weak", "strong")}  # fmt: skip
 
     def kept_pixels(self, image, case: Case) -> np.ndarray:
         """Where RadEdit's removal keeps the source: the drain mask dilated and scoped as configured
@@ -529,6 +536,18 @@ class Replication:
             keep = ca.mask("drain", "pacemaker", "ecg", "marker")
             edited.append(self.edit(im, box, keep if keep.any() else None, NORMAL))
         self.timer.add("edit consolidation removal", started)
+        # The perfect edit: the same patient drawn without the consolidation, the source where the
+        # keep mask (dilated as the edits' own) keeps it.
+        perfect = []
+        for ca, im in zip(cases, images, strict=True):
+            cf = stored(render_case(ca.parameters, exclude=["consolidation"]))
+            keep = ca.mask("drain", "pacemaker", "ecg", "marker")
+            kept = (masks.make_masks(im, bounding_box(ca.masks["consolidation"], margin=8), keep, dilate_px=c.dilate,
+                                     keep_scope=DEFAULT_KEEP_SCOPE).keep > 0) if keep.any() else np.zeros_like(keep)  # fmt: skip
+            perfect.append(replace(im, array=np.where(kept, im.array, cf)))
+        perfect_p = {name: predict_probabilities(net, self.tensors(perfect))[:, 1]
+                     for name, net in (("weak", nets.weak), ("strong", nets.strong))}  # fmt: skip
+        perfect_judge = predict_probabilities(nets.judge, self.tensors(perfect))[:, 2]
         judge = predict_probabilities(nets.judge, self.tensors(edited))[:, 2]
         real_judge = predict_probabilities(nets.judge, self.tensors(images))[:, 2]
         measures = {
@@ -542,7 +561,10 @@ class Replication:
             "consolidation_removed": bootstrap_accuracy(removed, sources, c.resamples, c.seed),
             "judge_on_sources": bootstrap_accuracy(real_judge >= 0.5, sources, c.resamples, c.seed),
             "predictors": {},
-        }
+            "perfect_edit": {"consolidation_removed": bootstrap_accuracy(perfect_judge < 0.5, sources, c.resamples,
+                                                                         c.seed),
+                             "predictors": self._on_removals(perfect_p, sources)},
+        }  # fmt: skip
         for name, net in (("weak", nets.weak), ("strong", nets.strong)):
             real_p = predict_probabilities(net, test.images)[:, 1]
             zeros = np.zeros(len(cases))
