@@ -105,6 +105,8 @@ def test_quick_replication_figures_are_in_range(tmp_path, radedit_home):
     assert r["config"]["mode"] == "quick" and r["model"]["name"] == "radedit-demo"
     assert r["config"]["threads"] == r["threads"] == 1  # OMP_NUM_THREADS=2 does not decide it
     assert (r["config"]["keep_mode"], r["config"]["keep_scope"]) == ("pixel", "mask") and "RadEdit (keep pixel)" in stdout
+    assert r["manifestation"]["darkness_region"] == "pneumothorax less the drain"
+    assert "darkness removed outside the drain, %" in stdout and "perfect edit" in stdout
     check_ranges(r)
     # The trained networks are TorchScript files with predictor sidecars that `radedit stress evaluate` loads.
     nets = sorted((tmp_path / "quick" / "cache" / "nets").glob("*.ts"))
@@ -166,8 +168,8 @@ def check_ranges(r: dict) -> None:
     Measured on the 2-core CPU (quick mode, seed 0, about 3.5 minutes; the biased world with
     no drain without a pneumothorax and P(consolidation | site B) = 0.9; the retrained demo
     model): RadEdit keeps the drain in 4/6 edits, the global edit and the edit mask alone in
-    0/6; RadEdit removes 62 % of the pneumothorax's mean darkness, the global edit makes the
-    region darker still; the weak pneumothorax predictor is right on 1/2 of the edits (it reads
+    0/6; RadEdit removes 67 % of the pneumothorax's mean darkness outside the drain (the perfect
+    edit with its keep mask 82 %), the global edit and the edit mask alone about none of it; the weak pneumothorax predictor is right on 1/2 of the edits (it reads
     the drain), on 92 % of the real biased test set; the weak consolidation predictor on 98 % of
     the real test set and on none of the 4 consolidation removals (it reads the site); lung
     Dice 0.95 (weak) and 0.81 (strong segmenter) on real cases, within 0.07 after the additions.
@@ -191,7 +193,7 @@ def check_ranges(r: dict) -> None:
     assert 0.0 <= man["diffedit"]["dice"]["value"] <= 0.7
     # The perfect edit (the true counterfactual, the source where a keep mask keeps it): with the drain's
     # own pixels alone nothing of the finding's darkness stays outside them; RadEdit's keep mask (dilated
-    # 5 px, scope mask) keeps a band of it, so no edit with that mask removes it all.
+    # 5 px, scope mask) keeps a band of it, which a flawless edit with that mask leaves.
     perfect = man["perfect_edit"]
     assert perfect["drain_only"]["counterfactual_gap_closed"]["value"] == 1.0
     assert perfect["nothing_kept"]["counterfactual_mae"]["value"] == 0.0  # the true counterfactual itself
