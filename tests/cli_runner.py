@@ -64,17 +64,27 @@ def _put_back_modules(saved: dict, search_path: list[str]) -> None:
     """Modules a call imported from outside the interpreter's search path (a bundle's ``scripts``
     package from a copy of the bundle that the call put on ``sys.path``) end with it, as they
     would with a process: a later import of the same name gets what it got before.  Modules
-    found on the search path (site-packages, the repository) stay loaded."""
+    found on the search path (site-packages, the repository) stay loaded.  Found means by their
+    own name: ``scripts`` from ``<repo>/monai_bundle/scripts`` lies inside the repository, but
+    only a search path holding ``monai_bundle`` finds it there, so it ends with the call too
+    (else a later call running another copy of the bundle would get this one's)."""
     roots = [Path(p or ".").resolve() for p in search_path]
     for name, module in list(sys.modules.items()):
         if saved.get(name) is module:
             continue
         file = getattr(module, "__file__", None)
-        if file and not any(Path(file).resolve().is_relative_to(root) for root in roots):
+        if file and not any(_found_in(Path(file).resolve(), name, root) for root in roots):
             if name in saved:
                 sys.modules[name] = saved[name]
             else:
                 del sys.modules[name]
+
+
+def _found_in(file: Path, name: str, root: Path) -> bool:
+    """Whether importing ``name`` with ``root`` on the search path finds ``file``: the top-level
+    package's folder or module file lies directly in ``root``."""
+    top = name.split(".")[0]
+    return file.is_relative_to(root / top) or (file.parent == root and file.name.split(".")[0] == top)
 
 
 class _LoggedLines(logging.Handler):

@@ -66,6 +66,25 @@ def test_main_job_command_is_the_readmes_first():
     assert readme[0] == MAIN_JOB and started[0] == MAIN_JOB
 
 
+def test_a_package_an_in_process_call_imported_from_a_folder_it_put_on_the_path_ends_with_the_call(tmp_path, monkeypatch):
+    """As a bundle run does: ``python -m monai.bundle`` puts the bundle's folder on ``sys.path`` and
+    imports its ``scripts``.  When that folder lies inside one on the search path (the repository's
+    ``monai_bundle``), a later in-process run of another copy of the bundle (an example's workspace)
+    must import its own ``scripts``, not get this one: found in the repository is not found by name."""
+    from tests import cli_runner
+
+    for copy in ("first", "second"):
+        package = tmp_path / copy / "bundle" / "pkg_of_a_bundle_copy"
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(f"WHERE = {copy!r}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the repository's place: a search path above both copies
+    code = "import sys; sys.path.insert(0, sys.argv[1]); import pkg_of_a_bundle_copy as p; print(p.WHERE)"
+    first = cli_runner.python("-c", code, str(tmp_path / "first" / "bundle"), check=True)
+    assert first.stdout.strip() == "first" and "pkg_of_a_bundle_copy" not in sys.modules
+    second = cli_runner.python("-c", code, str(tmp_path / "second" / "bundle"), check=True)
+    assert second.stdout.strip() == "second"
+
+
 def test_shell_examples_commands_run_in_this_process_and_keep_bash_semantics(tmp_path):
     """tests/example_server.py: ``radedit`` and ``python -m/-c/script`` come back to the test process
     with their output and exit codes; bash keeps its variables, ``$(...)``, ``||`` and ``set -e``."""
