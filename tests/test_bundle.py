@@ -45,14 +45,20 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def bundle_scripts():
-    """The bundle's ``scripts`` package, as ``python -m monai.bundle`` imports it (bundle root on sys.path)."""
+    """The bundle's ``scripts`` package, as ``python -m monai.bundle`` imports it (bundle root on sys.path),
+    forgotten again by ``sys.modules``: a later in-process bundle run of another copy of the bundle (a
+    documentation example's workspace) must import its own."""
     import importlib
 
+    before = set(sys.modules)
     sys.path.insert(0, str(BUNDLE))
     try:
         return importlib.import_module("scripts.radedit_workflow")
     finally:
         sys.path.remove(str(BUNDLE))
+        for name in set(sys.modules) - before:
+            if name == "scripts" or name.startswith("scripts."):
+                del sys.modules[name]
 
 
 def bundle_env(home: Path) -> dict[str, str]:
