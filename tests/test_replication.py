@@ -169,8 +169,9 @@ def check_ranges(r: dict) -> None:
     no drain without a pneumothorax and P(consolidation | site B) = 0.9; the retrained demo
     model): RadEdit keeps the drain in 4/6 edits, the global edit and the edit mask alone in
     0/6; RadEdit removes 67 % of the pneumothorax's mean darkness outside the drain (the perfect
-    edit with its keep mask 82 %), the global edit and the edit mask alone about none of it; the weak pneumothorax predictor is right on 1/2 of the edits (it reads
-    the drain), on 92 % of the real biased test set; the weak consolidation predictor on 98 % of
+    edit with its keep mask 82 %), the global edit and the edit mask alone about none of it; the
+    weak pneumothorax predictor is right on 1/2 of the edits (it reads the drain), on 92 % of the
+    real biased test set; the weak consolidation predictor on 98 % of
     the real test set and on none of the 4 consolidation removals (it reads the site); lung
     Dice 0.95 (weak) and 0.81 (strong segmenter) on real cases, within 0.07 after the additions.
     """

@@ -431,7 +431,8 @@ class Replication:
         out["real"] = self._summaries(real, sources)
         # The perfect edit: the true counterfactual wherever an edit may change the image, the source
         # bit for bit where the keep mask keeps it: what a flawless edit with that keep mask measures.
-        kept = {"keep_mask": [self.kept_pixels(im, ca) for im, ca in zip(images, cases, strict=True)],
+        kept = {"keep_mask": [self.kept_pixels(im, ca.masks["pneumothorax"], ca.masks["drain"], c.keep_scope)
+                              for im, ca in zip(images, cases, strict=True)],
                 "drain_only": [ca.masks["drain"] for ca in cases],
                 "nothing_kept": [np.zeros_like(ca.masks["drain"]) for ca in cases]}  # fmt: skip
         out["perfect_edit"] = {}
@@ -461,13 +462,13 @@ class Replication:
         return {name: classifier_accuracy(probabilities[name], np.zeros(len(sources)), sources, c.resamples, c.seed)
                 for name in ("weak", "strong")}  # fmt: skip
 
-    def kept_pixels(self, image, case: Case) -> np.ndarray:
-        """Where RadEdit's removal keeps the source: the drain mask dilated and scoped as configured
-        (bool, source grid; the pixel paste's region in pixel keep mode)."""
-        c = self.config
-        m = masks.make_masks(image, case.masks["pneumothorax"], case.masks["drain"], dilate_px=c.dilate,
-                             keep_scope=c.keep_scope)  # fmt: skip
-        return m.keep > 0
+    def kept_pixels(self, image, edit: np.ndarray, keep: np.ndarray | None, keep_scope: str) -> np.ndarray:
+        """Where an edit with these masks keeps the source: ``keep`` dilated (the config's ``dilate``)
+        and scoped as :meth:`edit` does (bool, source grid; the pixel paste's region in pixel keep
+        mode; nowhere without a keep mask)."""
+        if keep is None:
+            return np.zeros(image.shape, dtype=bool)
+        return masks.make_masks(image, edit, keep, dilate_px=self.config.dilate, keep_scope=keep_scope).keep > 0
 
     def _summaries(self, m: dict[str, np.ndarray], sources: np.ndarray) -> dict[str, Any]:
         c = self.config
@@ -490,13 +491,14 @@ class Replication:
         out: dict[str, Any] = {}
         accepted = (edited["p_pneumothorax"] < 0.5) & (edited["p_drain"] >= 0.5)
         k = PREDICTOR_CLASSES.index(label)
+        synthetic = self._on_removals(edited, sources)
         for name, net in (("weak", nets.weak), ("strong", nets.strong)):
             real_p = predict_probabilities(net, test.images)[:, k]
             syn_p = edited[name]
             zeros = np.zeros(len(syn_p))
             out[name] = {
                 "real": classifier_accuracy(real_p, test.labels[label], test.seeds, c.resamples, c.seed),
-                "synthetic": classifier_accuracy(syn_p, zeros, sources, c.resamples, c.seed),
+                "synthetic": synthetic[name],
                 "synthetic_accepted": (classifier_accuracy(syn_p[accepted], zeros[accepted], sources[accepted],
                                                            c.resamples, c.seed) if accepted.any() else None),  # fmt: skip
             }
@@ -537,30 +539,25 @@ class Replication:
         images = [case_image(ca) for ca in cases]
         started = time.perf_counter()
         _log(self.progress, f"acquisition shift: removing consolidation in {len(cases)} site-B cases")
-        edited = []
-        for ca, im in zip(cases, images):
-            box = bounding_box(ca.masks["consolidation"], margin=8)
+        regions = []  # (edit, keep) of each case: its consolidation's box, its devices and markers
+        for ca in cases:
             keep = ca.mask("drain", "pacemaker", "ecg", "marker")
-            edited.append(self.edit(im, box, keep if keep.any() else None, NORMAL))
+            regions.append((bounding_box(ca.masks["consolidation"], margin=8), keep if keep.any() else None))
+        edited = [self.edit(im, box, keep, NORMAL) for im, (box, keep) in zip(images, regions, strict=True)]
         self.timer.add("edit consolidation removal", started)
         # The perfect edit: the same patient drawn without the consolidation, the source where the
-        # keep mask (dilated as the edits' own) keeps it.
-        perfect = []
-        for ca, im in zip(cases, images, strict=True):
-            cf = stored(render_case(ca.parameters, exclude=["consolidation"]))
-            keep = ca.mask("drain", "pacemaker", "ecg", "marker")
-            kept = (masks.make_masks(im, bounding_box(ca.masks["consolidation"], margin=8), keep, dilate_px=c.dilate,
-                                     keep_scope=DEFAULT_KEEP_SCOPE).keep > 0) if keep.any() else np.zeros_like(keep)  # fmt: skip
-            perfect.append(replace(im, array=np.where(kept, im.array, cf)))
-        perfect_p = {name: predict_probabilities(net, self.tensors(perfect))[:, 1]
+        # edits' keep mask keeps it.
+        perfect = [replace(im, array=np.where(self.kept_pixels(im, box, keep, DEFAULT_KEEP_SCOPE), im.array,
+                                              stored(render_case(ca.parameters, exclude=["consolidation"]))))
+                   for ca, im, (box, keep) in zip(cases, images, regions, strict=True)]  # fmt: skip
+        edited_x, perfect_x = self.tensors(edited), self.tensors(perfect)
+        perfect_p = {name: predict_probabilities(net, perfect_x)[:, 1]
                      for name, net in (("weak", nets.weak), ("strong", nets.strong))}  # fmt: skip
-        perfect_judge = predict_probabilities(nets.judge, self.tensors(perfect))[:, 2]
-        judge = predict_probabilities(nets.judge, self.tensors(edited))[:, 2]
+        perfect_judge = predict_probabilities(nets.judge, perfect_x)[:, 2]
+        judge = predict_probabilities(nets.judge, edited_x)[:, 2]
         real_judge = predict_probabilities(nets.judge, self.tensors(images))[:, 2]
-        measures = {
-            "weak": predict_probabilities(nets.weak, self.tensors(edited))[:, 1],
-            "strong": predict_probabilities(nets.strong, self.tensors(edited))[:, 1],
-        }
+        measures = {name: predict_probabilities(net, edited_x)[:, 1]
+                    for name, net in (("weak", nets.weak), ("strong", nets.strong))}  # fmt: skip
         removed = judge < 0.5
         out = {
             "cases": len(cases),
@@ -572,12 +569,13 @@ class Replication:
                                                                          c.seed),
                              "predictors": self._on_removals(perfect_p, sources)},
         }  # fmt: skip
+        synthetic = self._on_removals(measures, sources)
         for name, net in (("weak", nets.weak), ("strong", nets.strong)):
             real_p = predict_probabilities(net, test.images)[:, 1]
             zeros = np.zeros(len(cases))
             out["predictors"][name] = {
                 "real": classifier_accuracy(real_p, test.labels["consolidation"], test.seeds, c.resamples, c.seed),
-                "synthetic": classifier_accuracy(measures[name], zeros, sources, c.resamples, c.seed),
+                "synthetic": synthetic[name],
                 "synthetic_accepted": (classifier_accuracy(measures[name][removed], zeros[removed], sources[removed],
                                                            c.resamples, c.seed) if removed.any() else None),  # fmt: skip
             }

@@ -59,8 +59,8 @@ def goals(results: dict[str, Any]) -> list[dict[str, Any]]:
     pop = results["population"]
     out = []
 
-    perfect = results["manifestation"].get("perfect_edit", {}).get("keep_mask", {})
-    acq_perfect = results["acquisition"].get("perfect_edit", {})
+    perfect = _perfect(results, "manifestation")
+    acq_perfect = _perfect(results, "acquisition")
 
     def goal(name: str, value: float | None, ok: bool | None, target: str, level: str = "must",
              perfect_edit: float | None = None) -> None:  # fmt: skip
@@ -109,11 +109,16 @@ def _drop(entry: dict[str, Any]) -> float | None:
     return None if real is None or syn is None else real - syn
 
 
+def _perfect(results: dict[str, Any], shift: str) -> dict[str, Any]:
+    """A removal shift's perfect-edit figures ({} in results written without them): the manifestation
+    shift's with RadEdit's keep mask."""
+    perfect = results[shift].get("perfect_edit", {})
+    return perfect.get("keep_mask", {}) if shift == "manifestation" else perfect
+
+
 def _perfect_drop(entry: dict[str, Any], perfect: dict[str, Any], name: str) -> float | None:
     """The predictor's drop from the real test set to the perfect edits (None without them)."""
-    real = _v(entry["real"].get("accuracy"))
-    on_perfect = _v(perfect.get("predictors", {}).get(name, {}).get("accuracy"))
-    return None if real is None or on_perfect is None else real - on_perfect
+    return _drop({"real": entry["real"], "synthetic": perfect.get("predictors", {}).get(name, {})})
 
 
 def table(results: dict[str, Any]) -> str:
@@ -161,8 +166,7 @@ def table(results: dict[str, Any]) -> str:
                                 ("Consolidation predictors (Table 1, acquisition shift)", "acquisition",
                                  results["acquisition"]["predictors"])):  # fmt: skip
         lines.append(f"{title}: accuracy, %")
-        perfect_acc = (man.get("perfect_edit", {}).get("keep_mask", {}) if key == "manifestation"
-                       else results["acquisition"].get("perfect_edit", {})).get("predictors", {})  # fmt: skip
+        perfect_acc = _perfect(results, key).get("predictors", {})
         lines.append(f"  {'predictor':10s} {'real biased test':>22s} {'synthetic':>22s} {'synthetic, accepted':>22s}"
                      f" {'paper real':>11s} {'paper synth.':>13s}" + (f" {'perfect edit':>22s}" if perfect_acc else ""))  # fmt: skip
         for name in ("weak", "strong"):
