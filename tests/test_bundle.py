@@ -28,7 +28,7 @@ import pytest
 import torch
 from PIL import Image
 
-from cli_runner import python_m
+from cli_runner import process_state, python_m
 from radedit_core.demo import sample_dir
 from radedit_core.errors import ConfigError
 
@@ -50,15 +50,9 @@ def bundle_scripts():
     documentation example's workspace) must import its own."""
     import importlib
 
-    before = set(sys.modules)
-    sys.path.insert(0, str(BUNDLE))
-    try:
+    with process_state():  # puts sys.path back, and sys.modules as a process would (cli_runner)
+        sys.path.insert(0, str(BUNDLE))
         return importlib.import_module("scripts.radedit_workflow")
-    finally:
-        sys.path.remove(str(BUNDLE))
-        for name in set(sys.modules) - before:
-            if name == "scripts" or name.startswith("scripts."):
-                del sys.modules[name]
 
 
 def bundle_env(home: Path) -> dict[str, str]:
