@@ -64,20 +64,28 @@ def _put_back_modules(saved: dict, search_path: list[str]) -> None:
     """Modules a call imported from outside the interpreter's search path (a bundle's ``scripts``
     package from a copy of the bundle that the call put on ``sys.path``) end with it, as they
     would with a process: a later import of the same name gets what it got before.  Modules
-    found on the search path (site-packages, the repository) stay loaded.  Found means by their
-    own name: ``scripts`` from ``<repo>/monai_bundle/scripts`` lies inside the repository, but
-    only a search path holding ``monai_bundle`` finds it there, so it ends with the call too
-    (else a later call running another copy of the bundle would get this one's)."""
+    found on the search path (site-packages, the repository) stay loaded."""
+    for name in stray_modules(saved, search_path):
+        if name in saved:
+            sys.modules[name] = saved[name]
+        else:
+            del sys.modules[name]
+
+
+def stray_modules(saved: dict, search_path: list[str]) -> list[str]:
+    """Names in ``sys.modules`` that are new since ``saved`` and that an import with ``search_path``
+    would not find by their own name: ``scripts`` from ``<repo>/monai_bundle/scripts`` lies inside
+    the repository, but only a search path holding ``monai_bundle`` finds it there, so a later
+    call running another copy of the bundle would get this one's."""
     roots = [Path(p or ".").resolve() for p in search_path]
+    stray = []
     for name, module in list(sys.modules.items()):
         if saved.get(name) is module:
             continue
         file = getattr(module, "__file__", None)
         if file and not any(_found_in(Path(file).resolve(), name, root) for root in roots):
-            if name in saved:
-                sys.modules[name] = saved[name]
-            else:
-                del sys.modules[name]
+            stray.append(name)
+    return stray
 
 
 def _found_in(file: Path, name: str, root: Path) -> bool:
@@ -206,14 +214,15 @@ def bundle_run_error(config_file: Path | str, error_type: type[BaseException], *
     """
     from monai.bundle import ConfigWorkflow
 
-    wf = ConfigWorkflow(config_file=str(config_file), run_id="edit", workflow_type=None, logging_file=False,
-                        **overrides)  # fmt: skip
-    wf.initialize()
-    try:
-        wf.run()
-    except Exception as raised:  # noqa: BLE001 - any failure; the caller checks its cause
-        cause = raised
-        while cause is not None and not isinstance(cause, error_type):
-            cause = cause.__cause__
-        return raised, cause
+    with process_state():  # the workflow puts the bundle on sys.path and imports its scripts
+        wf = ConfigWorkflow(config_file=str(config_file), run_id="edit", workflow_type=None, logging_file=False,
+                            **overrides)  # fmt: skip
+        wf.initialize()
+        try:
+            wf.run()
+        except Exception as raised:  # noqa: BLE001 - any failure; the caller checks its cause
+            cause = raised
+            while cause is not None and not isinstance(cause, error_type):
+                cause = cause.__cause__
+            return raised, cause
     raise AssertionError(f"{config_file}: the bundle run succeeded")

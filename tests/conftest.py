@@ -22,6 +22,8 @@ Session fixtures are per process: under ``pytest -n 2`` each worker builds its o
 from __future__ import annotations
 
 import os
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +44,50 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # xdist workers too; a test that wants another count sets it in the child's environment.
     os.environ.setdefault("OMP_NUM_THREADS", "1")
 
+
+# Each test leaves sys.path and the importable modules as it found them.  Code run in this process
+# (a bundle's ConfigWorkflow, in-process commands) puts folders on sys.path and imports from them;
+# left behind, a later test in the same worker imports that module instead of its own (a bundle
+# copy's scripts package, hence its bundle_root and output folder).  Checked from before the first
+# fixture's set-up to after the last one's teardown, so module-scoped fixtures count too.  What
+# counts: folders and modules the tests made or own (the repository, temporary folders) under a
+# name an import finds them by; libraries' own lasting state (remote code in the Hugging Face
+# cache, torchxrayvision's paths, setuptools' distutils) and files loaded under a made-up module
+# name (a predictor's Python file) are what a process would keep too.
+_IMPORT_STATE = pytest.StashKey[tuple]()
+_OWN_FOLDERS = (Path(__file__).resolve().parent.parent, Path(tempfile.gettempdir()).resolve())
+
+
+def _own(path: Path) -> bool:
+    """Made by the tests or the repository's own, not the installed libraries' (the set-up's
+    environment lives inside the checkout, as .venv)."""
+    installed = Path(sys.prefix).resolve()
+    return any(path.is_relative_to(folder) for folder in _OWN_FOLDERS) and not path.is_relative_to(installed)
+
+
+def _found_by_name(name: str, file: Path) -> bool:
+    top = name.split(".")[0]
+    return file.stem == top or any(parent.name == top for parent in file.parents)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    item.stash[_IMPORT_STATE] = (sys.path[:], dict(sys.modules))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    result = yield
+    from cli_runner import stray_modules
+
+    path, modules = item.stash[_IMPORT_STATE]
+    added = [p for p in sys.path if p not in path and _own(Path(p or ".").resolve())]
+    stray = [name for name in stray_modules(modules, path)
+             if _own(file := Path(sys.modules[name].__file__).resolve()) and _found_by_name(name, file)]  # fmt: skip
+    assert not added and not stray, (
+        f"{item.nodeid} left {added} on sys.path and {stray} imported from outside it: "
+        "run in-process code inside cli_runner.process_state()")
+    return result
 
 #: What an unmeasured slow test counts for when the slow tests are shared out (they take 15-100 s).
 SLOW_TEST_S = 30

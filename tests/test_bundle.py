@@ -138,9 +138,10 @@ def reference(data, radedit_home, tmp_path_factory, micro_model_dir):
                         datalist=str(data / "list.json"), output_dir=str(out), steps=10, device="cpu",
                         model=str(micro_model_dir))  # fmt: skip
     try:
-        wf.initialize()
-        result = wf.run()
-        wf.finalize()
+        with process_state():  # the workflow puts the bundle on sys.path and imports its scripts
+            wf.initialize()
+            result = wf.run()
+            wf.finalize()
     finally:
         root.handlers[:], root.level = handlers, level
     return out, result, wf
@@ -255,28 +256,29 @@ def test_config_workflow_api_initialize_run_finalize(data, tmp_path, reference, 
     assert wf.parser.get_parsed_content("_meta_#version") == meta["version"] and meta["version"] in meta["changelog"]
 
     # the default run id is the edit; a rerun skips everything
-    wf = ConfigWorkflow(config_file=str(CONFIG), workflow_type=None, datalist=str(data / "list.json"),
-                        output_dir=str(out), steps=10, device="cpu", model=str(micro_model_dir))  # fmt: skip
-    wf.initialize()
-    assert wf.run()[0].skipped == ROWS
-    wf.finalize()
+    with process_state():  # the workflows put the bundle on sys.path and import its scripts
+        wf = ConfigWorkflow(config_file=str(CONFIG), workflow_type=None, datalist=str(data / "list.json"),
+                            output_dir=str(out), steps=10, device="cpu", model=str(micro_model_dir))  # fmt: skip
+        wf.initialize()
+        assert wf.run()[0].skipped == ROWS
+        wf.finalize()
 
-    # errors reach Python callers as exceptions (the command line prints one line instead)
-    wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None, dtype="float64",
-                        output_dir=str(tmp_path / "bad"), device="cpu")  # fmt: skip
-    wf.initialize()
-    with pytest.raises(Exception) as err:  # MONAI wraps it in "Failed to instantiate ..."
-        wf.run()
-    cause = err.value
-    while cause is not None and not isinstance(cause, ConfigError):
-        cause = cause.__cause__
-    assert cause is not None and "dtype: must be one of auto, float32, bfloat16, float16" in str(cause)
-    assert not (tmp_path / "bad").exists()
+        # errors reach Python callers as exceptions (the command line prints one line instead)
+        wf = ConfigWorkflow(config_file=str(CONFIG), run_id="edit", workflow_type=None, dtype="float64",
+                            output_dir=str(tmp_path / "bad"), device="cpu")  # fmt: skip
+        wf.initialize()
+        with pytest.raises(Exception) as err:  # MONAI wraps it in "Failed to instantiate ..."
+            wf.run()
+        cause = err.value
+        while cause is not None and not isinstance(cause, ConfigError):
+            cause = cause.__cause__
+        assert cause is not None and "dtype: must be one of auto, float32, bfloat16, float16" in str(cause)
+        assert not (tmp_path / "bad").exists()
 
-    parser = ConfigParser()  # defaults: model-zoo style eval/ inside the bundle
-    parser.read_config(str(CONFIG))
-    assert Path(parser.get_parsed_content("output_dir")) == BUNDLE / "eval"
-    assert parser.get_parsed_content("model_dirs") == [str(BUNDLE / "models")]
+        parser = ConfigParser()  # defaults: model-zoo style eval/ inside the bundle
+        parser.read_config(str(CONFIG))
+        assert Path(parser.get_parsed_content("output_dir")) == BUNDLE / "eval"
+        assert parser.get_parsed_content("model_dirs") == [str(BUNDLE / "models")]
 
 
 @pytest.mark.slow

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
+from cli_runner import process_state
 from radedit_core.errors import BackendError
 
 BUNDLE = Path(__file__).resolve().parent.parent / "monai_bundle"
@@ -32,10 +32,11 @@ def bundle_on_path():
     """``scripts`` importable and logging restored, as for ``python -m monai.bundle`` run in the bundle."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
-    sys.path.insert(0, str(BUNDLE))
-    yield
-    sys.path.remove(str(BUNDLE))
-    root.handlers[:], root.level = handlers, level
+    try:
+        with process_state({"PYTHONPATH": str(BUNDLE)}):  # scripts ends with the test
+            yield
+    finally:
+        root.handlers[:], root.level = handlers, level
 
 
 def test_the_overlay_without_tensorrt_stops_before_any_work_with_one_line(tmp_path, radedit_home, bundle_on_path):
