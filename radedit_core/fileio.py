@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Collection, Iterator
 
 from ._version import __version__
 from .errors import ConfigError, OutputError
@@ -148,8 +148,8 @@ def check_writable(path: str | Path, overwrite: bool = False, folder: bool | Non
     existing folder of that name is never replaced by it, ``overwrite`` or not; None: either.
 
     Raises:
-        OutputError: the path is the working folder or a folder above it, a file
-            output's path is an existing folder, the path exists (without
+        OutputError: the path is the working folder or a folder above it, a symlink
+            (with or without ``overwrite``), a file output's path is an existing folder, the path exists (without
             ``overwrite``), a parent is a file, or the nearest existing folder is
             not writable.
     """
@@ -158,6 +158,11 @@ def check_writable(path: str | Path, overwrite: bool = False, folder: bool | Non
         raise OutputError(
             f"{path}: is the working folder{'' if same_file(path, '.') else ' or holds it'}; an output never "
             "replaces it: give a new name"
+        )
+    if path.is_symlink():
+        raise OutputError(
+            f"{path}: is a symlink to {os.readlink(path)}; an output never replaces a symlink or what it points "
+            "to: choose another name"
         )
     if folder is False and path.is_dir() and not path.is_symlink():
         raise OutputError(
@@ -311,22 +316,57 @@ MARKER = ".radedit-output"
 
 
 def write_marker(folder: str | Path, what: str = "output") -> None:
-    """Mark ``folder`` as written by radedit_core (see :data:`MARKER`)."""
+    """Mark ``folder`` as written by radedit_core (see :data:`MARKER`), listing what it holds now
+    (``contents``: the top-level names), so that a later ``--overwrite`` can tell them from files
+    added since."""
+    folder = Path(folder)
+    contents = sorted(p.name for p in folder.iterdir() if p.name != MARKER)
+    record = {"tool": "radedit_core", "version": __version__, "what": what, "contents": contents}
+    (folder / MARKER).write_text(json.dumps(record) + "\n")
 
-    (Path(folder) / MARKER).write_text(json.dumps({"tool": "radedit_core", "version": __version__, "what": what}) + "\n")
+
+def toolkit_record(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path`` if radedit_core wrote it (its ``tool`` is ``radedit_core`` or
+    ``radedit_core.<part>``), else None: a file of the same name from another tool (the
+    ``dataset.json`` of a Medical Segmentation Decathlon, MONAI or nnU-Net data set) or a symlink
+    is no evidence."""
+    path = Path(path)
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    tool = data.get("tool") if isinstance(data, dict) else None
+    return data if isinstance(tool, str) and (tool == "radedit_core" or tool.startswith("radedit_core.")) else None
 
 
 def written_by_toolkit(
     folder: str | Path, manifests: tuple[str, ...] = (), own_file: Callable[[Path], bool] | None = None
 ) -> bool:
-    """Whether ``folder`` holds :data:`MARKER` or one of ``manifests`` (the files a toolkit command writes there),
-    or (``own_file`` given) only files that ``own_file`` says the toolkit wrote (symlinks never count)."""
+    """Whether ``folder`` holds :data:`MARKER` or one of ``manifests`` (the files a toolkit command writes there)
+    written by radedit_core (:func:`toolkit_record`), or (``own_file`` given) only files that ``own_file`` says
+    the toolkit wrote (symlinks never count)."""
     folder = Path(folder)
-    if any((folder / name).is_file() for name in (MARKER, *manifests)):
+    if any(toolkit_record(folder / name) is not None for name in (MARKER, *manifests)):
         return True
     return own_file is not None and all(
         p.is_file() and not p.is_symlink() and own_file(p) for p in folder.iterdir()
     )
+
+
+def foreign_entries(folder: str | Path, contents: Collection[str] | None = None) -> list[str]:
+    """Top-level names in ``folder`` that the toolkit did not write there: not in ``contents`` (what
+    the writer puts there) or, without it, not in the :data:`MARKER`'s list.  Empty when neither
+    says (a marker from before the list was kept)."""
+    folder = Path(folder)
+    if contents is None:
+        listed = (toolkit_record(folder / MARKER) or {}).get("contents")
+        if not isinstance(listed, list):
+            return []
+        contents = listed
+    allowed = {*contents, MARKER}
+    return sorted(p.name for p in folder.iterdir() if p.name not in allowed)
 
 
 def check_replaceable_folder(
@@ -335,14 +375,17 @@ def check_replaceable_folder(
     option: str = "--overwrite",
     own_file: Callable[[Path], bool] | None = None,
     own_what: str = "",
+    contents: Collection[str] | None = None,
 ) -> None:
-    """``option`` may clear ``folder`` only if it is empty or the toolkit wrote it (see :func:`written_by_toolkit`).
+    """``option`` may clear ``folder`` only if it is empty or the toolkit wrote it (see :func:`written_by_toolkit`)
+    and it holds nothing added since (see :func:`foreign_entries`; ``contents``: the names the writer puts there).
 
     ``own_what`` says in the message what ``own_file`` accepts (e.g. "edited.dcm/masks.dcm written by radedit").
 
     Raises:
-        OutputError: ``folder`` is a symlink (never followed or replaced), a file, or a non-empty folder
-            without the marker, a manifest or (``own_file``) only files the toolkit wrote.
+        OutputError: ``folder`` is a symlink (never followed or replaced), a file, a non-empty folder
+            without the marker, a manifest or (``own_file``) only files the toolkit wrote, or a folder
+            the toolkit wrote that holds files it did not write (naming a few).
     """
     folder = Path(folder)
     if not folder.exists() and not folder.is_symlink():
@@ -354,12 +397,46 @@ def check_replaceable_folder(
         )
     if not folder.is_dir():
         raise OutputError(f"{folder}: {option} replaces only a folder radedit wrote; this is a file")
-    if any(folder.iterdir()) and not written_by_toolkit(folder, manifests, own_file):
+    if not any(folder.iterdir()):
+        return
+    if not written_by_toolkit(folder, manifests, own_file):
         evidence = "/".join(manifests) or own_what or "manifest"
         raise OutputError(
-            f"{folder}: not a folder radedit wrote (no {MARKER} or {evidence} in it); "
+            f"{folder}: not a folder radedit wrote (no {MARKER} or {evidence} written by radedit in it); "
             f"{option} does not delete other folders: choose a new or empty folder"
         )
+    extra = foreign_entries(folder, contents)
+    if extra:
+        shown = ", ".join(extra[:3]) + (f" and {len(extra) - 3} more" if len(extra) > 3 else "")
+        raise OutputError(
+            f"{folder}: holds {shown}, which radedit did not write there; {option} does not delete them: "
+            "move them out or choose a new folder"
+        )
+
+
+def check_run_files(
+    folder: str | Path, files: dict[str, Callable[[Path], bool]], inputs: dict[str, Any], command: str
+) -> None:
+    """Before anything is written: the files a run writes at fixed names in its output ``folder``
+    (a batch's ``manifest.json``/``manifest.csv``, a stress-test set's ``set.json``/``set.csv``) are
+    no input, and each may replace only a file of that name this toolkit wrote, ``--overwrite`` or not.
+
+    ``files``: ``{name: whether a file is the toolkit's own}``; ``inputs``: as for
+    :func:`check_outputs_apart`; ``command`` names the run in messages ("a stress-build run").
+
+    Raises:
+        OutputError: one of them is an input (naming both), a symlink, or a file radedit did not write.
+    """
+    folder = Path(folder)
+    check_outputs_apart({f"{command}'s {name}": folder / name for name in files}, inputs)
+    for name, own in files.items():
+        path = folder / name
+        if path.is_symlink() or (path.exists() and not (path.is_file() and own(path))):
+            what = "a symlink" if path.is_symlink() else f"not a {name} radedit wrote"
+            raise OutputError(
+                f"{path}: {what}; {command} writes its {name} there and never replaces another file: "
+                "move it or choose another output folder"
+            )
 
 
 def same_file(a: str | Path, b: str | Path) -> bool:
@@ -546,9 +623,12 @@ __all__ = [
     "OutputGroup",
     "check_outputs_apart",
     "check_replaceable_folder",
+    "check_run_files",
     "is_storage_error",
     "same_file",
     "storage_error",
+    "foreign_entries",
+    "toolkit_record",
     "write_marker",
     "written_by_toolkit",
     "atomic_directory",

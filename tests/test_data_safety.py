@@ -111,7 +111,10 @@ def test_edit_output_that_is_an_input_is_refused(inputs, tmp_path, capsys, monke
     before = checksums(inputs, tmp_path)
     code, err = cli(capsys, "edit", "--image", inputs / "cxr.png", "--edit-mask", inputs / "lungs_mask.png",
                     "--output", output, "--overwrite", *EDIT)  # fmt: skip
-    assert code == 4 and "is the same file as the input" in err and which in err and str(output) in err
+    if how == "symlink":  # refused as a symlink, whatever it points to, naming it and its target
+        assert code == 4 and f"{output}: is a symlink to {inputs / name}; an output never replaces" in err, err
+    else:
+        assert code == 4 and "is the same file as the input" in err and which in err and str(output) in err
     assert checksums(inputs, tmp_path) == before
 
 
@@ -313,7 +316,8 @@ def test_a_symlinked_output_folder_is_left_alone_and_the_message_says_why(micro_
     forbid_model_load(monkeypatch)
     before = checksums(tmp_path)
     code, err = edit_error("--model", micro_model_dir, *EDIT_STUDY, "--output", tmp_path / "noteslink", "--overwrite")
-    assert code == 4 and f"{tmp_path / 'noteslink'}: is a symlink; --overwrite never replaces" in err, err
+    expected = f"{tmp_path / 'noteslink'}: is a symlink to {tmp_path / target}; an output never replaces a symlink"
+    assert code == 4 and expected in err, err
     assert "not a folder" not in err and checksums(tmp_path) == before
 
 
@@ -333,6 +337,67 @@ def test_phantom_overwrite_replaces_only_a_data_set_it_wrote(tmp_path, capsys):
     code, err = cli(capsys, "phantom", "--out", tmp_path / "d", "--n", "2", "--overwrite",
                     "--config", tmp_path / "d" / "world.yaml")  # fmt: skip
     assert code == 4 and "holds the input --config" in err and checksums(tmp_path) == before
+
+
+@pytest.mark.parametrize("tool", [None, "nnunet", "radedit_core_fork"])
+def test_phantom_overwrite_never_takes_another_tools_dataset_json_for_its_own(tmp_path, capsys, tool):
+    """Decathlon, MONAI and nnU-Net data sets keep a dataset.json at their root: its name is no evidence."""
+    task = tmp_path / "Task09_Spleen"
+    (task / "imagesTr").mkdir(parents=True)
+    (task / "imagesTr" / "spleen_1.nii.gz").write_bytes(b"ct volume")
+    record = {"name": "Spleen", "labels": {"0": "background", "1": "spleen"}, "numTraining": 41}
+    (task / "dataset.json").write_text(json.dumps(record if tool is None else {**record, "tool": tool}))
+    before = checksums(tmp_path)
+    code, err = cli(capsys, "phantom", "--out", task, "--n", "2", "--overwrite")
+    assert code == 4 and f"{task}: not a folder radedit wrote (no .radedit-output or dataset.json written by" in err
+    assert checksums(tmp_path) == before
+
+
+@pytest.mark.parametrize("added", [["set.json"], ["edits/a.png", "results.json", "predictions.csv", "notes.txt"]])
+def test_phantom_overwrite_keeps_what_was_added_to_its_data_set(tmp_path, capsys, added):
+    """A stress-test set or results written into a phantom folder stop its replacement, named."""
+    world = tmp_path / "phantom"
+    assert cli(capsys, "phantom", "--out", world, "--n", "2")[0] == 0
+    for name in added:
+        (world / name).parent.mkdir(parents=True, exist_ok=True)
+        (world / name).write_text("mine")
+    before = checksums(tmp_path)
+    code, err = cli(capsys, "phantom", "--out", world, "--n", "3", "--overwrite")
+    top = sorted({name.split("/")[0] for name in added})
+    assert code == 4 and f"{world}: holds {', '.join(top[:3])}" in err and "radedit did not write there" in err, err
+    assert checksums(tmp_path) == before
+
+
+def test_overwrite_of_a_marked_folder_keeps_files_added_to_it(tmp_path):
+    """The marker lists what the toolkit wrote; a file added since stops --overwrite (a model folder, a checkpoint)."""
+    from radedit_core.fileio import MARKER, atomic_directory
+
+    out = tmp_path / "model"
+    with atomic_directory(out) as tmp:
+        (tmp / "weights.bin").write_bytes(b"1")
+    assert json.loads((out / MARKER).read_text())["contents"] == ["weights.bin"]
+    with atomic_directory(out, overwrite=True) as tmp:  # its own files only: replaced
+        (tmp / "weights.bin").write_bytes(b"2")
+    (out / "my_notes.md").write_text("mine")
+    before = checksums(tmp_path)
+    with pytest.raises(OutputError, match=r"model: holds my_notes.md, which radedit did not write there"):
+        with atomic_directory(out, overwrite=True) as tmp:
+            (tmp / "weights.bin").write_bytes(b"3")
+    assert checksums(tmp_path) == before and not list(tmp_path.glob(".model.*"))
+
+
+def test_an_output_that_is_a_symlink_is_never_replaced(tmp_path, capsys, inputs):
+    """Whatever it points to (a user's file, nothing): the link and its target stay."""
+    (tmp_path / "mine.png").write_bytes(b"my figure")
+    (tmp_path / "out.png").symlink_to(tmp_path / "mine.png")
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "nowhere.png")
+    before = checksums(tmp_path)
+    for link in ("out.png", "dangling.png"):
+        code, err = cli(capsys, "edit", "--image", inputs / "cxr.png", "--edit-mask", inputs / "lungs_mask.png",
+                        "--output", tmp_path / link, "--overwrite", *EDIT)  # fmt: skip
+        assert code == 4 and f"{tmp_path / link}: is a symlink to" in err, err
+        assert (tmp_path / link).is_symlink()
+    assert checksums(tmp_path) == before and not (tmp_path / "nowhere.png").exists()
 
 
 def _keep_covers_edit_masks(folder: Path, shape: tuple[int, int]) -> tuple[Path, Path]:
@@ -595,7 +660,7 @@ def _worker(job: Path, *args: str, cwd: Path, monkeypatch, capsys) -> tuple[int,
         ({"sidecar": "cxr.png", "overwrite": True}, 4, "is the same file as the input image"),
         ({"sidecar": "lungs_mask.png", "overwrite": True}, 4, "is the same file as the input edit_mask"),
         ({"output": "hard.png", "overwrite": True}, 4, "is the same file as the input image"),
-        ({"output": "link.png", "overwrite": True}, 4, "is the same file as the input image"),
+        ({"output": "link.png", "overwrite": True}, 4, "link.png: is a symlink to cxr.png; an output never replaces"),
     ],
 )
 def test_worker_jobs_that_would_lose_data_are_refused(inputs, monkeypatch, capsys, fields, code, problem):
@@ -990,6 +1055,77 @@ def test_full_disk_stress_build_is_exit_4_and_resumes(small_disk, small_world, t
     code, err = cli(capsys, *argv)
     assert code == 0, err
     assert (disk / "set" / "set.json").is_file() and checksums(small_world) == before
+
+
+@pytest.mark.parametrize("name, content, problem", [
+    ("manifest.csv", "image,edit_mask,prompt\ncxr.png,lungs_mask.png,No pneumothorax\n", "is the same file as the input datalist"),
+    ("manifest.csv", "my,own,table\n", "not a manifest.csv radedit wrote"),
+    ("manifest.json", '{"tool": "someone else", "items": []}', "not a manifest.json radedit wrote"),
+    ("manifest.json", None, "a symlink"),
+])  # fmt: skip
+def test_a_batch_run_never_replaces_a_users_file_named_like_its_manifest(inputs, tmp_path, micro_editor, name, content,
+                                                                         problem):  # fmt: skip
+    """The run's manifest has fixed names in output_dir: an input there (the datalist itself) or a file of the same
+    name radedit did not write stops the run before any edit, overwrite or not."""
+    from radedit_core.batch import EditBatch
+
+    rows = "image,edit_mask,prompt\ncxr.png,lungs_mask.png,No pneumothorax\n"
+    datalist = inputs / ("manifest.csv" if "same file" in problem else "rows.csv")
+    datalist.write_text(rows)
+    if content is not None and datalist.name != name:
+        (inputs / name).write_text(content)
+    elif content is None:
+        (tmp_path / "elsewhere.json").write_text("{}")
+        (inputs / name).symlink_to(tmp_path / "elsewhere.json")
+    before = checksums(tmp_path)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match=problem):
+            EditBatch(datalist=datalist, settings={"steps": 2}, output_dir=inputs, editor=micro_editor,
+                      overwrite=overwrite).run()  # fmt: skip
+        assert checksums(tmp_path) == before and not list(inputs.glob("*-*.png"))
+    # its own manifest: a rerun replaces it (and skips the finished item)
+    out = tmp_path / "out"
+    for _ in range(2):
+        EditBatch(datalist=inputs / "rows.csv" if (inputs / "rows.csv").exists() else datalist, settings={"steps": 2},
+                  output_dir=out, editor=micro_editor).run()  # fmt: skip
+    assert json.loads((out / "manifest.json").read_text())["counts"] == {"skipped": 1}
+
+
+@pytest.mark.parametrize("name", ["set.json", "set.csv", "manifest.csv"])
+def test_a_stress_build_never_replaces_a_users_set_or_manifest(small_world, tmp_path, capsys, micro_model_dir, name):
+    """Also when the user's file is the build's own datalist, named set.json in its output folder."""
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump(BUILD_RECIPES))
+    out = tmp_path / "set"
+    out.mkdir()
+    datalist = small_world / "datalist.json"
+    if name == "set.json":  # the datalist itself, copied in under the set's name, with its images beside it
+        shutil.copytree(small_world, out, dirs_exist_ok=True)
+        datalist = out / "set.json"
+        (out / "datalist.json").rename(datalist)
+        problem = "is the same file as the input datalist"
+    else:
+        (out / name).write_text("my,own,table\n")
+        problem = f"not a {name} radedit wrote"
+    before = checksums(tmp_path, small_world)
+    for extra in ([], ["--overwrite"]):
+        code, err = cli(capsys, "stress", "build", "--datalist", datalist, "--recipes", tmp_path / "r.yaml", "--output",
+                        out, "--score", "off", "--device", "cpu", "--model", micro_model_dir, *extra)  # fmt: skip
+        assert code == 4 and problem in err and "\n" not in err.strip(), err
+        assert checksums(tmp_path, small_world) == before
+
+
+def test_a_stress_report_never_replaces_what_it_reads(cls_set, tmp_path, capsys):
+    predictor = _script(tmp_path / "p", LATER_BATCH.replace("raise RuntimeError", "return x.mean(dim=(2, 3))\n        raise RuntimeError"), "ok")  # fmt: skip
+    results = tmp_path / "results"
+    assert cli(capsys, "stress", "evaluate", "--set", cls_set, "--predictor", predictor, "--output", results,
+               "--device", "cpu", "--resamples", "100")[0] == 0  # fmt: skip
+    before = checksums(tmp_path, cls_set)
+    for output, name in ((results / "results.json", "--results"), (results / "predictions.csv", "predictions"),
+                         (cls_set / "set.json", "--set")):  # fmt: skip
+        code, err = cli(capsys, "stress", "report", "--results", results, "--output", output, "--overwrite")
+        assert code == 4 and f"is the same file as the input {name}" in err, err
+        assert checksums(tmp_path, cls_set) == before
+    assert cli(capsys, "stress", "report", "--results", results, "--output", tmp_path / "report.html")[0] == 0
 
 
 def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, radedit_home, monkeypatch):

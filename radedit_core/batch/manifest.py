@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, remove, write_json
+from ..fileio import atomic_path, remove, toolkit_record, write_json
 from ..outputs import legacy_sidecar_path
 from .items import Item, _canonical
 
@@ -16,6 +16,22 @@ MANIFEST_CSV = "manifest.csv"
 MANIFEST_FIELDS = (
     "id", "row", "status", "seconds", "rank", "input", "edit_mask", "keep_mask", "prompt", "output", "sidecar", "error",
 )  # fmt: skip
+
+def is_own_manifest(path: Path) -> bool:
+    """Whether ``path`` is a ``manifest.json`` a batch run wrote (its ``tool`` is radedit_core, it lists items)."""
+    record = toolkit_record(path)
+    return record is not None and isinstance(record.get("items"), list)
+
+
+def is_own_manifest_csv(path: Path) -> bool:
+    """Whether ``path`` is a ``manifest.csv`` a batch run wrote: its header is :data:`MANIFEST_FIELDS`."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return False
+    return header == list(MANIFEST_FIELDS)
+
 
 def _read_sidecar(path: Path) -> dict[str, Any] | None:
     try:

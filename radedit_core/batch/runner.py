@@ -47,14 +47,24 @@ from typing import Any, Callable, Iterator
 
 from .._version import __version__
 from ..errors import ConfigError, OutputError, RadEditError
-from ..fileio import OutputGroup, check_writable
+from ..fileio import OutputGroup, check_run_files, check_writable
+from ..imaging.mask_ref import parse_mask_ref
 from ..provenance import header
 from ..runlock import run_lock
 from ..settings import BatchOptions, ModelOptions, bundle_name, coerce, is_missing, row_name
 from .datalist import Problems, _errors_to_exception
 from .distributed import Ranks, _rebuild, rank_device
 from .items import Item, _canonical, edit_items, generate_fingerprint_settings, generate_items
-from .manifest import MANIFEST_JSON, _conflict_message, _remove_leftovers, item_state, write_manifest
+from .manifest import (
+    MANIFEST_CSV,
+    MANIFEST_JSON,
+    _conflict_message,
+    _remove_leftovers,
+    is_own_manifest,
+    is_own_manifest_csv,
+    item_state,
+    write_manifest,
+)
 from .sizing import auto_batch_size
 
 log = logging.getLogger("radedit.batch")
@@ -173,6 +183,23 @@ class _Batch:
     def source(self) -> str | None:
         return None
 
+    def run_files(self) -> dict[str, Callable[[Path], bool]]:
+        """The files the run writes at fixed names in ``output_dir``, each with how to tell the
+        toolkit's own copy (:func:`radedit_core.fileio.check_run_files`)."""
+        return {MANIFEST_JSON: is_own_manifest, MANIFEST_CSV: is_own_manifest_csv}
+
+    def read_inputs(self, items: list[Item]) -> dict[str, Any]:
+        """What the run reads: the datalist and every item's image and mask files."""
+        inputs: dict[str, Any] = {"datalist": self.source()}
+        for item in items:
+            for key in ("image", "edit_mask", "keep_mask"):
+                value = getattr(item, key)
+                if key != "image" and value:
+                    value = getattr(parse_mask_ref(value), "path", None)  # PATH#LABELS: its file
+                if value:
+                    inputs[f"{item.where}: {key}" if item.where else key] = value
+        return inputs
+
     # -- model --------------------------------------------------------------
     def _model_fingerprint(self) -> dict[str, Any]:
         """What of the model decides the pixels: its sources and revisions, the dtypes."""
@@ -235,6 +262,7 @@ class _Batch:
             items = self.build_items()
             for item in items:
                 item.fingerprint = self.fingerprint(item, model_fp)
+            check_run_files(self.output_dir, self.run_files(), self.read_inputs(items), f"a {self.kind} run")
         except RadEditError as exc:
             error = exc
         ranks.agree(error)

@@ -60,6 +60,9 @@ LABELS = FINDINGS + DEVICES
 #: Mask files per case: every structure and the union of the lungs.
 MASK_NAMES = STRUCTURES + ("lungs",)
 _STAMP = ".stamp.json"
+#: What a data set folder holds (``--overwrite`` deletes nothing else: a stress-test set or results
+#: written into it stop the replacement).
+DATASET_CONTENTS = ("images", "masks", "cases", "seg", "datalist.json", "datalist.csv", "dataset.json", "world.yaml")
 
 
 @dataclass
@@ -242,8 +245,9 @@ def write_dataset(
         max_cases: the most cases allowed (:data:`MAX_CASES`), so a typo in ``n`` cannot fill a disk.
         inputs: files the run reads (``{"--config": path}``): the folder may not hold them.
 
-    ``overwrite`` replaces only a data set folder this function wrote (it holds
-    ``dataset.json``) or an empty one.  One run at a time writes ``folder``
+    ``overwrite`` replaces only a data set folder this function wrote (its
+    ``dataset.json`` says so, and it holds nothing but :data:`DATASET_CONTENTS`)
+    or an empty one.  One run at a time writes ``folder``
     (:func:`radedit_core.runlock.run_lock`); an interrupted run resumes.
 
     Raises:
@@ -258,7 +262,7 @@ def write_dataset(
     folder = check_writable(output_path(folder, "--out"), overwrite=overwrite)
     check_outputs_apart({"--out": folder}, dict(inputs or {}), folders=("--out",))
     if overwrite:
-        check_replaceable_folder(folder, manifests=("dataset.json",))
+        check_replaceable_folder(folder, manifests=("dataset.json",), contents=DATASET_CONTENTS)
     try:
         with run_lock(folder, "radedit phantom"):
             return _write_dataset(folder, n, config, seed, format, splits, bits, seg, overwrite, progress, workers)
@@ -327,7 +331,7 @@ def _write_dataset(folder, n, config, seed, format, splits, bits, seg, overwrite
     if folder.exists():
         if not overwrite:
             raise OutputError(f"{folder}: output appeared while writing; not replaced (the cases stay in {staging})")
-        check_replaceable_folder(folder, manifests=("dataset.json",))
+        check_replaceable_folder(folder, manifests=("dataset.json",), contents=DATASET_CONTENTS)
         shutil.rmtree(folder)
     os.replace(staging, folder)
     return DatasetSummary(folder=folder, rows=rows, provenance=provenance)

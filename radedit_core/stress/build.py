@@ -65,7 +65,17 @@ from .recipes import (
     load_recipes,
     region_digest,
 )
-from .stress_set import SHAM_SUFFIX, TASKS, StressSet, is_identifying, write_stress_set
+from .stress_set import (
+    SET_CSV,
+    SET_JSON,
+    SHAM_SUFFIX,
+    TASKS,
+    StressSet,
+    is_identifying,
+    is_own_set,
+    is_own_set_csv,
+    write_stress_set,
+)
 
 log = logging.getLogger("radedit.stress")
 
@@ -262,6 +272,15 @@ class StressBuild(_Batch):
 
     def source(self) -> str | None:
         return self.datalist
+
+    def run_files(self) -> dict[str, Any]:
+        return {**super().run_files(), SET_JSON: is_own_set, SET_CSV: is_own_set_csv}
+
+    def read_inputs(self, items: list[Item]) -> dict[str, Any]:
+        inputs = super().read_inputs(items)
+        if isinstance(self.recipes_source, (str, Path)):
+            inputs["recipes"] = self.recipes_source
+        return inputs
 
     # -- 1. options, recipes and rows (identical on every rank) --------------------------
     def _check_options(self) -> None:

@@ -37,13 +37,13 @@ from typing import Any, Sequence
 import numpy as np
 
 from .._version import __version__
-from ..errors import InputError, OutputError
-from ..fileio import atomic_path
+from ..errors import InputError
+from ..fileio import atomic_path, check_outputs_apart, check_writable
 from ..imaging.io import read_image, read_mask_array
-from .evaluate import PREDICTIONS_CSV, read_results
+from .evaluate import PREDICTIONS_CSV, RESULTS_JSON, read_results
 from .metrics import MIN_SUBGROUP_SIZE
 from .privacy import Scrubber
-from .stress_set import StressSet, read_stress_set
+from .stress_set import SET_CSV, StressSet, read_stress_set
 
 PERCENT_METRICS = {"accuracy", "sensitivity", "specificity", "dice", "flip_rate"}
 METRIC_NAMES = {
@@ -682,21 +682,25 @@ def write_report(
 
     Raises:
         InputError: results or predictions missing or unreadable, the set missing.
-        OutputError: the report exists and ``overwrite`` is false.
+        OutputError: the report exists and ``overwrite`` is false, is a symlink or a folder, or is a
+            file the report reads (the results, predictions, the set's files or images).
     """
     from jinja2 import Environment, FileSystemLoader, select_autoescape  # noqa: PLC0415
 
     folder = Path(results_dir)
     results = read_results(folder)
     folder = folder if folder.is_dir() else folder.parent
-    output = Path(output) if output is not None else folder / "report.html"
-    if output.exists() and not overwrite:
-        raise OutputError(f"{output}: output already exists (pass --overwrite to replace it)")
+    output = check_writable(Path(output) if output is not None else folder / "report.html", overwrite, folder=False)
     predictions = _read_predictions(folder)
     set_path = Path(set_dir) if set_dir is not None else Path(results["set"]["path"])
     stress_set = read_stress_set(set_path)
     if stress_set.sha256 != results["set"]["sha256"]:
         raise InputError(stress_set.json_path, "the set changed since it was evaluated (set.json checksum differs); evaluate it again")
+    # the report never replaces what it reads: the results, the set, its images
+    inputs = {"--results": folder / RESULTS_JSON, "predictions": folder / PREDICTIONS_CSV,
+              "--set": stress_set.json_path, "the set's csv": stress_set.json_path.with_name(SET_CSV)}  # fmt: skip
+    inputs.update({f"set row {row.id}: image": row.image for row in stress_set.rows})
+    check_outputs_apart({"--output": output}, inputs)
     scrub = Scrubber.for_images(r.image for r in stress_set.rows)
 
     tables, paired_tables = _summary_tables(results, scrub)

@@ -514,6 +514,31 @@ def set_rows_as_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
     return list(columns), table
 
 
+def is_own_set(path: Path) -> bool:
+    """Whether ``path`` is a ``set.json`` this toolkit wrote (its ``format`` is :data:`SET_FORMAT`)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == SET_FORMAT
+
+
+def is_own_set_csv(path: Path) -> bool:
+    """Whether ``path`` is the ``set.csv`` written with the ``set.json`` beside it: that file is the
+    toolkit's and this one's header is the columns of its rows (:func:`set_rows_as_table`)."""
+    path = Path(path)
+    beside = path.with_name(SET_JSON)
+    if beside.is_symlink() or not is_own_set(beside):
+        return False
+    try:
+        rows = json.loads(beside.read_text(encoding="utf-8")).get("testing") or []
+        with open(path, newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), None)
+    except (OSError, ValueError, UnicodeDecodeError, csv.Error, AttributeError):
+        return False
+    return isinstance(rows, list) and header == set_rows_as_table(rows)[0]
+
+
 def write_stress_set(
     set_dir: str | Path,
     rows: Iterable[Mapping[str, Any]],
@@ -586,6 +611,8 @@ __all__ = [
     "StressSet",
     "TASKS",
     "is_identifying",
+    "is_own_set",
+    "is_own_set_csv",
     "read_stress_set",
     "set_rows_as_table",
     "write_stress_set",
