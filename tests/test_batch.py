@@ -114,6 +114,43 @@ def test_every_bad_row_is_reported_at_once_naming_file_and_row(data, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_row_without_a_prompt_needs_the_runs_prompt(data, tmp_path):
+    # list.csv's row 3 has an empty prompt cell: with a run prompt it takes that one (above), without one it is an error
+    no_prompt = {"steps": 6}
+    with pytest.raises(ConfigError) as err:
+        edit_items(datalist=data / "list.csv", settings=no_prompt, output_dir=tmp_path / "out")
+    assert str(err.value) == (
+        f"{data / 'list.csv'}: row 3 (line 4): no prompt: fill in the row's prompt, or give the run a prompt "
+        "for the rows without one"
+    )
+    # one image: the run's prompt is its only one
+    with pytest.raises(ConfigError, match=r"^prompt: an edit needs a prompt \(none was given\)$"):
+        edit_items(input=data / "cxr.png", edit_mask=data / "lungs_mask.png", settings=no_prompt)
+
+
+def test_a_missing_image_without_an_edit_mask_is_said_to_be_missing(data, tmp_path):
+    with pytest.raises(InputError, match=rf"^{tmp_path / 'nope.png'}: file does not exist$"):
+        edit_items(input=tmp_path / "nope.png", settings=SETTINGS)
+    (data / "gone.csv").write_text("image,prompt\ngone.png,x\ncxr.png,x\n")
+    with pytest.raises(InputError) as err:
+        edit_items(datalist=data / "gone.csv", settings=SETTINGS)
+    assert str(err.value) == (
+        f"{data / 'gone.csv'}: 2 problems:\n  row 1 (line 2): {data / 'gone.png'}: file does not exist\n"
+        "  row 2 (line 3): no edit_mask (set global_edit to true to edit the whole image)"
+    )
+
+
+def test_a_problem_whose_names_carry_the_row_names_it_once():
+    from radedit_core.batch.datalist import Problems
+
+    problems = Problems()
+    problems.add("row 1 (line 2)", OutputError("row 1 (line 2): output /o/c.png is the same file as the input "
+                                               "row 1 (line 2): image /o/c.png"))  # fmt: skip
+    problems.add("row 2", "no image")
+    assert problems == ["row 1 (line 2): output /o/c.png is the same file as the input image /o/c.png",
+                        "row 2: no image"]  # fmt: skip
+
+
 def test_unknown_columns_and_bad_json_are_errors(data):
     (data / "typo.csv").write_text("image,edit_msk,prompt\ncxr.png,lungs_mask.png,x\n")
     with pytest.raises(InputError, match=r"typo.csv: row 1 \(line 2\): unknown columns \['edit_msk'\]"):

@@ -80,6 +80,15 @@ def bundle_here(*args, home, cwd=REPO) -> subprocess.CompletedProcess:
     return proc
 
 
+def bundle_error(*args, home, cwd=REPO) -> tuple[subprocess.CompletedProcess, str]:
+    """``python -m monai.bundle run ...`` in this process, expected to stop with one ``radedit: error:`` line
+    and no traceback: the result and that line."""
+    proc = python_m("monai.bundle", "run", *args, cwd=cwd, env={"RADEDIT_HOME": str(home), "PYTHONWARNINGS": "ignore"})
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("radedit: error: ")]
+    assert len(errors) == 1 and "Traceback" not in proc.stderr, (proc.returncode, proc.stderr[-3000:])
+    return proc, errors[0]
+
+
 def manifest(folder: Path) -> dict:
     return json.loads((folder / "manifest.json").read_text())
 
@@ -187,8 +196,8 @@ def test_edit_dicom_study_with_seg_segments_writes_a_derived_series(tmp_path, ra
     out = tmp_path / "out"
     # the study folder as input (its one CR image is found), masks chosen from the SEG by segment label
     args = ["edit", "--config_file", CONFIG, "--input", study.folder, "--edit_mask", f"{study.seg}#lungs",
-            "--keep_mask", f"{study.seg}#pacemaker", "--keep_mode", "pixel", "--dilate", "0", *FAST,
-            "--model", micro_model_dir, "--output_dir", out]  # fmt: skip
+            "--keep_mask", f"{study.seg}#pacemaker", "--prompt", "No acute cardiopulmonary process",
+            "--keep_mode", "pixel", "--dilate", "0", *FAST, "--model", micro_model_dir, "--output_dir", out]  # fmt: skip
     bundle_here(*args, home=radedit_home)
     record = manifest(out)["items"][0]
     series, sidecar = Path(record["output"]), json.loads(Path(record["sidecar"]).read_text())
@@ -387,8 +396,11 @@ def test_bundle_layout():
 
 BAD_OVERRIDES = [
     ("unknown model folder", ["--model", "{tmp}/no-model"], "no-model: model not found", 2),
-    ("missing input", ["--input", "{tmp}/nope.png", "--edit_mask", "{data}/lungs_mask.png"], "nope.png: file does not exist", 2),
-    ("mask/image mismatch", ["--input", "{data}/cxr.png", "--edit_mask", "{data}/small.png"], "small.png: mask size 12x10", 2),
+    ("missing input", ["--input", "{tmp}/nope.png", "--edit_mask", "{data}/lungs_mask.png", "--prompt", "x"], "nope.png: file does not exist", 2),
+    ("missing input, no mask", ["--input", "{tmp}/nope.png"], "nope.png: file does not exist", 2),
+    # the sample's prompt is the sample's: another input needs its own
+    ("input, no prompt", ["--input", "{data}/cxr.png", "--edit_mask", "{data}/lungs_mask.png"], "prompt: an edit needs a prompt", 2),
+    ("mask/image mismatch", ["--input", "{data}/cxr.png", "--edit_mask", "{data}/small.png", "--prompt", "x"], "small.png: mask size 12x10", 2),
     ("invalid dtype", ["--dtype", "float64"], "dtype: must be one of auto, float32, bfloat16, float16", 2),
 ]  # fmt: skip
 
@@ -427,5 +439,85 @@ def test_the_bundled_sample_is_the_sample_study_with_its_pneumothorax_and_drain_
     study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
     seg = study / "seg.dcm"
     assert bundle_scripts().bundled_sample() == {
-        "input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain"
+        "input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain", "prompt": "No pneumothorax"
     }
+
+
+def test_the_sample_prompt_is_the_samples_not_the_runs(tmp_path, radedit_home, micro_model_dir):
+    # inference.json has no run prompt: the sample brings its own, as it brings its masks
+    assert json.loads(CONFIG.read_text())["prompt"] is None
+    out = tmp_path / "out"
+    args = ["edit", "--config_file", CONFIG, "--steps", "2", "--device", "cpu", "--model", micro_model_dir, "--output_dir", out]
+    bundle_here(*args, home=radedit_home)
+    assert [r["prompt"] for r in manifest(out)["items"]] == ["No pneumothorax"]
+    bundle_here(*args, "--prompt", "Small right pneumothorax", home=radedit_home)
+    assert [r["prompt"] for r in manifest(out)["items"]] == ["Small right pneumothorax"]
+
+
+def test_a_datalist_row_without_a_prompt_is_an_error_unless_the_run_has_one(data, tmp_path, radedit_home, micro_model_dir):
+    rows = tmp_path / "rows.csv"
+    rows.write_text(f"id,image,edit_mask,prompt\na,{data / 'cxr.png'},{data / 'lungs_mask.png'},Small left pleural effusion\n"
+                    f"b,{data / 'cxr.png'},{data / 'lungs_mask.png'},\n")  # fmt: skip
+    out = tmp_path / "out"
+    args = ["edit", "--config_file", CONFIG, "--datalist", rows, "--steps", "2", "--device", "cpu", "--model", micro_model_dir,
+            "--output_dir", out]  # fmt: skip
+    proc, line = bundle_error(*args, home=radedit_home)
+    assert proc.returncode == 2 and line.startswith(f"radedit: error: {rows}: row 2 (line 3): no prompt: "), line
+    assert not out.exists()
+    # an explicit --prompt is the prompt of the rows without one
+    bundle_here(*args, "--prompt", "No acute cardiopulmonary process", home=radedit_home)
+    assert [r["prompt"] for r in manifest(out)["items"]] == ["Small left pleural effusion", "No acute cardiopulmonary process"]
+
+
+def test_generate_without_a_prompt_says_one_is_needed(tmp_path, radedit_home, micro_model_dir):
+    out = tmp_path / "out"
+    proc, line = bundle_error("generate", "--config_file", CONFIG, "--steps", "2", "--device", "cpu", "--model", micro_model_dir,
+                              "--output_dir", out, home=radedit_home)  # fmt: skip
+    assert proc.returncode == 2 and line.startswith("radedit: error: prompt: generation needs at least one prompt"), line
+    assert not out.exists()
+
+
+def test_an_output_that_is_its_input_names_the_row_once(data, tmp_path, radedit_home, micro_model_dir):
+    image = tmp_path / "c.png"
+    image.write_bytes((data / "cxr.png").read_bytes())
+    (tmp_path / "rows.csv").write_text(f"id,image,edit_mask,prompt\nc,c.png,{data / 'lungs_mask.png'},x\n")
+    before = sorted(tmp_path.iterdir())
+    proc, line = bundle_error("edit", "--config_file", CONFIG, "--datalist", tmp_path / "rows.csv", "--output_dir", tmp_path,
+                              *FAST, "--model", micro_model_dir, home=radedit_home)  # fmt: skip
+    assert proc.returncode == 4, line
+    assert line.startswith(f"radedit: error: {tmp_path / 'rows.csv'}: row 1 (line 2): output {image} is the same file "
+                           f"as the input image {image};"), line  # fmt: skip
+    assert line.count("row 1") == 1
+    assert sorted(tmp_path.iterdir()) == before and image.read_bytes() == (data / "cxr.png").read_bytes()
+
+
+def test_ctrl_c_on_a_bundle_run_is_one_line_and_exit_code_130(data, tmp_path, radedit_home, micro_model_dir):
+    out, stdout, stderr = tmp_path / "out", tmp_path / "stdout.txt", tmp_path / "stderr.txt"
+    # steps enough that the run is still working when the signal comes
+    cmd = [sys.executable, "-m", "monai.bundle", "run", "edit", "--config_file", str(CONFIG), "--datalist",
+           str(data / "list.json"), "--steps", "100", "--device", "cpu", "--model", str(micro_model_dir),
+           "--output_dir", str(out)]  # fmt: skip
+    with open(stdout, "w") as fo, open(stderr, "w") as fe:
+        proc = subprocess.Popen(cmd, cwd=REPO, env=bundle_env(radedit_home), stdout=fo, stderr=fe, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while "items to do here" not in stdout.read_text() + stderr.read_text() and time.monotonic() < deadline:
+            assert proc.poll() is None, stderr.read_text()[-3000:]
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    err = stderr.read_text()
+    assert code == 130, err[-3000:]
+    assert [line for line in err.splitlines() if line.startswith("radedit")] == ["radedit: interrupted"], err[-3000:]
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert not (out / "manifest.json").exists()
+
+
+def test_ctrl_c_through_the_python_api_propagates():
+    # Not started as `python -m monai.bundle`: a ConfigWorkflow caller gets the KeyboardInterrupt
+    with pytest.raises(KeyboardInterrupt), bundle_scripts()._one_line_errors():
+        raise KeyboardInterrupt

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 
+from cli_runner import process_state
 from radedit_core.demo import sample_dir
 from radedit_core.errors import ConfigError, ModelNotFoundError, RadEditError
 from radedit_core.settings import (
@@ -127,7 +128,7 @@ def bundle_options(option: str, value: str, inputs: Path, out: Path, model: Path
     config = json.loads(CONFIG.read_text())
     options = {k: config.get(k) for k in config["edit_options"]}
     options.update(input=str(inputs / "cxr.png"), edit_mask=str(inputs / "lungs_mask.png"), keep_mask=None,
-                   output_dir=str(out), model=str(model), device="cpu")  # fmt: skip
+                   prompt="No pneumothorax", output_dir=str(out), model=str(model), device="cpu")  # fmt: skip
     options[option] = value
     return options
 
@@ -248,11 +249,8 @@ def test_every_front_end_has_the_same_defaults(inputs, tmp_path):
     from radedit_core.cli.options import edit_settings_from_args, generate_settings_from_args
     from radedit_core.worker import check_edit
 
-    sys.path.insert(0, str(REPO / "RadEditSlicer"))
-    try:
+    with process_state({"PYTHONPATH": str(REPO / "RadEditSlicer")}):  # the module's library ends with it
         from RadEditLib.protocol import EditParameters
-    finally:
-        sys.path.remove(str(REPO / "RadEditSlicer"))
     expected = _dict(EDIT_DEFAULTS)
     assert (expected["dilate"], expected["keep_mode"], expected["weights"], expected["invert_guidance"]) == (5, "pixel", [15.0], 3.5)
 
@@ -264,7 +262,7 @@ def test_every_front_end_has_the_same_defaults(inputs, tmp_path):
     config = json.loads(CONFIG.read_text())
     options = {k: config.get(k) for k in config["edit_options"]}
     options.update(input=str(inputs / "cxr.png"), edit_mask=str(inputs / "lungs_mask.png"), keep_mask=None,
-                   output_dir=str(tmp_path / "b"))  # fmt: skip
+                   prompt="p", output_dir=str(tmp_path / "b"))  # fmt: skip
     job = batch_from_options("edit", options)
     job._check_params()
     (item,) = job.build_items()

@@ -9,8 +9,8 @@ functions only connect the MONAI bundle machinery to it:
   ``fire``, drops ``--x None``, cuts ``#...`` from a value and ignores ids the
   config does not have), so that ``--keep_mask None``, ``--prompt "effusion
   #2"`` and a misspelt ``--setps`` behave as users expect;
-* the sample study (and its masks) is what gets edited when neither an
-  ``input`` nor a ``datalist`` is given;
+* the sample study (with its masks and prompt) is what gets edited when
+  neither an ``input`` nor a ``datalist`` is given;
 * a model name is also looked for in the bundle's ``models/`` folder.
 """
 
@@ -39,12 +39,14 @@ def bundle_root() -> str:
 
 
 def bundled_sample() -> dict[str, str]:
-    """What the bundle edits with no input: the sample study's image, its SEG's pneumothorax (edit) and drain (keep)."""
+    """What the bundle edits with no input: the sample study's image, its SEG's pneumothorax (edit) and drain (keep),
+    and the prompt that removes the pneumothorax."""
     from importlib import resources  # noqa: PLC0415
 
     study = Path(str(resources.files("radedit_core") / "data" / "sample_study"))
     seg = study / "seg.dcm"
-    return {"input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain"}
+    return {"input": str(study), "edit_mask": f"{seg}#pneumothorax", "keep_mask": f"{seg}#drain",
+            "prompt": "No pneumothorax"}  # fmt: skip
 
 
 def find_model(model: Any, search_dirs: Sequence[str | Path] = ()) -> str:
@@ -152,8 +154,9 @@ def _apply_command_line(options: dict[str, Any], kind: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _one_line_errors() -> Iterator[None]:
-    """From the command line a radedit error is one line and an exit code, not a traceback;
-    through the Python API (``ConfigWorkflow``) it propagates."""
+    """From the command line a radedit error is one line and an exit code, not a traceback, and Ctrl-C is
+    ``radedit: interrupted`` and 130, as in the ``radedit`` CLI; through the Python API (``ConfigWorkflow``)
+    both propagate."""
     try:
         yield
     except RadEditError as exc:
@@ -163,6 +166,12 @@ def _one_line_errors() -> Iterator[None]:
         if os.environ.get("RANK", "0") == "0":
             print(f"radedit: error: {exc}", file=sys.stderr, flush=True)
         raise SystemExit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        if not _started_as_bundle_cli():
+            raise
+        if os.environ.get("RANK", "0") == "0":
+            print("radedit: interrupted", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> Any:
@@ -175,8 +184,8 @@ def run(kind: str, options: dict[str, Any], model_dirs: Sequence[Any] = ()) -> A
             options = _apply_command_line(options, kind)
         if kind == "edit" and options.get("input") is None and options.get("datalist") is None:
             sample = bundled_sample()
-            # The sample's masks belong to the sample: only an image without input gets them.
-            for key in ("input", "edit_mask", "keep_mask"):
+            # The sample's masks and prompt belong to the sample: only a run without input gets them.
+            for key in ("input", "edit_mask", "keep_mask", "prompt"):
                 if options.get(key) is None:
                     options[key] = sample[key]
         job = batch_from_options(kind, options)

@@ -164,7 +164,11 @@ class Problems(list):
         self.kinds: set[type[RadEditError]] = set()
 
     def add(self, where: str, problem: Any, kind: type[RadEditError] = InputError) -> None:
-        self.append(f"{where}: {problem}" if where else str(problem))
+        text = str(problem)
+        if where:
+            # A message whose names already carry the row (row_name: "row 3: output") names it once, in front.
+            text = f"{where}: {text.replace(f'{where}: ', '')}"
+        self.append(text)
         self.kinds.add(type(problem) if isinstance(problem, RadEditError) else kind)
 
     def raise_if_any(self, source: str | Path | None) -> None:

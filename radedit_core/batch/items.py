@@ -163,6 +163,10 @@ def _place(item: Item, output_dir: Path, suffix: str) -> None:
     item.sidecar = sidecar_path(item.output)
 
 
+def _no_prompt(value: Any) -> bool:
+    return is_missing(value) or value == []
+
+
 def is_datalist(path: Any) -> bool:
     return not is_missing(path) and Path(str(path)).suffix.lower() in (".json", ".csv", ".tsv")
 
@@ -231,6 +235,8 @@ def edit_items(
         if is_missing(v.get("image")):
             problems.add(row.where, "no image")
             continue
+        # No prompt of its own and none of the run's to fall back on: said once the image and masks check out.
+        lacks_prompt = _no_prompt(v.get("prompt")) and _no_prompt(run_settings.get("prompt"))
         explicit = _explicit_id(row, problems)
         name = row_name(row.where)
         try:
@@ -238,8 +244,10 @@ def edit_items(
             whole = coerce(name("global_edit"), global_default if is_missing(flag) else flag, "bool")
             overrides = {k: v[k] for k in EDIT_OVERRIDES if not is_missing(v.get(k))}
             row_settings = {**run_settings, **overrides}
-            if not is_missing(v.get("prompt")) and v.get("prompt") != []:
+            if not _no_prompt(v.get("prompt")):
                 row_settings["prompt"] = v["prompt"]
+            elif lacks_prompt:
+                row_settings["prompt"] = "-"  # a placeholder, so that the row's other settings are checked
             item_settings = EditSettings.from_mapping(row_settings, name)
             masks = {key: _mask(v.get(key), base, name(key)) for key in ("edit_mask", "keep_mask")}
         except ConfigError as exc:
@@ -249,10 +257,19 @@ def edit_items(
         written = {"image": image_text, **{key: w for key, (w, _) in masks.items()}}
         image_path = os.path.abspath(Path(image_text).expanduser() if base is None else base / image_text)
         if masks["edit_mask"][0] is None and not whole:
-            problems.add(row.where, "no edit_mask (set global_edit to true to edit the whole image)")
+            # A missing image is the first thing to fix (a mistyped input), not its missing mask.
+            if not os.path.exists(image_path):
+                problems.add(row.where, InputError(image_path, "file does not exist"))
+            else:
+                problems.add(row.where, "no edit_mask (set global_edit to true to edit the whole image)")
             continue
         if masks["edit_mask"][0] is not None and whole:
             problems.add(row.where, "edit_mask and global_edit exclude each other")
+            continue
+        if lacks_prompt:
+            problem = ("no prompt: fill in the row's prompt, or give the run a prompt for the rows without one"
+                       if row.where else f"{name('prompt')}: an edit needs a prompt (none was given)")
+            problems.add(row.where, problem, ConfigError)
             continue
         try:
             fmt, suffix = output_format_for_source(*_source_format(image_path), output_format)
@@ -303,7 +320,7 @@ def generate_items(
     if datalist is None or is_missing(datalist):
         prompts = [] if prompt is None else coerce("prompt", prompt, "strs")
         if not [p for p in prompts if p.strip()]:
-            raise ConfigError("prompt: generation needs at least one prompt")
+            raise ConfigError("prompt: generation needs at least one prompt (or a datalist with a prompt column)")
         rows = [Row(k, {"prompt": p}, f"prompt {k}") for k, p in enumerate(prompts, start=1)]
         source = None
     else:
