@@ -498,7 +498,10 @@ def test_ctrl_c_on_a_bundle_run_is_one_line_and_exit_code_130(data, tmp_path, ra
            str(data / "list.json"), "--steps", "100", "--device", "cpu", "--model", str(micro_model_dir),
            "--output_dir", str(out)]  # fmt: skip
     with open(stdout, "w") as fo, open(stderr, "w") as fe:
-        proc = subprocess.Popen(cmd, cwd=REPO, env=bundle_env(radedit_home), stdout=fo, stderr=fe, start_new_session=True)
+        # SIGINT as a terminal gives it: a test session started in the background (``cmd &``) ignores
+        # SIGINT, its children inherit that, and Python then installs no KeyboardInterrupt handler
+        proc = subprocess.Popen(cmd, cwd=REPO, env=bundle_env(radedit_home), stdout=fo, stderr=fe, start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     try:
         deadline = time.monotonic() + 240
         while "items to do here" not in stdout.read_text() + stderr.read_text() and time.monotonic() < deadline:
