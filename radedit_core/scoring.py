@@ -122,16 +122,21 @@ BIOVIL_T_FILES = (BIOVIL_T_IMAGE_WEIGHTS, "config.json", "vocab.txt")
 def _hi_ml() -> Any:
     """hi-ml-multimodal's modules, or a ConfigError saying why they cannot be used here."""
     import types  # noqa: PLC0415
+    import warnings  # noqa: PLC0415
 
     try:
-        from health_multimodal.image.data.io import remap_to_uint8  # noqa: PLC0415
-        from health_multimodal.image.data.transforms import create_chest_xray_transform_for_inference  # noqa: PLC0415
-        from health_multimodal.image.inference_engine import ImageInferenceEngine  # noqa: PLC0415
-        from health_multimodal.image.model.model import ImageModel  # noqa: PLC0415
-        from health_multimodal.image.model.pretrained import JOINT_FEATURE_SIZE  # noqa: PLC0415
-        from health_multimodal.image.model.types import ImageEncoderType  # noqa: PLC0415
-        from health_multimodal.text.inference_engine import TextInferenceEngine  # noqa: PLC0415
-        from health_multimodal.text.model import CXRBertModel, CXRBertTokenizer  # noqa: PLC0415
+        with warnings.catch_warnings():
+            # hi-ml-multimodal imports timm.models.layers, which timm deprecates: a note no user can act
+            # on, printed on every build, and an import error under -W error (the score then lost)
+            warnings.filterwarnings("ignore", message="Importing from timm.models.layers", category=FutureWarning)
+            from health_multimodal.image.data.io import remap_to_uint8  # noqa: PLC0415
+            from health_multimodal.image.data.transforms import create_chest_xray_transform_for_inference  # noqa: PLC0415
+            from health_multimodal.image.inference_engine import ImageInferenceEngine  # noqa: PLC0415
+            from health_multimodal.image.model.model import ImageModel  # noqa: PLC0415
+            from health_multimodal.image.model.pretrained import JOINT_FEATURE_SIZE  # noqa: PLC0415
+            from health_multimodal.image.model.types import ImageEncoderType  # noqa: PLC0415
+            from health_multimodal.text.inference_engine import TextInferenceEngine  # noqa: PLC0415
+            from health_multimodal.text.model import CXRBertModel, CXRBertTokenizer  # noqa: PLC0415
     except ModuleNotFoundError as exc:
         if (exc.name or "").split(".")[0] == "health_multimodal":
             raise ConfigError("hi-ml-multimodal is not installed (pip install hi-ml-multimodal)") from None
@@ -140,7 +145,7 @@ def _hi_ml() -> Any:
         first = (str(exc).strip().splitlines() or [""])[0]
         hint = " (its torchvision must be built for the installed torch)" if "torchvision" in first else ""
         raise ConfigError(f"hi-ml-multimodal does not import here: {type(exc).__name__}: {first}{hint}") from None
-    return types.SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("types",)})
+    return types.SimpleNamespace(**{k: v for k, v in locals().items() if k not in ("types", "warnings")})
 
 
 def biovil_t_folder(source: Any = None, revision: str | None = None) -> Path:

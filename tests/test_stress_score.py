@@ -226,3 +226,15 @@ def test_a_build_without_the_score_records_it_unavailable_and_applies_no_score_f
         else:
             assert summary.score == s.qc["score_status"] == "off"
         assert s.qc["filters_not_applied"] == f"min_score ({s.qc['score_status']})"
+
+
+def test_hi_ml_imports_quietly_and_under_warnings_as_errors():
+    """hi-ml-multimodal imports timm.models.layers, which timm deprecates: the note printed on every build
+    is none of the user's business, and under ``-W error`` it made the import fail and the score unavailable."""
+    import subprocess
+
+    code = "from radedit_core.scoring import _hi_ml; print(sorted(vars(_hi_ml())))"
+    proc = subprocess.run([sys.executable, "-W", "error::FutureWarning", "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "ImageModel" in proc.stdout, proc.stderr[-2000:]
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0 and "timm.models.layers" not in proc.stderr, proc.stderr[-2000:]
