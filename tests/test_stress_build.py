@@ -323,3 +323,18 @@ def test_two_gloo_ranks_build_the_same_set_as_one_process(world, resumed, tmp_pa
         if row["kind"] == "synthetic":
             assert (out / row["image"]).read_bytes() == (reference / other["image"]).read_bytes()
     assert (out / "set.csv").read_text() == (reference / "set.csv").read_text()
+
+
+def test_the_summary_says_when_min_score_was_not_applied(world, tmp_path, radedit_home, micro_model_dir):
+    """Without BioViL-T (none here) the recipes' min_score cannot be applied: the last line says so in a
+    few words (the reason was logged when the build started and is in set.json's qc)."""
+    recipes = _write(tmp_path / "recipes.yaml", PTX_RECIPES)
+    datalist = _small_datalist(world, tmp_path, positives=1)
+    out = tmp_path / "set"
+    run = radedit(*_build_args(datalist, recipes, out, micro_model_dir), "--steps", "2", home=radedit_home)
+    assert run.returncode == 0, run.stderr[-3000:]
+    qc = json.loads((out / "set.json").read_text())["qc"]
+    assert qc["score_status"].startswith("unavailable: ") and qc["filters_not_applied"].startswith("min_score (")
+    last = run.stdout.strip().splitlines()[-1]
+    assert last.endswith("editing score: unavailable, so the recipes' min_score was not applied (why: set.json's qc))")
+    assert qc["score_status"][len("unavailable: "):] not in last

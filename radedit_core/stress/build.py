@@ -186,8 +186,12 @@ class BuildSummary:
     score: str = "off"
 
     def __str__(self) -> str:
+        # The reason an unavailable score gives is long and was logged when the build started.
+        unapplied = self.stress_set is not None and "filters_not_applied" in self.stress_set.qc
+        score = self.score if not self.score.startswith("unavailable") else (
+            "unavailable" + (", so the recipes' min_score was not applied" if unapplied else "") + " (why: set.json's qc)")
         return (f"{self.batch}; set {self.set_path} ({self.accepted} edits accepted, {self.rejected} rejected; "
-                f"editing score: {self.score})")  # fmt: skip
+                f"editing score: {score})")  # fmt: skip
 
 
 class StressBuild(_Batch):
