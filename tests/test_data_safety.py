@@ -1032,6 +1032,39 @@ def test_full_disk_train_resumes_and_its_files_follow_the_umask(small_disk, smal
     assert code == 2 and str(checkpoint) in err and "cannot restore the checkpoint" in err, err
 
 
+def _train_argv(world: Path, out: Path, *extra) -> list:
+    return ["train", "--datalist", world / "datalist.json", "--output-dir", out, "--unet-config", json.dumps(SMALL_UNET),
+            "--batch-size", "2", "--max-train-steps", "2", "--checkpointing-steps", "1", "--validation-split", "",
+            "--num-sample-images", "1", "--sample-steps", "2", "--device", "cpu", "--no-progress", *extra]  # fmt: skip
+
+
+@pytest.mark.parametrize("mine", [["metrics.jsonl"], ["samples/figure.png", "notes.txt"], ["model/weights.bin"]])
+def test_train_never_writes_into_or_clears_a_folder_it_did_not_write(small_world, tmp_path, capsys, no_model_load,
+                                                                     mine):  # fmt: skip
+    """A training run folder is new, empty or an earlier run's (its train_settings.json says so), overwrite or not:
+    files named like a run's entries are the user's otherwise."""
+    out = tmp_path / "mine"
+    for name in mine:
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text("mine")
+    before = checksums(tmp_path)
+    for extra in ([], ["--overwrite"]):
+        code, err = cli(capsys, *_train_argv(small_world, out, *extra))
+        assert code == 4 and f"{out}: not a training run folder radedit wrote" in err, err
+        assert checksums(tmp_path) == before
+
+
+def test_train_overwrite_never_deletes_the_model_it_fine_tunes(small_world, tmp_path, capsys, radedit_home):
+    out = tmp_path / "run"
+    assert cli(capsys, *_train_argv(small_world, out))[0] == 0
+    before = checksums(tmp_path)
+    code, err = cli(capsys, *_train_argv(small_world, out, "--model", out / "model", "--overwrite"))
+    assert code == 4 and f"overwrite, which deletes, {out / 'model'} is the same file as the input model" in err, err
+    assert checksums(tmp_path) == before
+    # the same run again with overwrite, starting from the demo model: its own entries replaced
+    assert cli(capsys, *_train_argv(small_world, out, "--overwrite"))[0] == 0
+
+
 BUILD_RECIPES = {
     "defaults": {"steps": 2, "skip_ratio": 0.5, "dilate": 0},
     "recipes": {"add-effusion": {"shift": "manifestation", "prompt": "Small left pleural effusion.",

@@ -168,8 +168,9 @@ def test_bad_data_and_output_folders_fail_before_any_model_loads(data, tmp_path,
         train_from_mapping(options(bad, tmp_path / "a"))
     with pytest.raises(ConfigError, match=r"global batch \(1 rank\(s\) x batch_size 16 x .* = 16\) is larger than the 8"):
         train_from_mapping(options(data, tmp_path / "a", batch_size=16))
-    finished = tmp_path / "finished"
+    finished = tmp_path / "finished"  # a finished run: its settings record and model/
     (finished / "model").mkdir(parents=True)
+    (finished / "train_settings.json").write_text(json.dumps({"tool": "radedit_core", "settings": {}}))
     with pytest.raises(OutputError, match="already holds a trained model"):
         train_from_mapping(options(data, finished))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "finished"]

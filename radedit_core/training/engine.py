@@ -173,7 +173,8 @@ class Trainer:
         if main:
             try:
                 prepare_run_dir(plan)
-                settings_record = {"settings": s.to_dict(), "world_size": ctx.world, "radedit_core": __version__}
+                settings_record = {"tool": "radedit_core", "settings": s.to_dict(), "world_size": ctx.world,
+                                   "radedit_core": __version__}  # fmt: skip
                 write_json(plan.run_dir / SETTINGS_FILE, settings_record)
             except Exception as exc:  # noqa: BLE001 - re-raised on every rank
                 error = exc

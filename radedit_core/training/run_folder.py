@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_outputs_apart, toolkit_record
 from .checkpoint import TrainState, check_resumable, list_checkpoints
 from .output import MODEL_SUBDIR
 
@@ -52,7 +52,9 @@ def plan_run(settings, global_batch: int) -> RunPlan:
 
     Raises:
         OutputError: the folder holds a finished model, or an earlier run
-            that ``resume='never'`` refuses, or cannot be created.
+            that ``resume='never'`` refuses, or cannot be created; it is not
+            empty and not a run folder radedit wrote (overwrite or not); or
+            overwrite would delete an input (the model to fine-tune).
         ConfigError: the checkpoint to resume was written with other settings.
     """
     run_dir = Path(settings.output_dir)
@@ -61,8 +63,18 @@ def plan_run(settings, global_batch: int) -> RunPlan:
         raise OutputError(f"{run_dir}: output_dir exists and is not a folder")
     if not run_dir.exists():
         _check_creatable(run_dir)
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not is_run_folder(run_dir):
+        raise OutputError(
+            f"{run_dir}: not a training run folder radedit wrote (no {SETTINGS_FILE} written by radedit in it); "
+            "output_dir must be new, empty or an earlier run's, overwrite or not: choose another output_dir"
+        )
     earlier = tuple(run_dir / name for name in _RUN_ENTRIES if (run_dir / name).exists())
     if settings.overwrite:
+        # what overwrite deletes holds no input (fine-tuning the run's own model/ into the same folder)
+        inputs = {"model": settings.model, "datalist": settings.datalist,
+                  "resume": None if settings.resume in ("auto", "never") else settings.resume}  # fmt: skip
+        for entry in earlier:
+            check_outputs_apart({"overwrite, which deletes,": entry}, inputs, folders=("overwrite, which deletes,",))
         return RunPlan(run_dir, model_dir, None, None, earlier)
     if model_dir.exists():
         raise OutputError(
@@ -83,6 +95,19 @@ def plan_run(settings, global_batch: int) -> RunPlan:
         latest = checkpoints[-1]
         return RunPlan(run_dir, model_dir, latest, check_resumable(latest, recipe, global_batch, defaults), ())
     return RunPlan(run_dir, model_dir, None, None, ())
+
+
+def is_run_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a training run folder radedit wrote: its :data:`SETTINGS_FILE` is radedit's
+    (``tool``, or the ``settings``/``radedit_core`` record that runs before 0.1 kept)."""
+    path = Path(folder) / SETTINGS_FILE
+    if toolkit_record(path) is not None:
+        return True
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else None
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and {"settings", "radedit_core"} <= set(data)
 
 
 def _check_creatable(path: Path) -> None:
