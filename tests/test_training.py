@@ -378,6 +378,30 @@ def test_a_few_steps_write_a_model_folder_that_loads_and_edits(uninterrupted, ti
     assert "7 optimizer steps, global batch 2" in readme and '"val_loss"' in readme
 
 
+def test_a_resume_logs_the_loss_an_uninterrupted_run_logs_when_a_checkpoint_falls_inside_a_log_window(data, tmp_path):
+    """log_every 3, checkpoints every 2 steps: the checkpoint at step 4 holds step 4's loss, not logged yet; a run
+    resumed there logs the mean of steps 4-6 at step 6, as the uninterrupted run does (it logged 5-6 before)."""
+    settings = dict(log_every=3)
+    reference = tmp_path / "reference"
+    train_from_mapping(options(data, reference, **settings))
+
+    class Crash(Exception):
+        pass
+
+    def crash_at_step_5(info):
+        if info.global_step == 5:
+            raise Crash
+
+    out = tmp_path / "interrupted"
+    with pytest.raises(Crash):
+        Trainer(options(data, out, **settings), [crash_at_step_5]).run()
+    train_from_mapping(options(data, out, **settings))
+    assert [r["step"] for r in records(out, "train")] == [3, 6, 7]
+    assert (out / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
+    history = json.loads((out / "model" / "training.json").read_text())
+    assert "loss_window" not in json.dumps(history)
+
+
 def test_resume_after_a_crash_equals_the_uninterrupted_run_bit_for_bit(data, uninterrupted, feature_extractor, tmp_path):
     reference, _ = uninterrupted
     out = tmp_path / "interrupted"

@@ -50,6 +50,9 @@ from .samples import write_grid
 from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
+#: The checkpoint's record of the loss steps not logged yet (``{"sum", "count"}``), so that a resumed run
+#: logs the same mean as an uninterrupted one.
+LOSS_WINDOW = "loss_window"
 
 
 @dataclass(frozen=True)
@@ -222,6 +225,9 @@ class Trainer:
             metrics_log.truncate_after(global_step)
             if main:
                 log.info("resuming from %s at step %d", plan.resume_from, global_step)
+        # The logged loss is the mean over the steps since the last record: a checkpoint keeps the steps
+        # of the open window (summed over the ranks), so a resumed run logs what an uninterrupted one does.
+        window = history.pop(LOSS_WINDOW, None) or {"sum": 0.0, "count": 0}
 
         # 8. Loop
         model = wrap_ddp(objective.forward_module, ctx)
@@ -233,7 +239,8 @@ class Trainer:
         from tqdm.auto import tqdm  # noqa: PLC0415
 
         bar = tqdm(total=max_steps, initial=global_step, desc=f"train {objective.name}", disable=not (s.progress and main))
-        log_sum, log_count, batches = 0.0, 0, None
+        log_sum, log_count = (float(window["sum"]), int(window["count"])) if main else (0.0, 0)
+        batches = None
         grad_norm = None
         try:
             while global_step < max_steps:
@@ -280,8 +287,9 @@ class Trainer:
                         history.update(evaluator.evaluate(global_step, epoch + 1, epoch + 1, final, metrics_log))
                     epoch, step_in_epoch, batches = epoch + 1, 0, None
                 if s.checkpointing_steps and global_step % s.checkpointing_steps == 0 and global_step < max_steps:
+                    total, count = ctx.all_reduce_sum([log_sum, log_count]) if ctx.distributed else (log_sum, log_count)
                     self._checkpoint(plan, ctx, objective, optimizer, lr_scheduler, ema, global_step, epoch,
-                                     step_in_epoch, global_batch, history)  # fmt: skip
+                                     step_in_epoch, global_batch, {**history, LOSS_WINDOW: {"sum": total, "count": count}})  # fmt: skip
         finally:
             bar.close()
 
