@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import csv
 import json
 import math
 import os
@@ -330,6 +331,14 @@ def toolkit_record(path: str | Path) -> dict[str, Any] | None:
     ``radedit_core.<part>``), else None: a file of the same name from another tool (the
     ``dataset.json`` of a Medical Segmentation Decathlon, MONAI or nnU-Net data set) or a symlink
     is no evidence."""
+    data = json_object(path)
+    tool = data.get("tool") if data is not None else None
+    return data if isinstance(tool, str) and (tool == "radedit_core" or tool.startswith("radedit_core.")) else None
+
+
+def json_object(path: str | Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, a regular file (a symlink is none), or None where there is no
+    such file or it holds no JSON object: how a file is recognised as one the toolkit wrote."""
     path = Path(path)
     if path.is_symlink() or not path.is_file():
         return None
@@ -337,8 +346,16 @@ def toolkit_record(path: str | Path) -> dict[str, Any] | None:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    tool = data.get("tool") if isinstance(data, dict) else None
-    return data if isinstance(tool, str) and (tool == "radedit_core" or tool.startswith("radedit_core.")) else None
+    return data if isinstance(data, dict) else None
+
+
+def csv_header(path: str | Path) -> list[str] | None:
+    """The first row of CSV file ``path`` (None: unreadable or empty): how a CSV the toolkit wrote is recognised."""
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            return next(csv.reader(fh), None)
+    except (OSError, UnicodeDecodeError, csv.Error):
+        return None
 
 
 def written_by_toolkit(
@@ -627,7 +644,9 @@ __all__ = [
     "is_storage_error",
     "same_file",
     "storage_error",
+    "csv_header",
     "foreign_entries",
+    "json_object",
     "toolkit_record",
     "write_marker",
     "written_by_toolkit",

@@ -56,13 +56,12 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 # name (a predictor's Python file) are what a process would keep too.
 _IMPORT_STATE = pytest.StashKey[tuple]()
 _OWN_FOLDERS = (Path(__file__).resolve().parent.parent, Path(tempfile.gettempdir()).resolve())
+_INSTALLED = Path(sys.prefix).resolve()  # the set-up's environment lives inside the checkout, as .venv
 
 
 def _own(path: Path) -> bool:
-    """Made by the tests or the repository's own, not the installed libraries' (the set-up's
-    environment lives inside the checkout, as .venv)."""
-    installed = Path(sys.prefix).resolve()
-    return any(path.is_relative_to(folder) for folder in _OWN_FOLDERS) and not path.is_relative_to(installed)
+    """Made by the tests or the repository's own, not the installed libraries'."""
+    return any(path.is_relative_to(folder) for folder in _OWN_FOLDERS) and not path.is_relative_to(_INSTALLED)
 
 
 def _found_by_name(name: str, file: Path) -> bool:
@@ -88,6 +87,7 @@ def pytest_runtest_teardown(item, nextitem):
         f"{item.nodeid} left {added} on sys.path and {stray} imported from outside it: "
         "run in-process code inside cli_runner.process_state()")
     return result
+
 
 #: What an unmeasured slow test counts for when the slow tests are shared out (they take 15-100 s).
 SLOW_TEST_S = 30

@@ -71,7 +71,7 @@ def test_a_package_an_in_process_call_imported_from_a_folder_it_put_on_the_path_
     imports its ``scripts``.  When that folder lies inside one on the search path (the repository's
     ``monai_bundle``), a later in-process run of another copy of the bundle (an example's workspace)
     must import its own ``scripts``, not get this one: found in the repository is not found by name."""
-    from tests import cli_runner
+    import cli_runner
 
     for copy in ("first", "second"):
         package = tmp_path / copy / "bundle" / "pkg_of_a_bundle_copy"

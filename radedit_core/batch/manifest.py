@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, remove, toolkit_record, write_json
+from ..fileio import atomic_path, csv_header, remove, toolkit_record, write_json
 from ..outputs import legacy_sidecar_path
 from .items import Item, _canonical
 
@@ -25,12 +25,7 @@ def is_own_manifest(path: Path) -> bool:
 
 def is_own_manifest_csv(path: Path) -> bool:
     """Whether ``path`` is a ``manifest.csv`` a batch run wrote: its header is :data:`MANIFEST_FIELDS`."""
-    try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except (OSError, UnicodeDecodeError, csv.Error):
-        return False
-    return header == list(MANIFEST_FIELDS)
+    return csv_header(path) == list(MANIFEST_FIELDS)
 
 
 def _read_sidecar(path: Path) -> dict[str, Any] | None:

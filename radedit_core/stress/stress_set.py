@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from ..errors import InputError
-from ..fileio import atomic_path
+from ..fileio import atomic_path, csv_header, json_object
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 
 SET_FORMAT = "radedit-stress-set"
@@ -516,27 +516,17 @@ def set_rows_as_table(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], lis
 
 def is_own_set(path: Path) -> bool:
     """Whether ``path`` is a ``set.json`` this toolkit wrote (its ``format`` is :data:`SET_FORMAT`)."""
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == SET_FORMAT
+    return (json_object(path) or {}).get("format") == SET_FORMAT
 
 
 def is_own_set_csv(path: Path) -> bool:
     """Whether ``path`` is the ``set.csv`` written with the ``set.json`` beside it: that file is the
     toolkit's and this one's header is the columns of its rows (:func:`set_rows_as_table`)."""
-    path = Path(path)
-    beside = path.with_name(SET_JSON)
-    if beside.is_symlink() or not is_own_set(beside):
+    beside = json_object(Path(path).with_name(SET_JSON)) or {}
+    rows = beside.get("testing")
+    if beside.get("format") != SET_FORMAT or not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
         return False
-    try:
-        rows = json.loads(beside.read_text(encoding="utf-8")).get("testing") or []
-        with open(path, newline="", encoding="utf-8") as fh:
-            header = next(csv.reader(fh), None)
-    except (OSError, ValueError, UnicodeDecodeError, csv.Error, AttributeError):
-        return False
-    return isinstance(rows, list) and header == set_rows_as_table(rows)[0]
+    return csv_header(path) == set_rows_as_table(rows)[0]
 
 
 def write_stress_set(

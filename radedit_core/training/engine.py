@@ -287,7 +287,7 @@ class Trainer:
                         history.update(evaluator.evaluate(global_step, epoch + 1, epoch + 1, final, metrics_log))
                     epoch, step_in_epoch, batches = epoch + 1, 0, None
                 if s.checkpointing_steps and global_step % s.checkpointing_steps == 0 and global_step < max_steps:
-                    total, count = ctx.all_reduce_sum([log_sum, log_count]) if ctx.distributed else (log_sum, log_count)
+                    total, count = ctx.all_reduce_sum([log_sum, log_count])
                     self._checkpoint(plan, ctx, objective, optimizer, lr_scheduler, ema, global_step, epoch,
                                      step_in_epoch, global_batch, {**history, LOSS_WINDOW: {"sum": total, "count": count}})  # fmt: skip
         finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import OutputError
-from ..fileio import atomic_path, check_outputs_apart, toolkit_record
+from ..fileio import atomic_path, check_outputs_apart, json_object, toolkit_record
 from .checkpoint import TrainState, check_resumable, list_checkpoints
 from .output import MODEL_SUBDIR
 
@@ -101,13 +101,7 @@ def is_run_folder(folder: Path) -> bool:
     """Whether ``folder`` is a training run folder radedit wrote: its :data:`SETTINGS_FILE` is radedit's
     (``tool``, or the ``settings``/``radedit_core`` record that runs before 0.1 kept)."""
     path = Path(folder) / SETTINGS_FILE
-    if toolkit_record(path) is not None:
-        return True
-    try:
-        data = json.loads(path.read_text(encoding="utf-8")) if path.is_file() and not path.is_symlink() else None
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and {"settings", "radedit_core"} <= set(data)
+    return toolkit_record(path) is not None or {"settings", "radedit_core"} <= set(json_object(path) or {})
 
 
 def _check_creatable(path: Path) -> None:
