@@ -304,6 +304,27 @@ def test_text_outside_the_source_charset_switches_to_utf8(tmp_path):
     assert_valid(files[0])
 
 
+@pytest.mark.parametrize("charset, name", [
+    # PS3.5 annexes H and I: the ISO 2022 forms whose first value is empty (the default repertoire)
+    (["", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+    (["ISO 2022 IR 6", "ISO 2022 IR 87"], "Yamada^Tarou=山田^太郎=やまだ^たろう"),
+    (["", "ISO 2022 IR 149"], "Hong^Gildong=洪^吉洞=홍^길동"),
+])
+def test_a_seg_keeps_the_sources_iso_2022_character_set(tmp_path, charset, name):
+    """highdicom refuses the empty first value (and names Korean's extension wrongly): a SEG of such a
+    source used to crash after the edit."""
+    require_dciodvfy()
+    study = StudyInfo.new(patient_name=name, character_set=charset)
+    cxr = make_cxr("CR", **SHAPE, study=study)
+    image = read_dicom_image(cxr.save(tmp_path / "cr.dcm"))
+    files = write_derived_series(lung_edit(cxr, image), tmp_path / "out", write_seg=True)
+    for path in files:
+        ds = pydicom.dcmread(path)
+        assert ds.SpecificCharacterSet == charset
+        assert ds.PatientName == name and ds["PatientName"].value.original_string == cxr.dataset["PatientName"].value.original_string
+        assert_valid(path)
+
+
 @pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192"])
 def test_text_derived_from_a_non_ascii_prompt_fits_its_vr_in_bytes(tmp_path, charset):
     """LO (SeriesDescription, 64) and ST (DerivationDescription, 1024) count encoded bytes: a prompt

@@ -28,6 +28,7 @@ from pydicom.sr.codedict import codes
 from .._version import __version__
 from ..errors import InputError, MaskError
 from ..imaging.image import SourceImage
+from .charset import output_character_set
 from .sop import (
     MULTIFRAME_SC_SOP_CLASSES,
     RADEDIT_MANUFACTURER,
@@ -327,8 +328,15 @@ def build_segmentation(
             if element.keyword not in dropped and element.keyword != "SOPClassUID":
                 source.add(element)
         source.SOPClassUID = SECONDARY_CAPTURE if one_frame else image.SOPClassUID
+    # highdicom copies the source's SpecificCharacterSet and checks it against a list without
+    # the empty first value of the ISO 2022 forms ('\\ISO 2022 IR 87', PS3.3 C.12.1.1.2): it
+    # gets none, and the SEG the set that encodes its own texts too.
+    charset = output_character_set(
+        image, [*names, series_description, content_label, content_description or "", algorithm_name or ""]
+    )
     seg = hd.seg.Segmentation(
         source_images=[source],
+        specific_character_set=None,
         pixel_array=stack[None],
         segmentation_type="FRACTIONAL" if fractional else "BINARY",
         segment_descriptions=descriptions,
@@ -364,6 +372,8 @@ def build_segmentation(
         for item in seg.get("ContributingEquipmentSequence", []):
             if "ContributionDateTime" in item:
                 item.ContributionDateTime = contribution_datetime
+    if charset:
+        seg.SpecificCharacterSet = charset
     # The General Image module wants PatientOrientation (Type 2C) when there is
     # no patient coordinate system; carry the image's (possibly empty) value.
     if "ImageOrientationPatient" not in seg:

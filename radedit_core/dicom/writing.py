@@ -84,6 +84,7 @@ from .attributes import (  # the module lists shared with the reader's conforman
     PATIENT_STUDY_MODULE,
     PIXEL_SPACING_ATTRIBUTES,
 )
+from .charset import encoded_size, output_character_set
 from .decoding import high_bit_shift
 from .luts import encode_lut_item, is_little_endian, read_lut, widen
 from .reading import (
@@ -445,32 +446,6 @@ def _swap_binary(element: pydicom.DataElement) -> None:
             each.value = np.frombuffer(raw[: len(raw) // size * size], dtype=f">u{size}").astype(f"<u{size}").tobytes()
 
 
-def _charset(src: Dataset, texts: Iterable[str]) -> Any:
-    """The source's character set if it can encode our text, else UTF-8."""
-    charset = src.get("SpecificCharacterSet")
-    values = [charset] if isinstance(charset, str) else list(charset or [])
-    encodings = pydicom.charset.convert_encodings(values or ["ISO_IR 6"])
-    for text in texts:
-        if not any(_encodable(text, enc) for enc in encodings):
-            return "ISO_IR 192"
-    return charset
-
-
-def _encoded_size(charset: Any):
-    """The number of bytes a text takes in ``charset`` (a SpecificCharacterSet value; None: ASCII)."""
-    values = [charset] if isinstance(charset, str) else list(charset or [])
-    encodings = pydicom.charset.convert_encodings(values or ["ISO_IR 6"])
-    return lambda text: len(pydicom.charset.encode_string(text, encodings))
-
-
-def _encodable(text: str, encoding: str) -> bool:
-    try:
-        text.encode(encoding)
-        return True
-    except (UnicodeEncodeError, LookupError):
-        return False
-
-
 def build_derived_image(
     source: SourceImage,
     edited: np.ndarray,
@@ -665,12 +640,12 @@ def build_derived_image(
     series_ref.ReferencedInstanceSequence = DicomSequence([instance_ref])
     ds.ReferencedSeriesSequence = DicomSequence([series_ref])
 
-    charset = _charset(src, (series_description, derivation, RESEARCH_NOTICE))
+    charset = output_character_set(src, (series_description, derivation, RESEARCH_NOTICE))
     if charset:
         ds.SpecificCharacterSet = charset
     # The limits count bytes in the character set written; the texts were fitted in UTF-8, which a
     # code-extension set (ISO 2022 escapes) may still exceed.
-    size = _encoded_size(charset)
+    size = encoded_size(charset)
     ds.SeriesDescription = fit_text(ds.SeriesDescription, MAX_SERIES_DESCRIPTION, size)
     ds.DerivationDescription = fit_text(ds.DerivationDescription, MAX_DERIVATION_DESCRIPTION, size)
     ds.remove_private_tags()
