@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,7 +33,7 @@ import torch
 from ._version import __version__
 from .edit_request import EditRequest, prepare_edit
 from .errors import ConfigError
-from .fileio import OutputGroup, check_writable, output_path
+from .fileio import OutputGroup, check_writable, output_path, toolkit_record
 from .imaging.compositing import composite
 from .imaging.image import Geometry, SourceImage
 from .imaging.io import write_image_file
@@ -427,9 +428,24 @@ def check_generate_output(
         check_writable(path, overwrite)
 
 
+def _earlier_samples(out_dir: Path, keep: list[Path]) -> list[Path]:
+    """The samples an earlier run's ``samples.json`` (written by radedit) lists that this run does not write."""
+    record = toolkit_record(out_dir / "samples.json")
+    listed = record.get("samples") if record is not None else None
+    names = {s.get("path") for s in listed if isinstance(s, dict)} if isinstance(listed, list) else set()
+    names = {n for n in names if isinstance(n, str) and re.fullmatch(r"sample_\d{3,}\.png", n)}
+    return [out_dir / n for n in sorted(names - {p.name for p in keep}) if (out_dir / n).is_file()]
+
+
 def generate_files(editor: "RadEditor", settings: GenerateSettings, out_dir: str | Path, overwrite: bool = False) -> list[Path]:
-    """Sample the prompts and write the PNGs and ``samples.json`` (all of them or none)."""
+    """Sample the prompts and write the PNGs and ``samples.json`` (all of them or none).
+
+    With ``overwrite``, the samples an earlier run wrote to ``out_dir`` (listed in its
+    ``samples.json``) and this run does not replace are removed once this run's files are
+    written, so that the folder holds one run; other files are left alone.
+    """
     paths = sample_paths(settings, out_dir)
+    earlier = _earlier_samples(Path(out_dir), paths) if overwrite else []
     out = editor.generate(
         settings.prompts,
         steps=settings.steps,
@@ -453,6 +469,8 @@ def generate_files(editor: "RadEditor", settings: GenerateSettings, out_dir: str
             },
             overwrite,
         )
+    for path in earlier:
+        path.unlink(missing_ok=True)
     return paths
 
 

@@ -96,6 +96,13 @@ def test_generate(tmp_path, radedit_home, micro_model_dir):
     # the model space of the model (the micro model's VAE: 128 x 128)
     size = json.loads((micro_model_dir / "vae" / "config.json").read_text())["sample_size"]
     assert np.asarray(Image.open(out / "sample_000.png")).shape == (size, size) == (128, 128)
+    # --overwrite with fewer samples: the folder holds one run (the earlier run's extra sample goes,
+    # a file radedit did not write stays)
+    (out / "notes.txt").write_text("mine")
+    radedit("generate", "--prompt", "x", "--steps", "2", "--model", micro_model_dir, "--device", "cpu",
+            "--output", out, "-q", "--overwrite", home=radedit_home, check=True)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "sample_000.png", "samples.json"]
+    assert [s["prompt"] for s in json.loads((out / "samples.json").read_text())["samples"]] == ["x"]
 
 
 @pytest.mark.parametrize(
