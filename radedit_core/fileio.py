@@ -171,7 +171,7 @@ def check_writable(path: str | Path, overwrite: bool = False, folder: bool | Non
             "choose another name"
         )
     if path.exists() and not overwrite:
-        raise OutputError(f"{path}: output already exists (pass --overwrite to replace it)")
+        raise OutputError(f"{path}: output already exists (pass --overwrite, or overwrite=True in Python, to replace it)")
     parent = path.parent if str(path.parent) else Path(".")
     existing = _nearest_existing(parent)
     if not existing.is_dir():

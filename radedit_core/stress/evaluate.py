@@ -430,7 +430,7 @@ def evaluate_set(
     results_path, predictions_path = output / RESULTS_JSON, output / PREDICTIONS_CSV
     # results.json is written last: predictions.csv without it is this command's own unfinished run, which resumes.
     if results_path.exists() and not overwrite:
-        raise OutputError(f"{results_path}: output already exists (pass --overwrite to replace it)")
+        raise OutputError(f"{results_path}: output already exists (pass --overwrite, or overwrite=True in Python, to replace it)")
 
     # 2. trial forward pass on a real image, before anything is written
     rows = stress_set.accepted
