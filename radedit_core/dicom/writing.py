@@ -745,7 +745,7 @@ def write_derived_series(
     write_seg: bool = False,
     overwrite: bool = False,
     name: Namer = _plain,
-) -> list[Path]:
+) -> "DerivedSeries":
     """Write an edit as a new derived series of the source's study.
 
     Args:
