@@ -1038,6 +1038,17 @@ def _train_argv(world: Path, out: Path, *extra) -> list:
             "--num-sample-images", "1", "--sample-steps", "2", "--device", "cpu", "--no-progress", *extra]  # fmt: skip
 
 
+def test_a_training_run_prints_only_its_own_lines(small_world, tmp_path, capsys, radedit_home):
+    """transformers' "Loading weights" and "Writing model shards" bars came through -q and --no-progress."""
+    from diffusers.utils import logging as diffusers_logging
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.enable_progress_bar()  # as in a new process; the run turns them off again
+    diffusers_logging.enable_progress_bar()
+    code, err = cli(capsys, *_train_argv(small_world, tmp_path / "run"))
+    assert code == 0 and err == "", err
+
+
 @pytest.mark.parametrize("mine", [["metrics.jsonl"], ["samples/figure.png", "notes.txt"], ["model/weights.bin"]])
 def test_train_never_writes_into_or_clears_a_folder_it_did_not_write(small_world, tmp_path, capsys, no_model_load,
                                                                      mine):  # fmt: skip

@@ -36,6 +36,7 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import write_json
+from ..models.loading import quiet_model_libraries
 from ..runlock import run_lock
 from .autoencoder import AutoencoderObjective
 from .checkpoint import TrainState, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -129,6 +130,9 @@ class Trainer:
                 another run, or cannot be written.
         """
         s = self.settings
+        # as the editing front ends do: the libraries' load and save bars and reports say nothing
+        # the run's own progress and metrics do not
+        quiet_model_libraries()
         with run_lock(s.output_dir, "radedit train"):
             return self._run(s)
 
