@@ -9,6 +9,7 @@ differently, and the comparisons below are exact or near it).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -176,9 +177,10 @@ def test_bad_data_and_output_folders_fail_before_any_model_loads(data, tmp_path,
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.json", "finished"]
 
 
-def test_reports_are_read_as_written_never_as_paths(data):
+def test_reports_are_read_as_written_never_as_paths(data, caplog):
     """MONAI's datalist loader joins any string naming something beside the datalist to its folder;
-    a report is text: "" stays "" and "images" stays "images"."""
+    a report is text: "" stays "" and "images" stays "images".  Empty reports are said (they train
+    unconditionally); a split with nothing but empty reports is an error."""
     from radedit_core.training.data import read_training_datalist
 
     listing = json.loads(data.read_text())
@@ -186,11 +188,22 @@ def test_reports_are_read_as_written_never_as_paths(data):
     odd = data.parent / "odd-reports.json"
     odd.write_text(json.dumps(listing))
     try:
-        rows = read_training_datalist(odd).training
+        with caplog.at_level(logging.WARNING, logger="radedit"):
+            rows = read_training_datalist(odd).training
+        for row in listing["training"]:
+            row["report"] = " "
+        odd.write_text(json.dumps(listing))
+        with pytest.raises(InputError, match=r"odd-reports.json: every 'training' row's 'report' is empty"):
+            read_training_datalist(odd)
+        assert read_training_datalist(odd, text_key=None).training  # the VAE stage reads no text
     finally:
         odd.unlink()
     assert [r["text"] for r in rows[:3]] == ["", "images", REPORTS[2]]
     assert rows[0]["image"] == str((data.parent / "images" / "p0.png").resolve())
+    assert [r.getMessage().split(": ", 1)[1] for r in caplog.records] == [
+        f"1 of {len(rows)} 'training' rows have an empty 'report'; they train as unconditional samples, as caption "
+        "dropout's do"
+    ]
 
 
 def test_settings_from_a_command_line(data, tmp_path):

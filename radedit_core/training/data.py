@@ -23,6 +23,7 @@ like 1 process x batch ``2b``, and a resume restart at any step.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -37,6 +38,7 @@ from ..imaging.transform import ModelSpaceTransform
 from .noise import seed_for
 
 _MAX_REPORTED = 3
+log = logging.getLogger("radedit")
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,15 @@ def _check_rows(
     if problems:
         more = f" (and {len(problems) - _MAX_REPORTED} more)" if len(problems) > _MAX_REPORTED else ""
         raise InputError(path, "; ".join(problems[:_MAX_REPORTED]) + more)
+    empty = sum(not row["text"].strip() for row in out) if text_key is not None else 0
+    if empty and empty == len(out):
+        raise InputError(path, f"every '{split}' row's '{text_key}' is empty: the model would learn no text "
+                               "(is the text in another column? the text key option names it)")
+    if empty:
+        # An empty text is what caption dropout feeds the model: legitimate, but a silent surplus of it
+        # (a column half filled) weakens what the prompts do.
+        log.warning("%s: %d of %d '%s' rows have an empty '%s'; they train as unconditional samples, as caption "
+                    "dropout's do", path, empty, len(out), split, text_key)
     return out
 
 
