@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, csv_header, remove, toolkit_record, write_json
+from ..fileio import atomic_path, csv_header, json_object, remove, toolkit_record, write_json
 from ..outputs import legacy_sidecar_path
 from .items import Item, _canonical
 
@@ -26,14 +26,6 @@ def is_own_manifest(path: Path) -> bool:
 def is_own_manifest_csv(path: Path) -> bool:
     """Whether ``path`` is a ``manifest.csv`` a batch run wrote: its header is :data:`MANIFEST_FIELDS`."""
     return csv_header(path) == list(MANIFEST_FIELDS)
-
-
-def _read_sidecar(path: Path) -> dict[str, Any] | None:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
 
 
 def recorded_sidecar(item: Item) -> Path:
@@ -58,7 +50,7 @@ def item_state(item: Item, overwrite: bool = False) -> str:
         # edit_file writes the sidecar last and removes the output when it
         # fails, so a lone file is what a killed process leaves behind.
         return "redo"
-    sidecar = _read_sidecar(sidecar_file)
+    sidecar = json_object(sidecar_file)
     if sidecar is None:
         return "redo"
     recorded = (sidecar.get("batch") or {}).get("fingerprint")
@@ -66,7 +58,7 @@ def item_state(item: Item, overwrite: bool = False) -> str:
 
 
 def _conflict_message(item: Item) -> str:
-    recorded = ((_read_sidecar(recorded_sidecar(item)) or {}).get("batch") or {}).get("fingerprint") or {}
+    recorded = ((json_object(recorded_sidecar(item)) or {}).get("batch") or {}).get("fingerprint") or {}
     current = _canonical(item.fingerprint)
     diffs = _diff(recorded, current)
     what = "; ".join(diffs[:4]) if diffs else "it was not written by a batch run"
