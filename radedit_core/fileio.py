@@ -230,14 +230,25 @@ def _storage_errors(path: Path, tmp: Path | None = None) -> Iterator[None]:
         raise
 
 
+def _set_aside(path: Path, replaced: list[tuple[Path, Path]]) -> None:
+    """Rename ``path`` to a hidden sibling and note it in ``replaced`` (see :class:`OutputGroup`)."""
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".replaced", dir=path.parent))
+    target = aside / path.name
+    os.replace(path, target)
+    replaced.append((path, target))
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+def atomic_path(
+    path: str | Path, overwrite: bool = False, replaced: list[tuple[Path, Path]] | None = None
+) -> Iterator[Path]:
     """Yield a temporary sibling of ``path`` that is renamed onto it on success.
 
     The temporary name keeps the suffix so that writers which choose the
     format by extension (SimpleITK, nibabel) write the right format.  On any
     error the temporary file (and any parent folder made for it) is removed
-    and ``path`` is left as it was.
+    and ``path`` is left as it was.  ``replaced`` given (an :class:`OutputGroup`'s),
+    the file ``overwrite`` replaces is set aside there, not deleted.
     """
     path = check_writable(path, overwrite, folder=False)
     created = _make_parents(path)
@@ -256,6 +267,8 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
                 raise OutputError(f"{path}: output appeared while writing; not replaced")
             # mkstemp makes private (0600) files; an output gets a normal file's mode.
             os.chmod(tmp, file_mode())
+            if replaced is not None and path.exists():
+                _set_aside(path, replaced)
             os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -265,14 +278,18 @@ def atomic_path(path: str | Path, overwrite: bool = False) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def atomic_directory(
-    path: str | Path, overwrite: bool = False, own_file: Callable[[Path], bool] | None = None
+    path: str | Path,
+    overwrite: bool = False,
+    own_file: Callable[[Path], bool] | None = None,
+    replaced: list[tuple[Path, Path]] | None = None,
 ) -> Iterator[Path]:
     """Like :func:`atomic_path` for a folder of files (a DICOM series, a model).
 
     ``overwrite`` replaces only a folder radedit wrote: one holding :data:`MARKER`
     (written into every such folder) or, when ``own_file`` is given (a DICOM series:
     whether a file is one of its instances, from the file's own header), one holding
-    nothing but files ``own_file`` accepts; no marker is written then.
+    nothing but files ``own_file`` accepts; no marker is written then.  ``replaced``:
+    as for :func:`atomic_path`.
     """
     path = check_writable(path, overwrite, folder=True)
     created = _make_parents(path)
@@ -288,7 +305,10 @@ def atomic_directory(
                 if not overwrite:
                     raise OutputError(f"{path}: output appeared while writing; not replaced")
                 check_replaceable_folder(path, own_file=own_file)
-                shutil.rmtree(path)
+                if replaced is not None:
+                    _set_aside(path, replaced)
+                else:
+                    shutil.rmtree(path)
             if own_file is None:
                 write_marker(tmp)
             os.chmod(tmp, folder_mode())
@@ -579,12 +599,16 @@ class OutputGroup:
 
     Use as a context manager; files written through :meth:`file`,
     :meth:`directory` and :meth:`json` are removed when the block raises
-    (a cancelled job included), together with the folders made for them.
+    (a cancelled job included), together with the folders made for them, and
+    what they replaced (with ``overwrite``) is put back: an earlier run's
+    image and sidecar stay a pair.  What they replaced is deleted when the
+    block ends without an error.
     """
 
     def __init__(self) -> None:
         self.written: list[Path] = []
         self._created: list[Path] = []
+        self._replaced: list[tuple[Path, Path]] = []
 
     def track(self, path: str | Path) -> None:
         """Note the folders a write of ``path`` is about to create (call before writing it by other means)."""
@@ -599,15 +623,17 @@ class OutputGroup:
     def file(self, path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         path = Path(path)
         self.track(path)
-        with atomic_path(path, overwrite) as tmp:
+        with atomic_path(path, overwrite, self._replaced) as tmp:
             yield tmp
         self.written.append(path)
 
     @contextlib.contextmanager
-    def directory(self, path: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    def directory(
+        self, path: str | Path, overwrite: bool = False, own_file: Callable[[Path], bool] | None = None
+    ) -> Iterator[Path]:
         path = Path(path)
         self.track(path)
-        with atomic_directory(path, overwrite) as tmp:
+        with atomic_directory(path, overwrite, own_file, replaced=self._replaced) as tmp:
             yield tmp
         self.written.append(path)
 
@@ -617,15 +643,21 @@ class OutputGroup:
             tmp.write_text(text)
         return Path(path)
 
-    def add(self, path: str | Path) -> None:
-        """Count a path written by other means (a writer with its own atomic write) as part of the group."""
-        self.written.append(Path(path))
-
     def rollback(self) -> None:
         for path in reversed(self.written):
             remove(path)
         self.written.clear()
+        for path, aside in reversed(self._replaced):
+            with contextlib.suppress(OSError):
+                os.replace(aside, path)
+                aside.parent.rmdir()
+        self._replaced.clear()
         _remove_empty(self._created)
+
+    def _discard_replaced(self) -> None:
+        for _, aside in self._replaced:
+            remove(aside.parent)
+        self._replaced.clear()
 
     def __enter__(self) -> "OutputGroup":
         return self
@@ -633,6 +665,8 @@ class OutputGroup:
     def __exit__(self, kind, exc, tb) -> None:
         if kind is not None:
             self.rollback()
+        else:
+            self._discard_replaced()
 
 
 __all__ = [

@@ -220,7 +220,6 @@ def write_edit(
         from .dicom import write_derived_series  # noqa: PLC0415 - pydicom/highdicom only when needed
 
         options = dicom or DicomOutputOptions()
-        group.track(output)
         series = write_derived_series(
             result,
             output,
@@ -229,8 +228,8 @@ def write_edit(
             series_description=options.series_description,
             write_seg=options.write_seg,
             overwrite=overwrite,
+            group=group,
         )
-        group.add(output)
         return WrittenOutput(output, fmt, list(series.files), {"dicom": series.to_dict()})
     from .imaging.io import write_image_file  # noqa: PLC0415
 

@@ -940,6 +940,35 @@ def test_full_disk_edit_names_the_output_not_its_temporary_file(small_disk, micr
     assert edit_error(*argv)[0] == 0 and (disk / output).exists()
 
 
+@pytest.mark.parametrize("output", ["a.png", "series"])
+def test_an_overwrite_that_fails_half_way_leaves_the_earlier_output_whole(micro_model_dir, tmp_path, capsys,
+                                                                          monkeypatch, output):  # fmt: skip
+    """--overwrite of an earlier edit whose new sidecar cannot be written (the disk filled up after the image):
+    the earlier image and sidecar stay, as a pair (the image used to be gone, its sidecar left)."""
+    import errno
+    import pathlib
+
+    out = tmp_path / output
+    sidecar = tmp_path / ("a.png.json" if output == "a.png" else "series.json")
+    argv = ["edit", "--model", micro_model_dir, *EDIT_STUDY, "--output", out, "--overwrite"]
+    assert cli(capsys, *argv)[0] == 0
+    before = {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    write_text = pathlib.Path.write_text
+
+    def full_at_the_sidecar(self, *args, **kwargs):
+        if self.name.startswith(f".{sidecar.name}."):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "write_text", full_at_the_sidecar)
+    code, err = cli(capsys, *argv)
+    assert code == 4 and err.startswith(f"radedit: error: {sidecar}: cannot write (No space left"), err
+    assert {str(p.relative_to(tmp_path)): p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+    monkeypatch.undo()
+    assert cli(capsys, *argv)[0] == 0
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file()) == sorted(before)
+
+
 @pytest.mark.parametrize("output", ["sub/a.nii", "sub/a.nii.gz"])
 def test_a_short_nifti_write_is_the_full_disk_error(small_disk, micro_model_dir, output):
     """ITK's NIfTI writer only prints a short write ("NWAD: wrote only N of M bytes") and returns:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from radedit_core.errors import OutputError
-from radedit_core.fileio import OutputGroup, atomic_directory, atomic_path, check_writable, write_json
+from radedit_core.fileio import OutputGroup, atomic_directory, atomic_path, check_writable, write_json, write_marker
 from radedit_core.outputs import format_name, legacy_sidecar_path, output_format_for_path, sidecar_path
 
 
@@ -75,6 +75,36 @@ def test_check_writable_creates_nothing_and_a_failed_write_leaves_no_folders(tmp
             with group.file(tmp_path / "c" / "e" / "y.png") as tmp:
                 raise RuntimeError("second file failed")
     assert not (tmp_path / "c").exists()
+
+
+def test_a_group_that_fails_puts_back_what_it_replaced_and_one_that_ends_deletes_it(tmp_path):
+    image, sidecar, series = tmp_path / "a.png", tmp_path / "a.png.json", tmp_path / "series"
+    image.write_bytes(b"old image")
+    sidecar.write_text("old sidecar")
+    series.mkdir()
+    (series / "edited.dcm").write_bytes(b"old series")
+    write_marker(series)
+    with pytest.raises(RuntimeError):
+        with OutputGroup() as group:
+            with group.file(image, overwrite=True) as tmp:
+                tmp.write_bytes(b"new image")
+            with group.directory(series, overwrite=True) as tmp:
+                (tmp / "edited.dcm").write_bytes(b"new series")
+            assert image.read_bytes() == b"new image" and (series / "edited.dcm").read_bytes() == b"new series"
+            with group.file(sidecar, overwrite=True) as tmp:
+                raise RuntimeError("the disk filled up")
+    assert (image.read_bytes(), sidecar.read_text(), (series / "edited.dcm").read_bytes()) == (
+        b"old image", "old sidecar", b"old series")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.png.json", "series"]
+    with OutputGroup() as group:
+        for path in (image, sidecar):
+            with group.file(path, overwrite=True) as tmp:
+                tmp.write_text("new")
+        with group.directory(series, overwrite=True) as tmp:
+            (tmp / "edited.dcm").write_text("new")
+    assert {p.name: p.read_text() for p in (image, sidecar, series / "edited.dcm")} == dict.fromkeys(
+        ("a.png", "a.png.json", "edited.dcm"), "new")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.png.json", "series"]  # nothing set aside left
 
 
 def test_read_only_output_folder_is_one_line(tmp_path, monkeypatch):

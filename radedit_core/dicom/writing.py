@@ -58,7 +58,7 @@ from pydicom.uid import PYDICOM_ROOT_UID, UID, ExplicitVRLittleEndian, generate_
 
 from .._version import __version__
 from ..errors import ConfigError
-from ..fileio import atomic_directory
+from ..fileio import OutputGroup, atomic_directory
 from ..settings import (
     MAX_SERIES_DESCRIPTION,
     MAX_SERIES_NUMBER,
@@ -745,6 +745,7 @@ def write_derived_series(
     write_seg: bool = False,
     overwrite: bool = False,
     name: Namer = _plain,
+    group: OutputGroup | None = None,
 ) -> "DerivedSeries":
     """Write an edit as a new derived series of the source's study.
 
@@ -765,6 +766,9 @@ def write_derived_series(
             (:func:`radedit_core.settings.series_description_problem`).
         write_seg: also write a DICOM SEG (its own series) with the edit and
             keep masks as applied (after dilation), referencing the new image.
+        group: the :class:`~radedit_core.fileio.OutputGroup` the series is one
+            output of (with its sidecar): a later failure of the group removes
+            it and puts back the series it replaced.
 
     Returns:
         A :class:`DerivedSeries`: the written files (``out_dir/edited.dcm`` and,
@@ -801,7 +805,12 @@ def write_derived_series(
     files: list[tuple[str, Dataset]] = [(IMAGE_FILE, image_ds)]
     if write_seg:
         files.append((SEG_FILE, _masks_seg(result, image_ds, prefix, used | {number})))
-    with atomic_directory(out_dir, overwrite=overwrite, own_file=is_series_file) as tmp:
+    folder = (
+        atomic_directory(out_dir, overwrite=overwrite, own_file=is_series_file)
+        if group is None
+        else group.directory(out_dir, overwrite, own_file=is_series_file)
+    )
+    with folder as tmp:
         for name, ds in files:
             ds.save_as(tmp / name, enforce_file_format=True)
     return DerivedSeries(

@@ -47,9 +47,9 @@ import numpy as np
 from .._version import __version__
 from ..batch.datalist import Problems, Row, read_datalist
 from ..batch.items import Item, _source_format, _stem, item_id
-from ..batch.manifest import _read_sidecar
 from ..batch.runner import BatchSummary, _Batch
 from ..errors import ConfigError, InputError, RadEditError
+from ..fileio import json_object
 from ..imaging.image import Geometry
 from ..imaging.mask_ref import MaskRef, parse_mask_ref
 from ..outputs import output_format_for_source, sidecar_path
@@ -645,7 +645,7 @@ class StressBuild(_Batch):
         accepted = rejected = 0
         for item in self.items:
             plan = self.plans[item.id]
-            sidecar = _read_sidecar(item.sidecar)
+            sidecar = json_object(item.sidecar)
             if sidecar is None or not item.output.exists():  # pragma: no cover - run() raised for failed items
                 raise RadEditError(f"{item.where}: {item.output} is missing; run the build again")
             if plan.edit_ref is None and (plan.recipe.edit.derived or (plan.recipe.keep and plan.recipe.keep.derived)):
