@@ -12,9 +12,11 @@ JSON is written strictly (no NaN or infinity: they are not JSON).
 from __future__ import annotations
 
 import contextlib
-import errno
 import csv
+import errno
+import glob
 import json
+import logging
 import math
 import os
 import shutil
@@ -24,6 +26,8 @@ from typing import Any, Callable, Collection, Iterator
 
 from ._version import __version__
 from .errors import ConfigError, OutputError
+
+log = logging.getLogger("radedit")
 
 #: Multi-part suffixes that writers choose their format by.
 _COMPOUND_SUFFIXES = (".nii.gz", ".seg.nrrd")
@@ -230,12 +234,32 @@ def _storage_errors(path: Path, tmp: Path | None = None) -> Iterator[None]:
         raise
 
 
-def _set_aside(path: Path, replaced: list[tuple[Path, Path]]) -> None:
-    """Rename ``path`` to a hidden sibling and note it in ``replaced`` (see :class:`OutputGroup`)."""
-    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".replaced", dir=path.parent))
+#: Suffix of the hidden sibling folder that holds what an :class:`OutputGroup` replaced until it ends.
+REPLACED_SUFFIX = ".replaced"
+
+
+def _set_aside(path: Path, replaced: list[tuple[Path, Path]], keep_in_place: bool) -> None:
+    """Keep what sits at ``path`` in a hidden sibling folder, noted in ``replaced`` (see :class:`OutputGroup`).
+
+    ``keep_in_place`` (a file): a hard link, so ``path`` itself stays until the new file is
+    renamed onto it (a reader never finds it missing); where the file system has no hard
+    links, nothing is kept (the replacement is then final, as without a group).  Otherwise
+    (a folder) ``path`` is renamed.
+    """
+    aside = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=REPLACED_SUFFIX, dir=path.parent))
     target = aside / path.name
-    os.replace(path, target)
-    replaced.append((path, target))
+    replaced.append((path, target))  # noted first: an interruption after the rename still finds it
+    try:
+        if keep_in_place:
+            os.link(path, target)
+        else:
+            os.replace(path, target)
+    except OSError:
+        replaced.pop()
+        aside.rmdir()
+        if keep_in_place:
+            return
+        raise
 
 
 @contextlib.contextmanager
@@ -267,8 +291,8 @@ def atomic_path(
                 raise OutputError(f"{path}: output appeared while writing; not replaced")
             # mkstemp makes private (0600) files; an output gets a normal file's mode.
             os.chmod(tmp, file_mode())
-            if replaced is not None and path.exists():
-                _set_aside(path, replaced)
+            if replaced is not None and path.is_file() and not path.is_symlink():
+                _set_aside(path, replaced, keep_in_place=True)
             os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -306,7 +330,7 @@ def atomic_directory(
                     raise OutputError(f"{path}: output appeared while writing; not replaced")
                 check_replaceable_folder(path, own_file=own_file)
                 if replaced is not None:
-                    _set_aside(path, replaced)
+                    _set_aside(path, replaced, keep_in_place=False)
                 else:
                     shutil.rmtree(path)
             if own_file is None:
@@ -594,15 +618,30 @@ def remove(path: str | Path) -> None:
         path.unlink()
 
 
+def remove_replaced_leftovers(path: str | Path, restore: bool = True) -> None:
+    """Tidy the hidden folders a killed :class:`OutputGroup` left beside ``path``: the earlier
+    version goes back to ``path`` where nothing is there (``restore``), else it is deleted."""
+    path = Path(path)
+    for aside in sorted(path.parent.glob(f".{glob.escape(path.name)}.*{REPLACED_SUFFIX}")):
+        kept = aside / path.name
+        if restore and (kept.exists() or kept.is_symlink()) and not (path.exists() or path.is_symlink()):
+            with contextlib.suppress(OSError):
+                os.replace(kept, path)
+        remove(aside)
+
+
 class OutputGroup:
     """The outputs of one job: if any write of the group fails, the ones already written go too.
 
-    Use as a context manager; files written through :meth:`file`,
+    Use as a context manager (only inside ``with``: what the group replaced is
+    deleted when the block ends); files written through :meth:`file`,
     :meth:`directory` and :meth:`json` are removed when the block raises
     (a cancelled job included), together with the folders made for them, and
     what they replaced (with ``overwrite``) is put back: an earlier run's
-    image and sidecar stay a pair.  What they replaced is deleted when the
-    block ends without an error.
+    image and sidecar stay a pair.  Until the block ends, what was replaced
+    waits in a hidden sibling folder ``.<name>.<random>.replaced``; a process
+    killed in that moment (SIGKILL) leaves it there, the earlier version
+    inside (:func:`remove_replaced_leftovers`).
     """
 
     def __init__(self) -> None:
@@ -623,6 +662,8 @@ class OutputGroup:
     def file(self, path: str | Path, overwrite: bool = False) -> Iterator[Path]:
         path = Path(path)
         self.track(path)
+        if overwrite:  # what an earlier, killed overwrite of this path set aside is being replaced too
+            remove_replaced_leftovers(path, restore=False)
         with atomic_path(path, overwrite, self._replaced) as tmp:
             yield tmp
         self.written.append(path)
@@ -633,6 +674,8 @@ class OutputGroup:
     ) -> Iterator[Path]:
         path = Path(path)
         self.track(path)
+        if overwrite:
+            remove_replaced_leftovers(path, restore=False)
         with atomic_directory(path, overwrite, own_file, replaced=self._replaced) as tmp:
             yield tmp
         self.written.append(path)
@@ -645,12 +688,20 @@ class OutputGroup:
 
     def rollback(self) -> None:
         for path in reversed(self.written):
-            remove(path)
+            with contextlib.suppress(OSError):
+                remove(path)
         self.written.clear()
         for path, aside in reversed(self._replaced):
-            with contextlib.suppress(OSError):
+            if not (aside.exists() or aside.is_symlink()):
+                remove(aside.parent)
+                continue
+            try:
+                remove(path)
                 os.replace(aside, path)
                 aside.parent.rmdir()
+            except OSError as exc:
+                log.warning("%s: could not be put back (%s); the earlier version is in %s", path,
+                            exc.strerror or exc, aside)
         self._replaced.clear()
         _remove_empty(self._created)
 
@@ -672,6 +723,8 @@ class OutputGroup:
 __all__ = [
     "MARKER",
     "OutputGroup",
+    "REPLACED_SUFFIX",
+    "remove_replaced_leftovers",
     "check_outputs_apart",
     "check_replaceable_folder",
     "check_run_files",

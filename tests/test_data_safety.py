@@ -1072,10 +1072,18 @@ def test_a_training_run_prints_only_its_own_lines(small_world, tmp_path, capsys,
     from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as transformers_logging
 
-    transformers_logging.enable_progress_bar()  # as in a new process; the run turns them off again
-    diffusers_logging.enable_progress_bar()
-    code, err = cli(capsys, *_train_argv(small_world, tmp_path / "run"))
-    assert code == 0 and err == "", err
+    modules = (transformers_logging, diffusers_logging)
+    before = [m.is_progress_bar_enabled() for m in modules]
+    try:
+        for module in modules:
+            module.enable_progress_bar()  # as in a new process
+        code, err = cli(capsys, *_train_argv(small_world, tmp_path / "run"))
+        assert code == 0 and err == "", err
+        # the libraries' own settings are back as they were: Trainer.run is a library call too
+        assert [m.is_progress_bar_enabled() for m in modules] == [True, True]
+    finally:
+        for module, enabled in zip(modules, before, strict=True):
+            (module.enable_progress_bar if enabled else module.disable_progress_bar)()
 
 
 @pytest.mark.parametrize("mine", [["metrics.jsonl"], ["samples/figure.png", "notes.txt"], ["model/weights.bin"]])

@@ -107,6 +107,37 @@ def test_a_group_that_fails_puts_back_what_it_replaced_and_one_that_ends_deletes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "a.png.json", "series"]  # nothing set aside left
 
 
+def test_a_folder_that_appears_at_a_file_output_is_never_set_aside(tmp_path):
+    path = tmp_path / "a.png"
+    with pytest.raises(OSError):
+        with OutputGroup() as group:
+            with group.file(path, overwrite=True) as tmp:
+                tmp.write_bytes(b"new")
+                path.mkdir()  # another program, while the edit ran
+                (path / "mine.txt").write_text("mine")
+    assert (path / "mine.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png"]
+
+
+def test_what_a_killed_overwrite_set_aside_is_put_back_or_removed(tmp_path):
+    from radedit_core.fileio import remove_replaced_leftovers
+
+    path = tmp_path / "series"
+    aside = tmp_path / ".series.x1y2.replaced"
+    (aside / "series").mkdir(parents=True)
+    (aside / "series" / "edited.dcm").write_bytes(b"earlier")
+    remove_replaced_leftovers(path)  # killed between setting it aside and renaming the new one in
+    assert (path / "edited.dcm").read_bytes() == b"earlier" and sorted(os.listdir(tmp_path)) == ["series"]
+    (aside / "series").mkdir(parents=True)
+    remove_replaced_leftovers(path)  # killed after: the new one is there
+    assert sorted(os.listdir(tmp_path)) == ["series"]
+    (aside / "series").mkdir(parents=True)
+    with OutputGroup() as group:  # an overwrite clears what an earlier, killed one left
+        with group.directory(path, overwrite=True, own_file=lambda p: True) as tmp:
+            (tmp / "edited.dcm").write_bytes(b"new")
+    assert sorted(os.listdir(tmp_path)) == ["series"] and (path / "edited.dcm").read_bytes() == b"new"
+
+
 def test_read_only_output_folder_is_one_line(tmp_path, monkeypatch):
     import radedit_core.fileio as fileio
 

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import csv
+import glob
 import json
 from pathlib import Path
 from typing import Any
 
-from ..fileio import atomic_path, csv_header, json_object, remove, toolkit_record, write_json
+from ..fileio import (
+    atomic_path,
+    csv_header,
+    json_object,
+    remove,
+    remove_replaced_leftovers,
+    toolkit_record,
+    write_json,
+)
 from ..outputs import legacy_sidecar_path
 from .items import Item, _canonical
 
@@ -79,10 +88,12 @@ def _diff(old: Any, new: Any, prefix: str = "") -> list[str]:
 
 
 def _remove_leftovers(item: Item) -> None:
-    """Temporary files of a killed atomic write of this item (``.<name>.*.part*``)."""
+    """Temporary files of a killed atomic write of this item (``.<name>.*.part*``) and what a killed
+    overwrite had set aside (``.<name>.*.replaced``): the item is about to be written again."""
     for target in (item.output, item.sidecar):
-        for stale in target.parent.glob(f".{target.name}.*.part*"):
+        for stale in target.parent.glob(f".{glob.escape(target.name)}.*.part*"):
             remove(stale)
+        remove_replaced_leftovers(target, restore=False)
 
 
 def write_manifest(output_dir: Path, records: list[dict[str, Any]], header: dict[str, Any]) -> tuple[Path, Path]:

@@ -8,10 +8,11 @@ caller opts in with ``trust_remote_code=True`` *and* the revision is pinned.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
@@ -49,6 +50,28 @@ def quiet_model_libraries() -> None:
     tlog.set_verbosity_error()
     dlog.disable_progress_bar()
     tlog.disable_progress_bar()
+
+
+@contextlib.contextmanager
+def quieted_model_libraries() -> Iterator[None]:
+    """:func:`quiet_model_libraries` for the duration of a block, then the libraries' settings as
+    they were (for library calls such as :meth:`radedit_core.training.Trainer.run` that a
+    program embedding them should not find changed)."""
+    from diffusers.utils import logging as dlog  # noqa: PLC0415
+    from transformers.utils import logging as tlog  # noqa: PLC0415
+
+    names = ("diffusers", "transformers", "huggingface_hub")
+    levels = {name: logging.getLogger(name).level for name in names}
+    settings = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (dlog, tlog)]
+    quiet_model_libraries()
+    try:
+        yield
+    finally:
+        for module, verbosity, bars in settings:
+            module.set_verbosity(verbosity)
+            (module.enable_progress_bar if bars else module.disable_progress_bar)()
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
 
 
 def resolve_device(device: str | torch.device | None = "auto") -> torch.device:

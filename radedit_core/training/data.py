@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
@@ -139,7 +140,7 @@ def _check_rows(
     if empty and empty == len(out):
         raise InputError(path, f"every '{split}' row's '{text_key}' is empty: the model would learn no text "
                                "(is the text in another column? the text key option names it)")
-    if empty:
+    if empty and os.environ.get("RANK", "0") == "0":
         # An empty text is what caption dropout feeds the model: legitimate, but a silent surplus of it
         # (a column half filled) weakens what the prompts do.
         log.warning("%s: %d of %d '%s' rows have an empty '%s'; they train as unconditional samples, as caption "

@@ -36,7 +36,7 @@ import torch
 from .._version import __version__
 from ..errors import ConfigError
 from ..fileio import write_json
-from ..models.loading import quiet_model_libraries
+from ..models.loading import quieted_model_libraries
 from ..runlock import run_lock
 from .autoencoder import AutoencoderObjective
 from .checkpoint import TrainState, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
@@ -132,8 +132,7 @@ class Trainer:
         s = self.settings
         # as the editing front ends do: the libraries' load and save bars and reports say nothing
         # the run's own progress and metrics do not
-        quiet_model_libraries()
-        with run_lock(s.output_dir, "radedit train"):
+        with quieted_model_libraries(), run_lock(s.output_dir, "radedit train"):
             return self._run(s)
 
     def _run(self, s: TrainSettings) -> TrainResult:
