@@ -12,7 +12,7 @@ import numpy as np
 import pydicom
 import pytest
 import SimpleITK as sitk
-from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1
+from pydicom.uid import ExplicitVRLittleEndian, JPEG2000Lossless, JPEGLosslessSV1, generate_uid
 
 from cli_runner import radedit as run_radedit
 from radedit_core.dicom import (
@@ -323,6 +323,27 @@ def test_a_seg_keeps_the_sources_iso_2022_character_set(tmp_path, charset, name)
         assert ds.SpecificCharacterSet == charset
         assert ds.PatientName == name and ds["PatientName"].value.original_string == cxr.dataset["PatientName"].value.original_string
         assert_valid(path)
+
+
+def test_seg_texts_fit_their_vr_in_the_bytes_of_the_character_set(tmp_path):
+    """LO (segment labels, SeriesDescription) holds 64 bytes; in ISO 2022 IR 87 a kanji takes two and
+    each switch of character set three more."""
+    from radedit_core.dicom.seg import build_segmentation
+
+    require_dciodvfy()
+    study = StudyInfo.new(patient_name="Yamada^Tarou=山田^太郎=やまだ^たろう", character_set=["", "ISO 2022 IR 87"])
+    cxr = make_cxr("CR", **SHAPE, study=study)
+    image = pydicom.dcmread(cxr.save(tmp_path / "cr.dcm"))
+    label = "左肺 pneumothorax 気胸 " * 6
+    seg = build_segmentation(image, {label: cxr.phantom.mask("left_lung")}, series_uid=generate_uid(),
+                             sop_uid=generate_uid(), series_number=1001, series_description="マスク " + label)
+    seg.save_as(tmp_path / "seg.dcm")
+    back = pydicom.dcmread(tmp_path / "seg.dcm")
+    encodings = pydicom.charset.convert_encodings(back.SpecificCharacterSet)
+    for text in (back.SegmentSequence[0].SegmentLabel, back.SeriesDescription):
+        assert text.endswith("...") and len(pydicom.charset.encode_string(text, encodings)) <= 64, text
+    assert back.SegmentSequence[0].SegmentLabel.startswith("左肺 pneumothorax 気胸")
+    assert_valid(tmp_path / "seg.dcm")
 
 
 @pytest.mark.parametrize("charset", [None, "ISO_IR 100", "ISO_IR 192"])

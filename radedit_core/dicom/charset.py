@@ -38,6 +38,27 @@ def encoded_size(charset: Any) -> Callable[[str], int]:
     return lambda text: len(pydicom.charset.encode_string(text, encodings))
 
 
+def utf8_size(text: str) -> int:
+    """Bytes of ``text`` in UTF-8."""
+    return len(text.encode("utf-8"))
+
+
+def fit_text(text: str, limit: int, size: Callable[[str], int] = utf8_size, ellipsis: str = "...") -> str:
+    """``text`` cut at a character boundary (ending in ``ellipsis``) so that ``size(text) <= limit``.
+
+    DICOM's length limits of text VRs (LO 64, ST 1024, ...) count the encoded bytes (dciodvfy
+    does, and pydicom warns on reading a longer value): ``size`` measures them, by default in
+    UTF-8, the encoding the writer falls back to, which takes at least as many bytes as the
+    single-byte character sets.
+    """
+    if size(text) <= limit:
+        return text
+    keep = len(text)
+    while keep > 0 and size(text[:keep].rstrip() + ellipsis) > limit:
+        keep -= max(1, (size(text[:keep]) - limit) // 4)  # coarse steps first, then one character at a time
+    return text[:keep].rstrip() + ellipsis
+
+
 def _encodable(text: str, encoding: str) -> bool:
     try:
         text.encode(encoding)
@@ -46,4 +67,4 @@ def _encodable(text: str, encoding: str) -> bool:
         return False
 
 
-__all__ = ["UTF8", "encoded_size", "output_character_set"]
+__all__ = ["UTF8", "encoded_size", "fit_text", "output_character_set", "utf8_size"]

@@ -28,7 +28,7 @@ from pydicom.sr.codedict import codes
 from .._version import __version__
 from ..errors import InputError, MaskError
 from ..imaging.image import SourceImage
-from .charset import output_character_set
+from .charset import encoded_size, fit_text, output_character_set
 from .sop import (
     MULTIFRAME_SC_SOP_CLASSES,
     RADEDIT_MANUFACTURER,
@@ -289,6 +289,13 @@ def build_segmentation(
     names = [n for n, m in masks.items() if np.any(np.asarray(m) > 0)]
     if not names:
         raise ValueError("no non-empty mask to store in a SEG")
+    # highdicom copies the source's SpecificCharacterSet and checks it against a list without
+    # the empty first value of the ISO 2022 forms ('\\ISO 2022 IR 87', PS3.3 C.12.1.1.2): it
+    # gets none, and the SEG the set that encodes its own texts too.  LO's 64 count bytes in it.
+    charset = output_character_set(
+        image, [*names, series_description, content_label, content_description or "", algorithm_name or ""]
+    )
+    size = encoded_size(charset)
     descriptions = []
     algorithm_id = None
     if algorithm != "MANUAL":
@@ -302,7 +309,7 @@ def build_segmentation(
         descriptions.append(
             hd.seg.SegmentDescription(
                 segment_number=number,
-                segment_label=name[:64],
+                segment_label=fit_text(name, 64, size),
                 segmented_property_category=category,
                 segmented_property_type=prop,
                 algorithm_type=algorithm,
@@ -328,12 +335,6 @@ def build_segmentation(
             if element.keyword not in dropped and element.keyword != "SOPClassUID":
                 source.add(element)
         source.SOPClassUID = SECONDARY_CAPTURE if one_frame else image.SOPClassUID
-    # highdicom copies the source's SpecificCharacterSet and checks it against a list without
-    # the empty first value of the ISO 2022 forms ('\\ISO 2022 IR 87', PS3.3 C.12.1.1.2): it
-    # gets none, and the SEG the set that encodes its own texts too.
-    charset = output_character_set(
-        image, [*names, series_description, content_label, content_description or "", algorithm_name or ""]
-    )
     seg = hd.seg.Segmentation(
         source_images=[source],
         specific_character_set=None,
@@ -349,8 +350,8 @@ def build_segmentation(
         software_versions=__version__,
         device_serial_number="0",
         content_label=content_label,
-        content_description=content_description,
-        series_description=series_description[:64],
+        content_description=fit_text(content_description, 64, size) if content_description else None,
+        series_description=fit_text(series_description, 64, size),
         omit_empty_frames=False,
     )
     if one_frame:

@@ -84,7 +84,7 @@ from .attributes import (  # the module lists shared with the reader's conforman
     PATIENT_STUDY_MODULE,
     PIXEL_SPACING_ATTRIBUTES,
 )
-from .charset import encoded_size, output_character_set
+from .charset import encoded_size, fit_text, output_character_set, utf8_size
 from .decoding import high_bit_shift
 from .luts import encode_lut_item, is_little_endian, read_lut, widen
 from .reading import (
@@ -207,26 +207,6 @@ def _clean_text(value: str) -> str:
     return re.sub(r"[\x00-\x1f\x7f\\]+", " ", value).strip()
 
 
-def _utf8_size(text: str) -> int:
-    return len(text.encode("utf-8"))
-
-
-def fit_text(text: str, limit: int, size=_utf8_size, ellipsis: str = "...") -> str:
-    """``text`` cut at a character boundary (ending in ``ellipsis``) so that ``size(text) <= limit``.
-
-    DICOM's length limits of text VRs (LO 64, ST 1024, ...) count the encoded bytes (dciodvfy
-    does, and pydicom warns on reading a longer value): ``size`` measures them, by default in
-    UTF-8, the encoding the writer falls back to, which takes at least as many bytes as the
-    single-byte character sets.
-    """
-    if size(text) <= limit:
-        return text
-    keep = len(text)
-    while keep > 0 and size(text[:keep].rstrip() + ellipsis) > limit:
-        keep -= max(1, (size(text[:keep]) - limit) // 4)  # coarse steps first, then one character at a time
-    return text[:keep].rstrip() + ellipsis
-
-
 def default_series_description(provenance: dict[str, Any]) -> str:
     """``RadEdit: <first prompt>`` (``(+N)`` for more prompts), cut to :data:`MAX_SERIES_DESCRIPTION` bytes."""
     prompts = [p for p in (provenance.get("settings", {}) or {}).get("prompts", []) or [] if p]
@@ -280,7 +260,7 @@ def derivation_description(provenance: dict[str, Any], limit: int = MAX_DERIVATI
         )
     head = f"{RADEDIT_DERIVATION_PREFIX} (radedit_core {provenance.get('version', __version__)})"
     tail = "; ".join(tail_parts) + ". Synthetic image; research use only."
-    room = limit - _utf8_size(head) - _utf8_size(tail) - 16
+    room = limit - utf8_size(head) - utf8_size(tail) - 16
     shown = []
     for k, prompt in enumerate(prompts):
         weight = f" (guidance {weights[k]:g})" if k < len(weights) and isinstance(weights[k], (int, float)) else ""
