@@ -466,6 +466,25 @@ def test_paired_differences_and_flip_rates_are_exact_on_known_pairs():
             assert est["ci"][0] <= est["value"] + 1e-9 and est["value"] - 1e-9 <= est["ci"][1], path
 
 
+def test_the_paired_interval_is_newcombes_published_one_and_never_collapses():
+    from radedit_core.stress.intervals import paired_difference
+
+    def table(both, only_a, only_b, neither):
+        a = np.r_[np.ones(both + only_a), np.zeros(only_b + neither)]
+        b = np.r_[np.ones(both), np.zeros(only_a), np.ones(only_b), np.zeros(neither)]
+        return paired_difference(a, b, np.arange(a.size), 0.95)
+
+    # Cavo et al. 2012, as Fagerland, Lydersen & Laake's "Statistical analysis of contingency tables"
+    # (ch. 8, R package contingencytables) computes it: -0.0621 (95% CI -0.1186 to -0.0046)
+    cavo = table(59, 6, 16, 80)
+    assert cavo["value"] == pytest.approx(-0.0621, abs=5e-5)
+    assert cavo["ci"] == pytest.approx([-0.1186, -0.0046], abs=5e-5)
+    # no discordant pair: the estimate is 0, its interval is not (the uncorrected phi of 1 gave [0, 0])
+    for counts in ((25, 0, 0, 25), (49, 0, 0, 1), (50, 0, 0, 0)):
+        lo, hi = table(*counts)["ci"]
+        assert lo < 0 < hi, counts
+
+
 # -- evaluate_set ------------------------------------------------------------------------
 def _groups(results: dict, cls: str) -> dict:
     return {g["group"]: g for g in results["groups"][cls]}

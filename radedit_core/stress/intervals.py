@@ -125,11 +125,15 @@ def paired_difference(a: np.ndarray, b: np.ndarray, clusters: np.ndarray, confid
     n_eff = a.size / deff
     pa, pb = float(a.mean()), float(b.mean())
     ia, ib = wilson(pa, n_eff, confidence), wilson(pb, n_eff, confidence)
-    # phi of the 2 x 2 table of the pairs; 0 where a margin is empty (Newcombe 1998b)
+    # phi of the 2 x 2 table of the pairs as Newcombe (1998b, method 10) corrects it: 0 where a
+    # margin is empty; AD - BC less N/2 when it is above N/2, 0 from 0 to N/2, as is when negative.
+    # Uncorrected, a table without discordant pairs has phi = 1 and an interval of zero width.
     both, only_a = float((a * b).sum()), float((a * (1 - b)).sum())
     only_b, neither = float(((1 - a) * b).sum()), float(((1 - a) * (1 - b)).sum())
     margins = (both + only_a) * (only_b + neither) * (both + only_b) * (only_a + neither)
-    phi = 0.0 if margins == 0 else max(0.0, (both * neither - only_a * only_b) / math.sqrt(margins))
+    cross = both * neither - only_a * only_b
+    corrected = cross - a.size / 2 if cross > a.size / 2 else min(cross, 0.0)
+    phi = 0.0 if margins == 0 else corrected / math.sqrt(margins)
     d = pa - pb
     return {"value": d, "ci": mover(d, (pa, ia), (pb, ib), phi), "method": NEWCOMBE_PAIRED, "pairs": int(a.size),
             "n_effective": round(n_eff, 3), "design_effect": round(deff, 3)}  # fmt: skip

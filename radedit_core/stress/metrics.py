@@ -428,14 +428,16 @@ def summarise(out: Outcomes, boot: SourceBootstrap, subgroups: Sequence[str] = (
     return result
 
 
-#: |shortcut effect| up to this (with an interval holding 0) reads "follows the finding".
+#: |shortcut effect| up to this, with an interval that holds 0 and rules out large effects, reads
+#: "follows the finding".
 FOLLOWS_WITHIN = 0.15
-#: A shortcut effect at or below this (interval below 0) reads "relies on something the edit kept".
+#: A shortcut effect at or below this (interval below 0) reads "relies on something the edit kept";
+#: an interval reaching this far from 0 either way holds a large effect.
 RELIES_BELOW = -0.5
 
 
 def shortcut_verdict(effect: dict[str, Any], n: int) -> str:
-    """The plain line under a shortcut effect."""
+    """The plain line under a shortcut effect (the report reads "The model <line>")."""
     value, (lo, hi) = effect["value"], effect["ci"]
     small = " (few images: read with care)" if n < intervals.MIN_INTERPRETABLE else ""
     if hi < 0 and value <= RELIES_BELOW:
@@ -444,9 +446,11 @@ def shortcut_verdict(effect: dict[str, Any], n: int) -> str:
         return "partly relies on something the edit kept" + small
     if lo > 0:
         return "is more often right on the edits than on their sources, beyond the shams" + small
-    if abs(value) <= FOLLOWS_WITHIN:
+    # An estimate near 0 is only read as "follows" when the interval excludes large effects: on a few
+    # pairs an effect of 0 [-57, +57] says nothing yet.
+    if abs(value) <= FOLLOWS_WITHIN and RELIES_BELOW < lo and hi < -RELIES_BELOW:
         return "follows the finding: the edits move it as the labels say, the shams do not" + small
-    return "inconclusive: the interval holds 0 but also large effects" + small
+    return "cannot be read yet: the interval holds 0 but also large effects (more pairs narrow it)" + small
 
 
 def shortcut_effects(out: Outcomes, cls: str, boot: SourceBootstrap) -> list[dict[str, Any]]:
