@@ -146,6 +146,20 @@ def output_path(
     return Path(value)
 
 
+def check_not_working_folder(path: str | Path) -> None:
+    """An output (a file or a folder a command writes into) is never the working folder or a folder above it.
+
+    Raises:
+        OutputError: ``path`` is ``.``, ``..``, ``/`` or the absolute name of one of them.
+    """
+    path = _spelled_out(Path(path))
+    if _holds_working_folder(path):
+        raise OutputError(
+            f"{path}: is the working folder{'' if same_file(path, '.') else ' or holds it'}; an output never "
+            "replaces it: give a new name"
+        )
+
+
 def check_writable(path: str | Path, overwrite: bool = False, folder: bool | None = None) -> Path:
     """Fail early (before any computation) if ``path`` cannot be created; creates nothing.
 
@@ -159,11 +173,7 @@ def check_writable(path: str | Path, overwrite: bool = False, folder: bool | Non
             not writable.
     """
     path = _spelled_out(Path(path))
-    if _holds_working_folder(path):
-        raise OutputError(
-            f"{path}: is the working folder{'' if same_file(path, '.') else ' or holds it'}; an output never "
-            "replaces it: give a new name"
-        )
+    check_not_working_folder(path)
     if path.is_symlink():
         raise OutputError(
             f"{path}: is a symlink to {os.readlink(path)}; an output never replaces a symlink or what it points "
@@ -725,6 +735,7 @@ __all__ = [
     "OutputGroup",
     "REPLACED_SUFFIX",
     "remove_replaced_leftovers",
+    "check_not_working_folder",
     "check_outputs_apart",
     "check_replaceable_folder",
     "check_run_files",

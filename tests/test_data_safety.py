@@ -1202,11 +1202,46 @@ def test_a_stress_report_never_replaces_what_it_reads(cls_set, tmp_path, capsys)
                "--device", "cpu", "--resamples", "100")[0] == 0  # fmt: skip
     before = checksums(tmp_path, cls_set)
     for output, name in ((results / "results.json", "--results"), (results / "predictions.csv", "predictions"),
-                         (cls_set / "set.json", "--set")):  # fmt: skip
+                         (cls_set / "set.json", "--set"), (cls_set / "masks" / "case00-keep.png", "keep_mask")):  # fmt: skip
         code, err = cli(capsys, "stress", "report", "--results", results, "--output", output, "--overwrite")
-        assert code == 4 and f"is the same file as the input {name}" in err, err
+        assert code == 4 and "is the same file as the input" in err and name in err, err
         assert checksums(tmp_path, cls_set) == before
     assert cli(capsys, "stress", "report", "--results", results, "--output", tmp_path / "report.html")[0] == 0
+    assert cli(capsys, "stress", "report", "--results", results, "--output", tmp_path / "report.html",
+               "--overwrite")[0] == 0  # fmt: skip
+    (tmp_path / "mine.html").write_text("<html>my notes</html>")  # --overwrite replaces only a report radedit wrote
+    code, err = cli(capsys, "stress", "report", "--results", results, "--output", tmp_path / "mine.html", "--overwrite")
+    assert code == 4 and "mine.html: not a report radedit wrote" in err, err
+    assert (tmp_path / "mine.html").read_text() == "<html>my notes</html>"
+
+
+@pytest.mark.parametrize("mine", ["predictions.csv", "results.json"])
+def test_stress_evaluate_never_replaces_a_file_it_did_not_write(cls_set, tmp_path, capsys, mine):
+    predictor = _script(tmp_path / "p", LATER_BATCH.replace("raise RuntimeError", "return x.mean(dim=(2, 3))\n        raise RuntimeError"), "ok")  # fmt: skip
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / mine).write_text("my own work\n")
+    argv = ["stress", "evaluate", "--set", cls_set, "--predictor", predictor, "--output", out, "--device", "cpu",
+            "--resamples", "100"]  # fmt: skip
+    for extra in ([], ["--overwrite"]):
+        code, err = cli(capsys, *argv, *extra)
+        assert code == 4 and f"{out / mine}: not a {mine} radedit wrote" in err, err
+        assert sorted(os.listdir(out)) == [mine] and (out / mine).read_text() == "my own work\n"
+
+
+def test_stress_evaluate_checks_its_options_and_folder_before_the_predictor_loads(cls_set, tmp_path, capsys,
+                                                                                  monkeypatch):  # fmt: skip
+    import radedit_core.stress.predictor_forms as forms
+
+    monkeypatch.setattr(forms, "load_predictor", lambda *a, **k: pytest.fail("the predictor loaded"))
+    argv = ["stress", "evaluate", "--set", cls_set, "--predictor", tmp_path / "p.pt", "--device", "cpu"]
+    monkeypatch.chdir(tmp_path)
+    for extra, problem in ((["--seed", "-1", "--output", "r"], "--seed -1: must be an integer from 0 to"),
+                           (["--resamples", "10", "--output", "r"], "--resamples 10: use at least 100"),
+                           (["--output", "."], "is the working folder"), (["--output", ".."], "holds it")):  # fmt: skip
+        code, err = cli(capsys, *argv, *extra)
+        assert code in (2, 4) and problem in err, err
+    assert os.listdir(tmp_path) == []
 
 
 def test_a_bundle_run_into_a_locked_output_dir_says_who_holds_it(tmp_path, radedit_home, monkeypatch):

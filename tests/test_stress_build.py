@@ -142,6 +142,37 @@ def test_recipes_that_do_not_fit_the_datalist_stop_the_cli_before_any_edit(world
 
 
 @pytest.mark.parametrize(
+    "column, values, problem",
+    [
+        ("accession_no", None, "subgroups: column 'accession_no' identifies patients"),
+        ("referring", None, "subgroups: column 'referring' identifies patients"),
+        ("ticket", [f"T{i:04d}" for i in range(10)], "column 'ticket' holds a different value in each of its 10 rows"),
+        ("image", ["images/nope.png"] + [None] * 9, "bad.json: testing row 1: "),
+    ],
+)
+def test_datalist_problems_stop_the_build_before_any_edit(world, tmp_path, capsys, column, values, problem):
+    """Identifiers under other names never become subgroups; a missing image is found up front even in
+    a row no recipe edits (it is a real image of the set)."""
+    data = json.loads((world / "datalist.json").read_text())
+    rows = data["testing"]
+    for k, row in enumerate(rows):
+        row[column] = values[k] if values is not None and values[k] is not None else row.get(column, f"v{k % 2}")
+    if column == "image":
+        rows[0]["pneumothorax"] = 0
+        problem += f"{world / 'images' / 'nope.png'}: file does not exist"
+    (world / "bad.json").write_text(json.dumps(data))
+    recipes = _write(tmp_path / "r.yaml", PTX_RECIPES)
+    try:
+        code = main(["-q", "stress", "build", "--datalist", str(world / "bad.json"), "--recipes", str(recipes),
+                     "--output", str(tmp_path / "set"), *(["--subgroups", column] if column != "image" else [])])  # fmt: skip
+    finally:
+        (world / "bad.json").unlink()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and err.startswith("radedit: error: ") and "\n" not in err and problem in err, err
+    assert not (tmp_path / "set").exists()
+
+
+@pytest.mark.parametrize(
     "predictor, problem",
     [
         ("stress_phantom_predictors:nan_outputs", "NaN"),

@@ -71,6 +71,7 @@ from .stress_set import (
     SHAM_SUFFIX,
     TASKS,
     StressSet,
+    identifier_problem,
     is_identifying,
     is_own_set,
     is_own_set_csv,
@@ -336,6 +337,9 @@ class StressBuild(_Batch):
         for column in self.subgroups:
             if not any(column in r.values for r in rows):
                 raise ConfigError(f"subgroups: the datalist {self.datalist} has no column '{column}'")
+            problem = identifier_problem(column, [r.values.get(column) for r in rows])
+            if problem:
+                raise ConfigError(f"subgroups: {problem}")
         if self.predictor_classes is not None:
             missing = [c for c in self.classes if c not in self.predictor_classes]
             if missing:
@@ -365,6 +369,9 @@ class StressBuild(_Batch):
             seen_rows[row_id] = row
             image_text = str(v["image"]).strip()
             image = str((base / image_text).resolve()) if not Path(image_text).is_absolute() else image_text
+            if not Path(image).exists():  # every row is a real image of the set, edited or not
+                problems.add(row.where, InputError(image, "file does not exist"))
+                continue
             self.rows.append((row_id, row, image))
             text = v.get(self.text_column)
             real_text = None if is_missing(text) else str(text).strip()

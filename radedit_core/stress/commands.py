@@ -62,13 +62,15 @@ def add_report_arguments(p: argparse.ArgumentParser) -> None:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     """Check the set, load the predictor, evaluate; prints the results folder."""
-    from .evaluate import evaluate_set  # noqa: PLC0415
+    from .evaluate import check_evaluate_options, check_results_folder, evaluate_set  # noqa: PLC0415
     from .predictor_forms import load_predictor  # noqa: PLC0415
 
     # Options and the set first: bad input is reported before a model is loaded.
     if args.batch_size is not None and args.batch_size < 1:
         raise ConfigError(f"--batch-size {args.batch_size}: must be at least 1")
+    check_evaluate_options(args.resamples, args.seed, args.confidence)
     stress_set = read_stress_set(args.set)
+    check_results_folder(args.output, stress_set)
     predictor = load_predictor(args.predictor, args.predictor_config, device=args.device)
     if args.batch_size is not None:
         predictor.set_batch_size(args.batch_size)

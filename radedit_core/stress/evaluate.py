@@ -35,15 +35,16 @@ import time
 from dataclasses import dataclass
 from importlib import metadata as _metadata
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .._version import __version__
 from ..errors import ConfigError, InputError, OutputError
-from ..fileio import atomic_path, write_json
+from ..fileio import atomic_path, check_not_working_folder, check_run_files, csv_header, json_object, write_json
 from ..imaging.io import read_image, read_mask_array
 from ..scoring import PAPER_SCORE_THRESHOLD
+from ..settings import MAX_SEED
 from . import intervals
 from .metrics import ClassificationTable, Outcomes, SourceBootstrap, segmentation_scores, summarise
 from .predictors import Predictor
@@ -390,6 +391,51 @@ def _write_predictions(path: Path, rows: Sequence[SetRow], records: dict[str, di
                 writer.writerow(cells)
 
 
+def check_evaluate_options(
+    n_resamples: Any, seed: Any, confidence: Any, names: Sequence[str] = ("--resamples", "--seed", "--confidence")
+) -> None:
+    """The bootstrap's options, checked before the predictor loads (``names``: as the front end spells them).
+
+    Raises:
+        ConfigError: fewer than 100 resamples, a seed that is not an integer from 0 to
+            :data:`~radedit_core.settings.MAX_SEED`, a confidence outside (0.5, 1).
+    """
+    if isinstance(n_resamples, bool) or not isinstance(n_resamples, int) or n_resamples < 100:
+        raise ConfigError(f"{names[0]} {n_resamples}: use at least 100 bootstrap resamples")
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ConfigError(f"{names[1]} {seed}: must be an integer from 0 to {MAX_SEED}")
+    if isinstance(confidence, bool) or not (isinstance(confidence, (int, float)) and 0.5 < confidence < 1.0):
+        raise ConfigError(f"{names[2]} {confidence}: must lie between 0.5 and 1")
+
+
+def _own_results(path: Path) -> bool:
+    return (json_object(path) or {}).get("format") == RESULTS_FORMAT
+
+
+def _own_predictions(path: Path) -> bool:
+    return (csv_header(path) or [])[:5] == ["id", "kind", "source", "recipe", "image"]
+
+
+def check_results_folder(
+    output: str | Path, stress_set: StressSet | None = None, predictor: Mapping[str, Any] | None = None
+) -> None:
+    """Before any prediction: the results folder is not the working folder, and its ``results.json``
+    and ``predictions.csv`` are neither inputs (the set's files; the predictor's ``file``,
+    ``sidecar`` and ``config`` from its description) nor files another tool wrote there
+    (replaced only when radedit wrote them, ``--overwrite`` or not).
+
+    Raises:
+        OutputError: naming the file and the problem.
+    """
+    output = Path(output)
+    check_not_working_folder(output)
+    inputs: dict[str, Any] = dict(stress_set.input_files()) if stress_set is not None else {}
+    for key in ("file", "sidecar", "config"):
+        if (predictor or {}).get(key):
+            inputs[f"--predictor's {key}"] = Path(str(predictor[key]))
+    check_run_files(output, {RESULTS_JSON: _own_results, PREDICTIONS_CSV: _own_predictions}, inputs, "stress evaluate")
+
+
 def evaluate_set(
     set_dir: str | Path | StressSet,
     predictor: Predictor,
@@ -419,15 +465,13 @@ def evaluate_set(
         OutputError: results exist (without ``overwrite``) or cannot be written.
     """
     started = time.perf_counter()
+    check_evaluate_options(n_resamples, seed, confidence)
     stress_set = set_dir if isinstance(set_dir, StressSet) else read_stress_set(set_dir)
-    if n_resamples < 100:
-        raise ConfigError(f"--resamples {n_resamples}: use at least 100 bootstrap resamples")
-    if not 0.5 < confidence < 1.0:
-        raise ConfigError(f"--confidence {confidence}: must lie between 0.5 and 1")
     classes = check_labels(stress_set, predictor, task)
     task = stress_set.task
     output = Path(output)
     results_path, predictions_path = output / RESULTS_JSON, output / PREDICTIONS_CSV
+    check_results_folder(output, stress_set, getattr(predictor, "description", None))
     # results.json is written last: predictions.csv without it is this command's own unfinished run, which resumes.
     if results_path.exists() and not overwrite:
         raise OutputError(f"{results_path}: output already exists (pass --overwrite, or overwrite=True in Python, to replace it)")
@@ -535,6 +579,8 @@ def read_results(path: str | Path) -> dict[str, Any]:
 
 
 __all__ = [
+    "check_evaluate_options",
+    "check_results_folder",
     "Evaluation",
     "MASKS_DIR",
     "PREDICTIONS_CSV",

@@ -32,18 +32,18 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from .._version import __version__
-from ..errors import InputError
+from ..errors import InputError, OutputError
 from ..fileio import atomic_path, check_outputs_apart, check_writable
 from ..imaging.io import read_image, read_mask_array
 from .evaluate import PREDICTIONS_CSV, RESULTS_JSON, read_results
 from .metrics import MIN_SUBGROUP_SIZE
 from .privacy import Scrubber
-from .stress_set import SET_CSV, StressSet, read_stress_set
+from .stress_set import StressSet, read_stress_set
 
 PERCENT_METRICS = {"accuracy", "sensitivity", "specificity", "dice", "flip_rate"}
 METRIC_NAMES = {
@@ -662,6 +662,32 @@ def _provenance(results: dict[str, Any], scrub: Scrubber) -> list[dict]:
     return sections
 
 
+def _own_report(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    return b'<meta name="generator" content="radedit_core ' in head
+
+
+def check_report_output(output: str | Path, overwrite: bool = False, inputs: Mapping[str, Any] | None = None) -> Path:
+    """The report's path can be written: :func:`~radedit_core.fileio.check_writable`, it is none of
+    ``inputs`` (``{name: path}``, :func:`~radedit_core.fileio.check_outputs_apart`), and an existing
+    file is replaced (``overwrite``) only when it is a report radedit wrote (its generator tag).
+
+    Raises:
+        OutputError: as check_writable, naming the input it is, or the file another tool wrote.
+    """
+    output = check_writable(output, overwrite, folder=False)
+    check_outputs_apart({"--output": output}, dict(inputs or {}))
+    if output.is_file() and not _own_report(output):
+        raise OutputError(
+            f"{output}: not a report radedit wrote; --overwrite replaces only those: choose another --output"
+        )
+    return output
+
+
 def write_report(
     results_dir: str | Path,
     output: str | Path | None = None,
@@ -690,17 +716,15 @@ def write_report(
     folder = Path(results_dir)
     results = read_results(folder)
     folder = folder if folder.is_dir() else folder.parent
-    output = check_writable(Path(output) if output is not None else folder / "report.html", overwrite, folder=False)
+    output = Path(output) if output is not None else folder / "report.html"
     predictions = _read_predictions(folder)
     set_path = Path(set_dir) if set_dir is not None else Path(results["set"]["path"])
     stress_set = read_stress_set(set_path)
     if stress_set.sha256 != results["set"]["sha256"]:
         raise InputError(stress_set.json_path, "the set changed since it was evaluated (set.json checksum differs); evaluate it again")
     # the report never replaces what it reads: the results, the set, its images
-    inputs = {"--results": folder / RESULTS_JSON, "predictions": folder / PREDICTIONS_CSV,
-              "--set": stress_set.json_path, "the set's csv": stress_set.json_path.with_name(SET_CSV)}  # fmt: skip
-    inputs.update({f"set row {row.id}: image": row.image for row in stress_set.rows})
-    check_outputs_apart({"--output": output}, inputs)
+    inputs = {"--results": folder / RESULTS_JSON, "predictions": folder / PREDICTIONS_CSV, **stress_set.input_files()}
+    output = check_report_output(output, overwrite, inputs)
     scrub = Scrubber.for_images(r.image for r in stress_set.rows)
 
     tables, paired_tables = _summary_tables(results, scrub)

@@ -131,6 +131,10 @@ def stress_options(data: Mapping[str, Any], base: str | Path | None = None, sour
     for key, kind in (("resamples", "int"), ("bootstrap_seed", "int"), ("confidence", "float"), ("include_images", "bool"),
                       ("overwrite", "bool"), ("progress", "bool"), ("self_contained", "bool")):  # fmt: skip
         options[key] = coerce(f"{source}: {key}", options[key], kind)
+    from .evaluate import check_evaluate_options  # noqa: PLC0415
+
+    check_evaluate_options(options["resamples"], options["bootstrap_seed"], options["confidence"],
+                           tuple(f"{source}: {k}" for k in ("resamples", "bootstrap_seed", "confidence")))
     options["split"] = parse_split(options["split"], f"{source}: split")
     if options["batch_size"] is not None:
         options["batch_size"] = coerce(f"{source}: batch_size", options["batch_size"], "int")
@@ -196,7 +200,13 @@ def stress_evaluate(o: Mapping[str, Any], predictor: Any = None) -> tuple[Any, P
 
 def run_stress(options: Mapping[str, Any], editor: Any = None, scorer: Any = None) -> StressRun:
     """Build, evaluate and report with checked options (:func:`stress_options`); see the module docstring."""
+    from .evaluate import check_results_folder  # noqa: PLC0415
+    from .report import check_report_output  # noqa: PLC0415
+
     o = dict(options)
+    # 0. where the results go, before hours of edits: no working folder, nothing another tool wrote
+    check_results_folder(o["results"])
+    check_report_output(o["report"], overwrite=True)
     # 1. the predictor, before any edit
     predictor = _load_checked_predictor(o)
     check_predictor_before_editing(predictor, o["datalist"], o["id_column"], o["split"])

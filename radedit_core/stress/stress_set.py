@@ -108,9 +108,35 @@ IDENTIFYING_COLUMNS = frozenset(
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 
 
+#: Parts of a column name that mark it as identifying wherever they occur in it (``accession_no``,
+#: ``referring_physician``; ``patient_sex`` and ``patient_age`` stay subgroups).
+IDENTIFYING_PARTS = ("accession", "birth", "referr", "physician", "mrn", "subjectid")
+#: A subgroup column is an identifier, not a subgroup, when at least this many rows each hold a
+#: value of their own.
+UNIQUE_VALUES_ROWS = 10
+
+
 def is_identifying(column: str) -> bool:
-    """Does a column name denote a patient identifier (case and punctuation ignored)?"""
-    return re.sub(r"[^a-z0-9]", "", column.lower()) in IDENTIFYING_COLUMNS
+    """Does a column name denote a patient identifier (case and punctuation ignored)?
+
+    A name heuristic (:data:`IDENTIFYING_COLUMNS`, :data:`IDENTIFYING_PARTS`): a column of
+    identifiers under another name is caught by its values instead (:func:`identifier_problem`).
+    """
+    name = re.sub(r"[^a-z0-9]", "", column.lower())
+    return name in IDENTIFYING_COLUMNS or any(part in name for part in IDENTIFYING_PARTS)
+
+
+def identifier_problem(column: str, values: Sequence[Any]) -> str | None:
+    """Why ``column`` (with one value per row, None where missing) cannot be a subgroup, or None:
+    its name identifies patients, or each of at least :data:`UNIQUE_VALUES_ROWS` rows holds a
+    value of its own (an accession number under any name; a subgroup of one image says nothing)."""
+    if is_identifying(column):
+        return f"column '{column}' identifies patients; it cannot be a subgroup"
+    present = [str(v) for v in values if v is not None and str(v).strip() != ""]
+    if len(present) >= UNIQUE_VALUES_ROWS and len(set(present)) == len(present):
+        return (f"column '{column}' holds a different value in each of its {len(present)} rows: an identifier, "
+                "not a subgroup; it cannot be one")
+    return None
 
 
 @dataclass
@@ -158,6 +184,19 @@ class StressSet:
     @property
     def json_path(self) -> Path:
         return self.path / SET_JSON
+
+    def input_files(self) -> dict[str, Path]:
+        """Every file a command reading the set reads, by the name messages give it: ``set.json``,
+        ``set.csv``, each row's image and its mask files (labels, edit and keep masks)."""
+        files = {"--set": self.json_path, "the set's csv": self.path / SET_CSV}
+        for row in self.rows:
+            if row.image is not None:
+                files[f"set row {row.id}: image"] = row.image
+            for column, ref in (*row.masks.items(), *row.regions.items()):
+                path = ref.path if isinstance(ref, MaskRef) else ref
+                if path is not None:
+                    files[f"set row {row.id}: {column}"] = Path(path)
+        return files
 
     @property
     def accepted(self) -> list[SetRow]:
@@ -343,8 +382,10 @@ def _subgroup_columns(rows: list[SetRow], declared: Any, json_path: Path) -> lis
         if not isinstance(declared, list) or not all(isinstance(c, str) for c in declared):
             raise InputError(json_path, "'subgroups' must be a list of column names")
         for column in declared:
-            if is_identifying(column):
-                raise InputError(json_path, f"subgroup column '{column}' identifies patients; it cannot be a subgroup")
+            per_source = {r.source: r.values.get(column) for r in rows}
+            problem = identifier_problem(column, list(per_source.values()))
+            if problem:
+                raise InputError(json_path, f"subgroup {problem}")
             if column in RESERVED_COLUMNS or column.startswith(MASK_PREFIX):
                 raise InputError(json_path, f"'{column}' has a fixed meaning and cannot be a subgroup column")
             if not any(column in r.values for r in rows):
@@ -600,6 +641,7 @@ __all__ = [
     "SetRow",
     "StressSet",
     "TASKS",
+    "identifier_problem",
     "is_identifying",
     "is_own_set",
     "is_own_set_csv",
