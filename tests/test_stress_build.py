@@ -125,7 +125,7 @@ def test_bad_recipes_name_the_file_recipe_and_key(tmp_path, change, problem):
 @pytest.mark.parametrize(
     "change, problem",
     [
-        ({"labels": {"tumour": 0}}, "unknown label 'tumour': the datalist has no column 'tumour'"),
+        ({"labels": {"tumour": 0}}, "r.yaml: recipe remove-pneumothorax: labels.tumour: unknown label 'tumour': the datalist "),
         ({"keep": ["chest_tube"]}, "keep: missing mask 'chest_tube': the datalist"),
         ({"when": {"pneumothorax": 7}}, "when: applies to no row of"),
     ],

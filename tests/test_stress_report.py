@@ -192,3 +192,14 @@ def test_the_summary_names_the_model_of_the_batch_runners_fingerprint_and_its_se
     name, rows = _edit_settings({"provenance": {"set": set_provenance}}, Scrubber())
     assert name == "tiny (float32, VAE float32)"
     assert rows == [{"cells": ["remove-pneumothorax", "50", "0.3", "15", "0", "5"]}]
+
+
+def test_the_summary_says_a_filter_was_skipped_only_when_one_was():
+    from radedit_core.stress.privacy import Scrubber
+    from radedit_core.stress.report import _qc_section
+
+    unscored = _qc_section({"qc": {"score_status": "unavailable: BioViL-T is not installed"}}, Scrubber())
+    assert unscored["banner"].startswith("Editing score unavailable") and not unscored["filters_skipped"]
+    skipped = _qc_section({"qc": {"score_status": "unavailable: x", "filters_not_applied": "min_score (remove-ptx)"}},
+                          Scrubber())  # fmt: skip
+    assert skipped["banner"].startswith("Filter not applied: min_score") and skipped["filters_skipped"]

@@ -114,7 +114,7 @@ def run_report(args: argparse.Namespace) -> int:
 def add_evaluate_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "evaluate",
-        help="run a model on a stress-test set: metrics with bootstrap CIs, flip rates, breakdowns",
+        help="run a model on a stress-test set: metrics with confidence intervals, flip rates, breakdowns",
         description="Evaluate a classifier or segmenter on the real and synthetic images of a stress-test set.",
     )
     add_evaluate_arguments(p)

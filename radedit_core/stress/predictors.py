@@ -724,7 +724,8 @@ def load_entry_point(ref: str, config: str | Path | None = None, device: str = "
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - the user's module may fail in any way
-        raise ConfigError(f"{ref}: cannot import module '{module_name}' ({type(exc).__name__}: {exc})") from exc
+        hint = "; a module beside you is found with PYTHONPATH=. (or install it)" if isinstance(exc, ModuleNotFoundError) else ""
+        raise ConfigError(f"{ref}: cannot import module '{module_name}' ({type(exc).__name__}: {exc}){hint}") from exc
     factory: Any = module
     for part in attr.split("."):
         factory = getattr(factory, part, None)

@@ -479,10 +479,12 @@ def check_recipes(book: RecipeBook, rows: Sequence[Any], datalist: str | Path, c
     columns = _columns(rows)
     masks = sorted(c[len(MASK_PREFIX) :] for c in columns if c.startswith(MASK_PREFIX))
     for name in classes:
-        if task == "classification" and name not in columns:
-            raise ConfigError(f"{datalist}: unknown label '{name}': the datalist has no column '{name}'")
-        if task == "segmentation" and name not in masks:
-            raise ConfigError(f"{datalist}: unknown label '{name}': the datalist has no column '{MASK_PREFIX}{name}'")
+        column = name if task == "classification" else f"{MASK_PREFIX}{name}"
+        if (task == "classification" and name not in columns) or (task == "segmentation" and name not in masks):
+            # a label a recipe sets is the recipe's typo more often than the datalist's gap: name both
+            setter = next((r.name for r in book.recipes if name in r.labels), None)
+            where = book.where(setter, f"labels.{name}") if setter is not None else str(datalist)
+            raise ConfigError(f"{where}: unknown label '{name}': the datalist {datalist} has no column '{column}'")
     if task == "classification":
         for row in rows:
             for name in classes:

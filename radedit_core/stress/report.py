@@ -523,7 +523,7 @@ def _qc_section(results: dict[str, Any], scrub: Scrubber) -> dict[str, Any]:
                                fig("ssim_outside_edit", 3), score, scrub.text(filters), scrub.text(removed)]})  # fmt: skip
     columns = ["Recipe", "edits", "accepted", "mean |Δ| in edit region", "max |Δ| in keep region", "mean |Δ| outside",
                "SSIM", "SSIM outside edit", "editing score (median)", "filters", "removed by"]  # fmt: skip
-    return {"banner": banner, "columns": columns, "rows": rows, "score_status": scrub.text(status or "—"),
+    return {"banner": banner, "filters_skipped": bool(qc.get("filters_not_applied")), "columns": columns, "rows": rows, "score_status": scrub.text(status or "—"),
             "threshold": qc.get("score_threshold")}  # fmt: skip
 
 
