@@ -26,9 +26,15 @@ import sys
 import tempfile
 from pathlib import Path
 
+import monai.bundle  # noqa: F401 - see below
 import numpy as np
 import pytest
 import torch
+
+# MONAI's bundle loggers get a StreamHandler on sys.stdout when monai.bundle is first imported.
+# Imported first inside a test that captures output (capsys), the handler keeps that test's stream,
+# closed afterwards, and every later bundle run in the worker prints "--- Logging error ---":
+# imported here, it binds to the session's stream.
 
 # Tests never reach the network; the loaders must work from local files alone.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
