@@ -32,6 +32,10 @@ _DTYPES = {
 }
 
 
+#: The loggers of the libraries that load and save model components.
+_MODEL_LIBRARY_LOGGERS = ("diffusers", "transformers", "huggingface_hub")
+
+
 def quiet_model_libraries() -> None:
     """Silence diffusers/transformers/huggingface_hub chatter (load reports, dtype notes, their bars).
 
@@ -39,7 +43,7 @@ def quiet_model_libraries() -> None:
     radedit errors.  Importing diffusers/transformers costs seconds, so this is
     called when a model is about to load, never at start-up.
     """
-    for name in ("diffusers", "transformers", "huggingface_hub"):
+    for name in _MODEL_LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         from diffusers.utils import logging as dlog  # noqa: PLC0415
@@ -60,8 +64,7 @@ def quieted_model_libraries() -> Iterator[None]:
     from diffusers.utils import logging as dlog  # noqa: PLC0415
     from transformers.utils import logging as tlog  # noqa: PLC0415
 
-    names = ("diffusers", "transformers", "huggingface_hub")
-    levels = {name: logging.getLogger(name).level for name in names}
+    levels = {name: logging.getLogger(name).level for name in _MODEL_LIBRARY_LOGGERS}
     settings = [(m, m.get_verbosity(), m.is_progress_bar_enabled()) for m in (dlog, tlog)]
     quiet_model_libraries()
     try:

@@ -52,6 +52,8 @@ from .stress_set import SWEEP_COLUMNS, SetRow, StressSet, read_stress_set
 
 RESULTS_JSON = "results.json"
 PREDICTIONS_CSV = "predictions.csv"
+#: The first columns of predictions.csv (the set row); how a predictions.csv radedit wrote is recognised.
+PREDICTION_ROW_COLUMNS = ("id", "kind", "source", "recipe", "image")
 MASKS_DIR = "masks"
 PARTIAL = ".predictions.partial.jsonl"
 #: Segmentation keeps each batch's source images (for the masks' grid): at most this many in memory.
@@ -359,7 +361,7 @@ def _distance_unit(records: Sequence[dict[str, Any]]) -> str | None:
 
 def _write_predictions(path: Path, rows: Sequence[SetRow], records: dict[str, dict], task: str,
                        classes: Sequence[str], columns: Sequence[str]) -> None:  # fmt: skip
-    header = ["id", "kind", "source", "recipe", "image", *columns]
+    header = [*PREDICTION_ROW_COLUMNS, *columns]
     for c in classes:
         if task == "classification":
             header += [f"label_{c}", f"probability_{c}", f"prediction_{c}"]
@@ -413,7 +415,7 @@ def _own_results(path: Path) -> bool:
 
 
 def _own_predictions(path: Path) -> bool:
-    return (csv_header(path) or [])[:5] == ["id", "kind", "source", "recipe", "image"]
+    return (csv_header(path) or [])[: len(PREDICTION_ROW_COLUMNS)] == list(PREDICTION_ROW_COLUMNS)
 
 
 def check_results_folder(
